@@ -1,0 +1,104 @@
+"""The ClientApp: the same code in Ray-simulated clients and on real SuperNodes.
+
+Each message carries the resolved scenario; a worker process builds the data set,
+partition and model for it once and reuses them for every later message
+(``_workload`` is cached per process), so a round costs training, not set-up.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from torch import nn
+
+from clients import training
+from fedsim import protocol as keys
+from fedsim.data import FederatedData, Split, load_federated, resolve_root
+from fedsim.models import build_model
+from fedsim.scenario import Scenario, parse_scenario
+from fedsim.seeding import torch_generator
+
+app = ClientApp()
+
+
+@dataclass
+class Workload:
+    """What one worker process keeps between messages of a run."""
+
+    scenario: Scenario
+    data: FederatedData
+    model: nn.Module
+    device: torch.device
+    _splits: dict[int, Split] = field(default_factory=dict)
+
+    def client(self, partition_id: int) -> Split:
+        """The partition's samples, on the training device, sliced once."""
+        if partition_id not in self._splits:
+            split = self.data.client(partition_id)
+            self._splits[partition_id] = Split(split.x.to(self.device), split.y.to(self.device))
+        return self._splits[partition_id]
+
+
+@functools.lru_cache(maxsize=2)
+def _workload(scenario_toml: str, data_root: str | None) -> Workload:
+    scenario = parse_scenario(scenario_toml)
+    threads = max(1, int(scenario.resources.client_cpus))
+    torch.set_num_threads(threads)  # match the CPUs Ray reserved for this worker
+    root = resolve_root(scenario.data, data_root)
+    data = load_federated(scenario.data, scenario.seed, root)
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    use_gpu = scenario.resources.client_gpus > 0 and torch.cuda.is_available()
+    device = torch.device("cuda" if use_gpu else "cpu")
+    return Workload(scenario, data, model.to(device), device)
+
+
+def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
+    """The cached workload, with the global model loaded, and this node's partition id."""
+    config = msg.content.config_records[keys.CONFIG]
+    node_dir = context.node_config.get(keys.NODE_DATA_DIR)
+    data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
+    work = _workload(keys.text(config, keys.SCENARIO), data_root)
+    work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
+    return work, int(context.node_config[keys.NODE_PARTITION_ID]), config
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    work, pid, config = _setup(msg, context)
+    data = work.client(pid)
+    server_round = int(keys.number(config, keys.SERVER_ROUND))
+    mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
+    generator = torch_generator(work.scenario.seed, "train", server_round, pid)
+    loss = training.train(work.model, data, work.scenario.client, mu, generator)
+    metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
+    content = RecordDict({keys.ARRAYS: ArrayRecord(work.model.state_dict()), keys.METRICS: metrics})
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """The global model on this client's local data."""
+    work, pid, _ = _setup(msg, context)
+    data = work.client(pid)
+    loss, accuracy = training.evaluate(work.model, data)
+    metrics = MetricRecord(
+        {keys.NUM_EXAMPLES: float(len(data)), keys.EVAL_LOSS: loss, keys.EVAL_ACCURACY: accuracy}
+    )
+    return Message(RecordDict({keys.METRICS: metrics}), reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Tell the server which partition this node holds, so it can sample reproducibly."""
+    node = context.node_config
+    metrics = MetricRecord(
+        {
+            keys.PARTITION_ID: float(node[keys.NODE_PARTITION_ID]),
+            keys.NODE_NUM_PARTITIONS: float(node[keys.NODE_NUM_PARTITIONS]),
+        }
+    )
+    return Message(RecordDict({keys.METRICS: metrics}), reply_to=msg)

@@ -1,0 +1,148 @@
+"""Turn TOML tables into frozen dataclasses, checking every key once.
+
+The scenario dataclasses describe themselves: field types (``int``, ``float``,
+``bool``, ``str``, ``Literal[...]``, nested dataclasses, ``X | None``) and bounds
+given with :func:`bounded`.  This module walks them generically, so adding a key
+to a scenario section is a one-line change and its checks come for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+
+class ScenarioError(ValueError):
+    """A bad scenario value: ``str(error)`` is one line that names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with numeric bounds checked by :func:`from_table`."""
+    limits = {"ge": ge, "gt": gt, "le": le, "lt": lt}
+    return dataclasses.field(default=default, metadata={k: v for k, v in limits.items() if v is not None})
+
+
+def from_table(cls: type[T], table: Mapping[str, Any], path: str = "") -> T:
+    """Build ``cls`` from a parsed TOML table; raise ScenarioError on the first bad key."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in table:
+        if key not in fields:
+            raise ScenarioError(_join(path, key), f"unknown key{_suggest(key, fields)}")
+    hints = get_type_hints(cls)
+    values = {}
+    for name, value in table.items():
+        key = _join(path, name)
+        values[name] = _check_bounds(key, fields[name], _convert(key, hints[name], value))
+    try:
+        return cls(**values)
+    except TypeError as error:  # a required field without a default is missing
+        missing = [n for n, f in fields.items() if n not in values and _required(f)]
+        raise ScenarioError(_join(path, missing[0]) if missing else path, "missing") from error
+
+
+def to_table(obj: Any) -> dict[str, Any]:
+    """The inverse of :func:`from_table`, leaving out unset optional values (TOML has no null)."""
+    table: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            table[f.name] = to_table(value)
+        elif value is not None:
+            table[f.name] = value
+    return table
+
+
+def apply_override(table: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.path=value`` to a raw table; the value is read as TOML, else as a string."""
+    path, sep, raw = assignment.partition("=")
+    path = path.strip()
+    if not sep or not path:
+        raise ScenarioError("--set", f"expected KEY=VALUE, got {assignment!r}")
+    *parents, leaf = path.split(".")
+    node = table
+    for depth, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ScenarioError(".".join(parents[: depth + 1]), "is a value, not a table")
+    node[leaf] = parse_value(raw.strip())
+
+
+def parse_value(raw: str) -> Any:
+    """``0.05`` -> float, ``true`` -> bool, ``fedprox`` -> str: typed like the file."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _convert(key: str, hint: Any, value: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):  # ``X | None``: TOML cannot say None, so X it is
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(key, inner, value)
+    if origin is Literal:
+        if value not in args:
+            raise ScenarioError(key, f"expected one of {_names(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ScenarioError(key, f"expected a table, got {value!r}")
+        return from_table(hint, value, key)  # type: ignore[arg-type]
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, bool, str) and type(value) is hint:
+        return value
+    raise ScenarioError(key, f"expected {_type_name(hint)}, got {value!r}")
+
+
+def _check_bounds(key: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    checks = {
+        "ge": (">=", value.__ge__),
+        "gt": (">", value.__gt__),
+        "le": ("<=", value.__le__),
+        "lt": ("<", value.__lt__),
+    }
+    for name, limit in f.metadata.items():
+        sign, ok = checks[name]
+        if not ok(limit):
+            raise ScenarioError(key, f"expected a value {sign} {limit}, got {value!r}")
+    return value
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _suggest(key: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f" ({hint}expected one of {_names(known)})"
+
+
+def _names(options: Any) -> str:
+    return ", ".join(repr(o) for o in options)
+
+
+def _type_name(hint: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))

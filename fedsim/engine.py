@@ -1,0 +1,123 @@
+"""The one module that starts Flower: simulation with the Ray backend, or ``flwr run``.
+
+``run`` prepares and validates everything (data, partitions, resources, the run
+folder) before Ray starts, then runs the ServerApp of :mod:`fedsim.server` and
+the ClientApp of :mod:`clients.app` on Flower's simulation engine.  ``server_app``
+is the same ServerApp for ``flwr run .``, reading the scenario path from the run
+config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from flwr.app import Context
+from flwr.server.superlink.fleet.vce.backend.backend import BackendConfig
+from flwr.serverapp import Grid, ServerApp
+from flwr.simulation import run_simulation
+
+from clients.app import app as client_app
+from fedsim.config import ScenarioError
+from fedsim.data import load_federated, resolve_root
+from fedsim.results import RunDirectory, Summary, default_out_dir
+from fedsim.scenario import Scenario, load_scenario
+from fedsim.server import Job, Reporter, RunError, serve
+
+SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
+
+
+def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None) -> Job:
+    """Check resources, find and partition the data, create the run folder."""
+    started_at = time.perf_counter()
+    check_resources(scenario)
+    root = resolve_root(scenario.data, data_dir)
+    data = load_federated(scenario.data, scenario.seed, root)
+    out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
+    return Job(scenario, data, root, out, started_at)
+
+
+def check_resources(scenario: Scenario) -> None:
+    """Refuse what Ray would accept and then hang on ("ActorPool is empty")."""
+    res = scenario.resources
+    cpus = len(os.sched_getaffinity(0))
+    if res.client_cpus > cpus:
+        raise ScenarioError(
+            "resources.client_cpus", f"{res.client_cpus:g} per client, but this machine has {cpus}"
+        )
+    if res.client_gpus > 0 and not torch.cuda.is_available():
+        raise ScenarioError(
+            "resources.client_gpus", f"{res.client_gpus:g} per client, but no CUDA GPU is visible; use 0"
+        )
+
+
+def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
+    """Run ``job`` on Flower's simulation engine; raise RunError if it does not complete."""
+    res = job.scenario.resources
+    outcome: list[Summary] = []
+    done, abort = threading.Event(), threading.Event()
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        try:
+            outcome.append(serve(grid, job, reporter, abort))
+        finally:
+            done.set()
+
+    backend: BackendConfig = {
+        "client_resources": {"num_cpus": res.client_cpus, "num_gpus": res.client_gpus},
+        "init_args": {
+            "logging_level": logging.INFO if verbose else logging.ERROR,
+            "log_to_driver": verbose,
+            "include_dashboard": False,
+        },
+    }
+    try:
+        with _flower_logs(verbose):
+            run_simulation(
+                app, client_app, job.scenario.data.num_clients, "ray", backend, verbose_logging=verbose
+            )
+    except BaseException:
+        abort.set()  # unblocks the server's waits, so it records the failure and ends
+        done.wait(SHUTDOWN_GRACE_S)
+        raise
+    if not outcome:
+        raise RunError("the simulation ended before the server finished (run with -v for its log)")
+    return outcome[0]
+
+
+@contextlib.contextmanager
+def _flower_logs(verbose: bool) -> Iterator[None]:
+    """Flower logs every round and client error at length; we report those ourselves."""
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    logger.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            if not verbose:  # Ray's notice about a future default, printed at every start
+                warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# --- `flwr run .`: the same ServerApp, configured by the run config. ---
+server_app = ServerApp()
+
+
+@server_app.main()
+def _flwr_run_main(grid: Grid, context: Context) -> None:
+    from fedsim.progress import LogReporter
+
+    scenario = load_scenario(str(context.run_config["scenario"]))
+    out = str(context.run_config.get("out", "")) or None
+    job = prepare(scenario, Path(out) if out else None, None)
+    serve(grid, job, LogReporter(), threading.Event())

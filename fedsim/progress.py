@@ -1,0 +1,98 @@
+"""What the user sees while a run goes: a line per round, a live bar, a final summary."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fedsim.results import RoundRecord, Summary
+from fedsim.scenario import Scenario
+
+
+def describe(record: RoundRecord) -> str:
+    parts = [f"round {record.round:>3}"]
+    if record.accuracy is not None and record.loss is not None:
+        parts.append(f"acc {record.accuracy:.4f}  loss {record.loss:.4f}")
+    if record.train_loss is not None:
+        parts.append(f"train {record.train_loss:.4f}")
+    if record.fed_accuracy is not None:
+        parts.append(f"fed acc {record.fed_accuracy:.4f}")
+    failed = f", {record.clients_failed} failed" if record.clients_failed else ""
+    parts.append(f"{record.clients_sampled} clients{failed}")
+    parts.append(f"{record.round_time_s:.1f}s + eval {record.eval_time_s:.1f}s")
+    return "  ".join(parts)
+
+
+class ConsoleReporter:
+    """Rich progress on stderr; a context manager so the bar is always cleared."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("starting Ray and the clients", total=None)
+
+    def __enter__(self) -> ConsoleReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def started(self, scenario: Scenario, population: int) -> None:
+        self.console.print(
+            f"[bold]{scenario.name}[/]: {population} clients, {scenario.strategy.name}, "
+            f"{scenario.model.name} on {scenario.data.dataset} ({scenario.data.partition}), "
+            f"{scenario.rounds} rounds"
+        )
+        self.progress.update(self.task, description="rounds", total=scenario.rounds)
+
+    def round_done(self, record: RoundRecord) -> None:
+        self.console.print(describe(record))
+        self.progress.update(self.task, completed=record.round)
+
+    def warn(self, text: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {text}")
+
+
+class LogReporter:
+    """For ``flwr run``, where the ServerApp's output is a log."""
+
+    log = logging.getLogger("fedsim")
+
+    def started(self, scenario: Scenario, population: int) -> None:
+        self.log.warning("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
+
+    def round_done(self, record: RoundRecord) -> None:
+        self.log.warning("%s", describe(record))
+
+    def warn(self, text: str) -> None:
+        self.log.warning("warning: %s", text)
+
+
+def print_summary(console: Console, summary: Summary, out_dir: str) -> None:
+    def show(value: float | int | None, fmt: str = "{:.4f}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    table = Table(title=f"{summary.name}: {summary.status}", show_header=False)
+    table.add_row("rounds completed", str(summary.rounds_completed))
+    table.add_row("final accuracy", show(summary.final_accuracy))
+    table.add_row(f"best accuracy (round {show(summary.best_round, '{}')})", show(summary.best_accuracy))
+    if summary.target_accuracy is not None:
+        table.add_row(f"round reaching {summary.target_accuracy:g}", show(summary.round_reached_target, "{}"))
+    table.add_row("wall time (s)", show(summary.wall_time_s, "{:.1f}"))
+    table.add_row("results", out_dir)
+    console.print(table)

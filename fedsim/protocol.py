@@ -1,0 +1,49 @@
+"""Every key that travels between the ServerApp and the ClientApp, in one place.
+
+A train or evaluate message carries the global model under ``ARRAYS`` and a
+ConfigRecord under ``CONFIG`` holding the whole resolved scenario as TOML (so a
+client needs nothing but its data and partition id); replies carry a
+MetricRecord under ``METRICS``.
+"""
+
+from __future__ import annotations
+
+from flwr.app import ConfigRecord, MetricRecord
+
+# Record names inside a message's RecordDict (Flower's strategies use the same).
+ARRAYS = "arrays"
+CONFIG = "config"
+METRICS = "metrics"
+
+# ConfigRecord keys, server -> client.
+SCENARIO = "scenario"  # resolved scenario, TOML text
+DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
+SERVER_ROUND = "server-round"  # set by Flower's strategies
+PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
+
+# MetricRecord keys, client -> server.
+NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
+PARTITION_ID = "partition-id"
+TRAIN_LOSS = "train_loss"
+EVAL_LOSS = "loss"
+EVAL_ACCURACY = "accuracy"
+
+# Node config keys (set per SuperNode; Flower's simulation sets the first two).
+NODE_PARTITION_ID = "partition-id"
+NODE_NUM_PARTITIONS = "num-partitions"
+NODE_DATA_DIR = "data-dir"
+
+
+def number(record: ConfigRecord | MetricRecord, key: str, default: float | None = None) -> float:
+    """A scalar from a record as float; records are typed as unions of many value kinds."""
+    value = record.get(key, default)
+    if not isinstance(value, int | float):
+        raise TypeError(f"record key {key!r}: expected a number, got {value!r}")
+    return float(value)
+
+
+def text(record: ConfigRecord, key: str, default: str = "") -> str:
+    value = record.get(key, default)
+    if not isinstance(value, str):
+        raise TypeError(f"record key {key!r}: expected a string, got {value!r}")
+    return value

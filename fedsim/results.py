@@ -1,0 +1,127 @@
+"""The run folder: ``scenario.toml``, ``metrics.jsonl``, ``summary.json``, ``model.pt``.
+
+Rows are appended and flushed to disk as each round ends, so a run that dies
+keeps every round it finished; ``summary.json`` says whether it completed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import torch
+
+from fedsim.config import ScenarioError
+from fedsim.scenario import Scenario
+
+METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE = (
+    "metrics.jsonl",
+    "summary.json",
+    "scenario.toml",
+    "model.pt",
+)
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One line of ``metrics.jsonl``; accuracy and loss are None on rounds not evaluated."""
+
+    round: int
+    accuracy: float | None  # centralized evaluation on the held-out test set
+    loss: float | None
+    train_loss: float | None  # clients' mean local training loss, weighted by examples
+    fed_accuracy: float | None  # federated evaluation: global model on clients' local data
+    fed_loss: float | None
+    clients_sampled: int
+    clients_failed: int
+    round_time_s: float  # training and aggregation
+    eval_time_s: float  # centralized and federated evaluation
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    status: Literal["completed", "failed"]
+    rounds_completed: int
+    final_accuracy: float | None
+    best_accuracy: float | None
+    best_round: int | None
+    target_accuracy: float | None
+    round_reached_target: int | None
+    wall_time_s: float
+    error: str | None = None
+
+
+def summarize(
+    scenario: Scenario, records: Sequence[RoundRecord], wall_time_s: float, error: str | None = None
+) -> Summary:
+    evaluated = [r for r in records if r.accuracy is not None]
+    best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
+    target = scenario.evaluation.target_accuracy
+    reached = next((r.round for r in evaluated if target is not None and (r.accuracy or 0.0) >= target), None)
+    return Summary(
+        name=scenario.name,
+        status="failed" if error else "completed",
+        rounds_completed=len(records),
+        final_accuracy=evaluated[-1].accuracy if evaluated else None,
+        best_accuracy=best.accuracy if best else None,
+        best_round=best.round if best else None,
+        target_accuracy=target,
+        round_reached_target=reached,
+        wall_time_s=round(wall_time_s, 3),
+        error=error,
+    )
+
+
+def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
+    return base / f"{scenario.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+class RunDirectory:
+    """Owns one run folder; refuses to write into a folder that already holds files."""
+
+    def __init__(self, path: Path, scenario: Scenario) -> None:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
+        except OSError as error:
+            raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
+        self.path = path
+        self.scenario = scenario
+        self.records: list[RoundRecord] = []
+        self._metrics: IO[str] = open(path / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    def append(self, record: RoundRecord) -> None:
+        self.records.append(record)
+        self._metrics.write(json.dumps(_rounded(dataclasses.asdict(record))) + "\n")
+        self._metrics.flush()
+        os.fsync(self._metrics.fileno())
+
+    def finish(
+        self, model_state: dict[str, torch.Tensor] | None, wall_time_s: float, error: str | None = None
+    ) -> Summary:
+        self._metrics.close()
+        if model_state is not None:
+            torch.save(model_state, self.path / MODEL_FILE)
+        summary = summarize(self.scenario, self.records, wall_time_s, error)
+        text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
+        (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
+        return summary
+
+
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    """Times to the millisecond; metrics keep full precision (runs are compared bitwise)."""
+    return {k: round(v, 3) if k.endswith("_s") else v for k, v in row.items()}
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    with open(run_dir / METRICS_FILE, encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream if line.strip()]

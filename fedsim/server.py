@@ -1,0 +1,191 @@
+"""The ServerApp's work: find the clients, run the rounds, evaluate, record.
+
+The round loop is ours rather than ``Strategy.start`` so that every round can be
+timed, recorded and shown as it ends, waits are bounded and abortable, and too
+few replies stop the run with a message instead of silently reusing the model.
+The strategy keeps Flower's four-method interface.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from torch import nn
+
+from clients.training import evaluate
+from fedsim import protocol as keys
+from fedsim.data import FederatedData
+from fedsim.models import build_model
+from fedsim.results import RoundRecord, RunDirectory, Summary
+from fedsim.scenario import Scenario
+from strategies.registry import build_strategy
+from strategies.sampling import SeededSampling
+
+POLL_S = 0.02  # between pulls for replies; cheap on the in-memory grid
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (clients failing, none connected); the message says why."""
+
+
+class Reporter(Protocol):
+    def started(self, scenario: Scenario, population: int) -> None: ...
+    def round_done(self, record: RoundRecord) -> None: ...
+    def warn(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the server needs, prepared (and validated) before any client starts."""
+
+    scenario: Scenario
+    data: FederatedData
+    data_root: Path | None
+    out: RunDirectory
+    started_at: float  # time.perf_counter() when the user's command began
+
+
+def serve(grid: Grid, job: Job, reporter: Reporter, abort: threading.Event) -> Summary:
+    """Run every round; always close the run folder, with the error if one stopped it."""
+    scenario = job.scenario
+    data = job.data
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    arrays = ArrayRecord(model.state_dict())
+    error: str | None = None
+    try:
+        timeout = scenario.resources.round_timeout_s
+        partitions = discover_partitions(grid, scenario.data.num_clients, timeout, abort)
+        strategy = build_strategy(scenario, partitions)
+        reporter.started(scenario, len(partitions))
+        config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
+        for server_round in range(1, scenario.rounds + 1):
+            arrays, record = _round(grid, job, strategy, arrays, model, config, server_round, reporter, abort)
+            job.out.append(record)
+            reporter.round_done(record)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RunError) else str(exc)
+        raise
+    finally:
+        model.load_state_dict(arrays.to_torch_state_dict())
+        summary = job.out.finish(model.state_dict(), time.perf_counter() - job.started_at, error)
+    return summary
+
+
+def _round(
+    grid: Grid,
+    job: Job,
+    strategy: SeededSampling,
+    arrays: ArrayRecord,
+    model: nn.Module,
+    config: dict[str, str],
+    server_round: int,
+    reporter: Reporter,
+    abort: threading.Event,
+) -> tuple[ArrayRecord, RoundRecord]:
+    scenario = job.scenario
+    timeout = scenario.resources.round_timeout_s
+    started = time.perf_counter()
+    sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
+    replies = exchange(grid, sent, timeout, abort)
+    ok = _check_replies(server_round, sent, replies, scenario.strategy.min_train_clients, reporter)
+    new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
+    arrays = new_arrays if new_arrays is not None else arrays
+    round_time = time.perf_counter() - started
+
+    started = time.perf_counter()
+    accuracy = loss = fed_accuracy = fed_loss = None
+    if server_round % scenario.evaluation.every == 0 or server_round == scenario.rounds:
+        if scenario.evaluation.centralized:
+            model.load_state_dict(arrays.to_torch_state_dict())
+            loss, accuracy = evaluate(model, job.data.test)
+        asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
+        if asked:
+            fed = strategy.aggregate_evaluate(server_round, exchange(grid, asked, timeout, abort))
+            if fed is not None:
+                fed_loss = keys.number(fed, keys.EVAL_LOSS)
+                fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
+    record = RoundRecord(
+        round=server_round,
+        accuracy=accuracy,
+        loss=loss,
+        train_loss=keys.number(train_metrics, keys.TRAIN_LOSS) if train_metrics else None,
+        fed_accuracy=fed_accuracy,
+        fed_loss=fed_loss,
+        clients_sampled=len(sent),
+        clients_failed=len(sent) - ok,
+        round_time_s=round_time,
+        eval_time_s=time.perf_counter() - started,
+    )
+    return arrays, record
+
+
+def _check_replies(
+    server_round: int, sent: list[Message], replies: list[Message], minimum: int, reporter: Reporter
+) -> int:
+    """Count good replies; warn about failures; stop the run below ``minimum``."""
+    errors = [r.error.reason for r in replies if r.has_error()]
+    ok = len(replies) - len(errors)
+    failed = len(sent) - ok
+    if failed:
+        missing = len(sent) - len(replies)
+        why = errors[0] if errors else "no reply before resources.round_timeout_s"
+        detail = f"{len(errors)} raised, {missing} did not answer; first: {why}"
+        if ok < minimum:
+            raise RunError(
+                f"round {server_round}: {ok} of {len(sent)} sampled clients replied, fewer than "
+                f"strategy.min_train_clients = {minimum} ({detail})"
+            )
+        reporter.warn(f"round {server_round}: {failed} of {len(sent)} clients failed ({detail})")
+    return ok
+
+
+def discover_partitions(grid: Grid, expected: int, timeout: float, abort: threading.Event) -> dict[int, int]:
+    """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < expected:
+        if time.monotonic() > deadline or abort.is_set():
+            raise RunError(f"only {len(nodes)} of data.num_clients = {expected} clients connected")
+        time.sleep(0.5)
+    asked = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+    replies = exchange(grid, asked, timeout, abort)
+    errors = [r.error.reason for r in replies if r.has_error()]
+    if errors or len(replies) < len(asked):
+        raise RunError(
+            f"{len(asked) - len(replies) + len(errors)} clients failed to start: "
+            f"{errors[0] if errors else 'no reply before resources.round_timeout_s'}"
+        )
+    partitions = {
+        r.metadata.src_node_id: int(keys.number(r.content.metric_records[keys.METRICS], keys.PARTITION_ID))
+        for r in replies
+    }
+    if sorted(partitions.values()) != list(range(expected)):
+        raise RunError(
+            f"the clients hold partitions {sorted(partitions.values())[:10]}..., "
+            f"but the scenario has data.num_clients = {expected} (partitions 0..{expected - 1})"
+        )
+    return partitions
+
+
+def exchange(
+    grid: Grid, messages: Iterable[Message], timeout: float, abort: threading.Event
+) -> list[Message]:
+    """Send, then collect replies until all are in, ``timeout`` passes or ``abort`` is set."""
+    waiting = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while waiting and time.monotonic() < deadline and not abort.is_set():
+        got = list(grid.pull_messages(waiting))
+        replies.extend(got)
+        waiting -= {m.metadata.reply_to_message_id for m in got}
+        if waiting:
+            abort.wait(POLL_S)
+    if abort.is_set():
+        raise RunError("stopped: the simulation engine failed (run with -v for its log)")
+    return replies

@@ -1,0 +1,123 @@
+"""Reproducible client sampling around any Flower strategy.
+
+Flower's strategies sample with the global ``random`` over random node ids, so a
+run cannot be repeated.  :class:`SeededSampling` picks the round's partition ids
+from ``(seed, stage, round)`` and shows the wrapped strategy only those nodes; it
+also hands replies on in partition-id order, so float sums in the aggregation do
+not depend on which client answered first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from flwr.supercore.run import Run
+
+from fedsim.seeding import generator
+
+
+def cohort_size(fraction: float, population: int, minimum: int) -> int:
+    """``max(minimum, floor(fraction * population))``, at most the population; 0 if fraction is 0."""
+    if fraction == 0:
+        return 0
+    # The epsilon keeps e.g. 0.29 * 100 = 28.999999999999996 from flooring to 28.
+    return min(population, max(minimum, math.floor(fraction * population + 1e-9)))
+
+
+def sample_partitions(seed: int, stage: str, server_round: int, population: int, size: int) -> list[int]:
+    """``size`` distinct partition ids out of ``range(population)``, sorted."""
+    rng = generator(seed, "sample", stage, server_round)
+    return sorted(int(p) for p in rng.choice(population, size=size, replace=False))
+
+
+class SeededSampling(Strategy):
+    """Wrap ``inner`` (configured to use every node it is shown) with seeded sampling."""
+
+    def __init__(
+        self,
+        inner: Strategy,
+        partitions: Mapping[int, int],
+        seed: int,
+        train_size: int,
+        evaluate_size: int,
+    ) -> None:
+        self.inner = inner
+        self.partition_of = dict(partitions)  # node id -> partition id
+        self.node_of = {p: n for n, p in self.partition_of.items()}
+        self.seed = seed
+        self.sizes = {"train": train_size, "evaluate": evaluate_size}
+
+    def sampled_nodes(self, stage: str, server_round: int) -> list[int]:
+        ids = sample_partitions(self.seed, stage, server_round, len(self.node_of), self.sizes[stage])
+        return [self.node_of[p] for p in ids]
+
+    def in_partition_order(self, replies: Iterable[Message]) -> list[Message]:
+        return sorted(replies, key=lambda m: self.partition_of[m.metadata.src_node_id])
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        nodes = self.sampled_nodes("train", server_round)
+        return self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return self.inner.aggregate_train(server_round, self.in_partition_order(replies))
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        nodes = self.sampled_nodes("evaluate", server_round)
+        if not nodes:
+            return []
+        return self.inner.configure_evaluate(server_round, arrays, config, _Subset(grid, nodes))
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round, self.in_partition_order(replies))
+
+    def summary(self) -> None:
+        self.inner.summary()
+
+
+class _Subset(Grid):
+    """The real grid, showing only the sampled nodes to the wrapped strategy."""
+
+    def __init__(self, grid: Grid, node_ids: list[int]) -> None:
+        self._grid, self._node_ids = grid, node_ids
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._node_ids)
+
+    # Everything else is the real grid's.
+    def set_run(self, run: Run) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self._grid.run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        return self._grid.send_and_receive(messages, timeout=timeout)

@@ -1,0 +1,88 @@
+"""Shared fixtures: the offline data (must exist: CI fails rather than skips) and one Ray
+cluster per test session, which every simulated run joins through RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedsim import engine
+from fedsim.results import RoundRecord, Summary
+from fedsim.scenario import Scenario, parse_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FEDSIM_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "MNIST" / "raw").is_dir():
+        pytest.fail(f"offline test data not found at {DATA_DIR} (set FEDSIM_DATA_DIR)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """Start a Ray head once; Flower's engine connects to it instead of starting its own."""
+    ray = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    temp = Path(f"/tmp/fedsim-test-ray-{os.getpid()}")
+    command = [str(ray), "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    subprocess.run(command, check=True, capture_output=True)
+    address = f"127.0.0.1:{port}"
+    previous = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = address
+    try:
+        yield address
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True)
+        if previous is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = previous
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RecordingReporter:
+    """Collects what a run reports, instead of drawing it."""
+
+    def __init__(self) -> None:
+        self.rounds: list[RoundRecord] = []
+        self.warnings: list[str] = []
+        self.population = 0
+
+    def started(self, scenario: Scenario, population: int) -> None:
+        self.population = population
+
+    def round_done(self, record: RoundRecord) -> None:
+        self.rounds.append(record)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def simulate(scenario_toml: str, out: Path, data_dir: Path | None = None,
+             overrides: tuple[str, ...] = ()) -> tuple[Summary, RecordingReporter]:
+    """Run a scenario through the real Flower + Ray engine."""
+    scenario = parse_scenario(scenario_toml, overrides)
+    job = engine.prepare(scenario, out, str(data_dir) if data_dir else None)
+    reporter = RecordingReporter()
+    started = time.perf_counter()
+    summary = engine.run(job, reporter)
+    assert time.perf_counter() - started > 0
+    return summary, reporter
