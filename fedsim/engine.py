@@ -78,6 +78,9 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
             "logging_level": logging.INFO if verbose else logging.ERROR,
             "log_to_driver": verbose,
             "include_dashboard": False,
+            # Without RAY_ADDRESS, start a private cluster rather than join one that
+            # `ray start` left running on this machine.
+            **({} if os.environ.get("RAY_ADDRESS") else {"address": "local"}),
         },
     }
     try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,25 +33,53 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
-    """Start a Ray head once; Flower's engine connects to it instead of starting its own."""
-    ray = Path(sys.executable).with_name("ray")
+    """Start one Ray head for the session; every simulated run joins it via RAY_ADDRESS.
+
+    ``--block`` keeps the head in a process group of its own, so teardown stops this
+    cluster only (``ray stop`` would stop every Ray cluster on the machine).
+    """
     port = _free_port()
-    temp = Path(f"/tmp/fedsim-test-ray-{os.getpid()}")
-    command = [str(ray), "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
-    subprocess.run(command, check=True, capture_output=True)
+    temp = Path(tempfile.mkdtemp(prefix="fedsim-ray-"))
+    command = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}",
+    ]
+    head = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     address = f"127.0.0.1:{port}"
-    previous = os.environ.get("RAY_ADDRESS")
-    os.environ["RAY_ADDRESS"] = address
     try:
-        yield address
+        _wait_for_port(port, head)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RAY_ADDRESS", address)
+            yield address
     finally:
-        subprocess.run([str(ray), "stop", "--force"], capture_output=True)
-        if previous is None:
-            os.environ.pop("RAY_ADDRESS", None)
-        else:
-            os.environ["RAY_ADDRESS"] = previous
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for_port(port: int, head: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start exited with code {head.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"Ray head did not listen on port {port} within {timeout:.0f} s")
 
 
 def _free_port() -> int:
@@ -76,8 +106,9 @@ class RecordingReporter:
         self.warnings.append(text)
 
 
-def simulate(scenario_toml: str, out: Path, data_dir: Path | None = None,
-             overrides: tuple[str, ...] = ()) -> tuple[Summary, RecordingReporter]:
+def simulate(
+    scenario_toml: str, out: Path, data_dir: Path | None = None, overrides: tuple[str, ...] = ()
+) -> tuple[Summary, RecordingReporter]:
     """Run a scenario through the real Flower + Ray engine."""
     scenario = parse_scenario(scenario_toml, overrides)
     job = engine.prepare(scenario, out, str(data_dir) if data_dir else None)
