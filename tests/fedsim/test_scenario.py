@@ -1,0 +1,66 @@
+"""Scenario sections: cross-field rules, shipped files, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedsim.config import ScenarioError
+from fedsim.scenario import Scenario, load_scenario, parse_scenario
+from tests.conftest import REPO
+
+SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_shipped_scenarios_are_valid_and_round_trip(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert parse_scenario(scenario.to_toml()) == scenario
+
+
+def test_quickstart_in_scenarios_is_the_packaged_default() -> None:
+    assert (REPO / "scenarios" / "quickstart.toml").read_text() == (
+        REPO / "fedsim" / "quickstart.toml"
+    ).read_text()
+
+
+def test_overrides_are_typed_like_the_file() -> None:
+    scenario = parse_scenario(
+        "", ("rounds=5", "client.lr=0.05", "strategy.name=fedprox", "strategy.proximal_mu=0.1")
+    )
+    assert (scenario.rounds, scenario.client.lr, scenario.strategy.name) == (5, 0.05, "fedprox")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[data]\npartition = "natural"', "data.partition: 'natural' needs a dataset with natural clients"),
+        ('[data]\ndataset = "synthetic"', "model.name: 'cnn' needs image data"),
+        ("[strategy]\nproximal_mu = 0.1", "strategy.proximal_mu: only used by 'fedprox'"),
+        (
+            "[data]\nnum_clients = 3\n[strategy]\nmin_train_clients = 4",
+            "strategy.min_train_clients: expected at most",
+        ),
+        ('name = ""', "name: expected a non-empty name"),
+        ("rounds = 0", "rounds: expected a value >= 1, got 0"),
+        ("[resources]\nclient_gpus = 2", "resources.client_gpus: expected a value <= 1"),
+        ("[evaluation]\ntarget_accuracy = 0", "evaluation.target_accuracy: expected a value > 0"),
+        ("rounds = 3\nrounds = 4", "scenario: invalid TOML"),
+    ],
+)
+def test_bad_scenarios_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_scenario(tmp_path / "missing.toml")
+
+
+def test_defaults_are_mcmahans_mnist_setting() -> None:
+    s = Scenario()
+    assert (s.data.num_clients, s.strategy.fraction_train, s.client.batch_size) == (100, 0.1, 10)
