@@ -118,7 +118,7 @@ server_app = ServerApp()
 
 @server_app.main()
 def _flwr_run_main(grid: Grid, context: Context) -> None:
-    from fedsim.progress import LogReporter  # noqa: PLC0415 -- only this path logs
+    from fedsim.progress import LogReporter  # only this path logs
 
     log = logging.getLogger("fedsim")
     log.addHandler(logging.StreamHandler())

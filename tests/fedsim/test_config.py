@@ -88,10 +88,10 @@ def test_override_creates_nested_tables() -> None:
 
 
 def test_override_refuses_to_descend_into_a_value() -> None:
-    with pytest.raises(ScenarioError, match="^count: is a value, not a table$"):
+    with pytest.raises(ScenarioError, match=r"^count: is a value, not a table$"):
         apply_override({"count": 1}, "count.x=2")
 
 
 def test_override_needs_an_equals_sign() -> None:
-    with pytest.raises(ScenarioError, match="^--set: expected KEY=VALUE"):
+    with pytest.raises(ScenarioError, match=r"^--set: expected KEY=VALUE"):
         apply_override({}, "rounds")

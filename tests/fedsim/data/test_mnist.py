@@ -43,7 +43,7 @@ def test_failed_download_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_
 
     monkeypatch.setattr(mnist, "_download", offline)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    with pytest.raises(ScenarioError, match="download failed .*network is unreachable.*--data-dir"):
+    with pytest.raises(ScenarioError, match=r"download failed .*network is unreachable.*--data-dir"):
         mnist.locate([tmp_path / "nowhere"])
 
 
