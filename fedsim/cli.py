@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
-    from fedsim import engine
+    from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
     from fedsim.progress import ConsoleReporter, print_summary
 
     job = engine.prepare(scenario, args.out, args.data_dir)

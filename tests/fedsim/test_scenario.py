@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fedsim.config import ScenarioError
-from fedsim.scenario import Scenario, load_scenario, parse_scenario
+from fedsim.config import ScenarioError, to_table
+from fedsim.scenario import DataConfig, EvaluationConfig, Scenario, load_scenario, parse_scenario
 from tests.conftest import REPO
 
 SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
@@ -64,3 +64,19 @@ def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
 def test_defaults_are_mcmahans_mnist_setting() -> None:
     s = Scenario()
     assert (s.data.num_clients, s.strategy.fraction_train, s.client.batch_size) == (100, 0.1, 10)
+
+
+def leaf_keys(table: dict[str, object], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        keys.extend(leaf_keys(value, f"{path}.") if isinstance(value, dict) else [path])  # type: ignore[arg-type]
+    return keys
+
+
+def test_readme_documents_every_scenario_key_and_file() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = to_table(Scenario(evaluation=EvaluationConfig(target_accuracy=0.5), data=DataConfig(root="x")))
+    missing = [k for k in leaf_keys(table) if f"| `{k}` |" not in readme]
+    assert not missing, f"README's scenario reference lacks {missing}"
+    assert all(f"`scenarios/{p.name}`" in readme for p in SCENARIOS)
