@@ -29,7 +29,7 @@ from fedsim.config import ScenarioError
 from fedsim.data import load_federated, resolve_root
 from fedsim.results import RunDirectory, Summary, default_out_dir
 from fedsim.scenario import Scenario, load_scenario
-from fedsim.server import Job, Reporter, RunError, serve
+from fedsim.server import Abort, Job, Reporter, RunError, serve
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
 
@@ -62,7 +62,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     """Run ``job`` on Flower's simulation engine; raise RunError if it does not complete."""
     res = job.scenario.resources
     outcome: list[Summary] = []
-    done, abort = threading.Event(), threading.Event()
+    done, abort = threading.Event(), Abort()
     app = ServerApp()
 
     @app.main()
@@ -88,8 +88,12 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
             run_simulation(
                 app, client_app, job.scenario.data.num_clients, "ray", backend, verbose_logging=verbose
             )
-    except BaseException:
-        abort.set()  # unblocks the server's waits, so it records the failure and ends
+    except BaseException as exc:
+        # End the server's waits, so that it records why the run stopped and closes the folder.
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        abort.stop(
+            "interrupted" if interrupted else f"the simulation engine failed ({exc}); run with -v for its log"
+        )
         done.wait(SHUTDOWN_GRACE_S)
         raise
     if not outcome:
@@ -130,4 +134,4 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     job = prepare(scenario, Path(out) if out else None, None)
     log.info("results: %s", job.out.path.resolve())
     with _flower_logs(verbose=False):
-        serve(grid, job, LogReporter(), threading.Event())
+        serve(grid, job, LogReporter(), Abort())

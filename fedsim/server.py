@@ -35,6 +35,16 @@ class RunError(RuntimeError):
     """The run cannot go on (clients failing, none connected); the message says why."""
 
 
+class Abort(threading.Event):
+    """Set from outside the server (Ctrl-C, a failed engine) to end its waits at once."""
+
+    reason = "stopped"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 class Reporter(Protocol):
     def started(self, scenario: Scenario, population: int) -> None: ...
     def round_done(self, record: RoundRecord) -> None: ...
@@ -52,7 +62,7 @@ class Job:
     started_at: float  # time.perf_counter() when the user's command began
 
 
-def serve(grid: Grid, job: Job, reporter: Reporter, abort: threading.Event) -> Summary:
+def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     """Run every round; always close the run folder, with the error if one stopped it."""
     scenario = job.scenario
     data = job.data
@@ -87,7 +97,7 @@ def _round(
     config: dict[str, str],
     server_round: int,
     reporter: Reporter,
-    abort: threading.Event,
+    abort: Abort,
 ) -> tuple[ArrayRecord, RoundRecord]:
     scenario = job.scenario
     timeout = scenario.resources.round_timeout_s
@@ -146,7 +156,7 @@ def _check_replies(
     return ok
 
 
-def discover_partitions(grid: Grid, expected: int, timeout: float, abort: threading.Event) -> dict[int, int]:
+def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort) -> dict[int, int]:
     """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1."""
     deadline = time.monotonic() + timeout
     while len(nodes := list(grid.get_node_ids())) < expected:
@@ -173,9 +183,7 @@ def discover_partitions(grid: Grid, expected: int, timeout: float, abort: thread
     return partitions
 
 
-def exchange(
-    grid: Grid, messages: Iterable[Message], timeout: float, abort: threading.Event
-) -> list[Message]:
+def exchange(grid: Grid, messages: Iterable[Message], timeout: float, abort: Abort) -> list[Message]:
     """Send, then collect replies until all are in, ``timeout`` passes or ``abort`` is set."""
     waiting = set(grid.push_messages(messages))
     deadline = time.monotonic() + timeout
@@ -187,5 +195,5 @@ def exchange(
         if waiting:
             abort.wait(POLL_S)
     if abort.is_set():
-        raise RunError("stopped: the simulation engine failed (run with -v for its log)")
+        raise RunError(abort.reason)
     return replies

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,34 @@ def test_mnist_mlp_iid_reaches_90_percent(tmp_path: Path, data_dir: Path) -> Non
     """
     summary, _ = simulate(scenario, tmp_path / "run", data_dir)
     assert summary.final_accuracy is not None and summary.final_accuracy >= 0.90
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background CI shell may have it ignored
+
+
+def test_ctrl_c_exits_130_and_keeps_the_finished_rounds(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "fedsim", "run", "--out", str(out), "--set", "rounds=500"]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        preexec_fn=_default_sigint,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("round   2"):
+            process.send_signal(signal.SIGINT)
+            break
+    try:
+        assert process.wait(timeout=120) == 130  # a bound against hanging, not a speed check
+    finally:
+        process.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "interrupted"
+    rounds = [r["round"] for r in read_metrics(out)]
+    assert rounds[:2] == [1, 2] and rounds == list(range(1, len(rounds) + 1))
+    assert summary["rounds_completed"] == len(rounds)
