@@ -43,7 +43,8 @@ def test_other_data_sets_keep_100_clients_by_default() -> None:
         ),
         (
             ("model.name=mlp",),
-            r"^model\.name: shakespeare is character sequences: expected a sequence model \(gru, lstm\), got 'mlp'",
+            r"^model\.name: shakespeare is character sequences: expected a sequence model \(gru, lstm\), "
+            r"got 'mlp'",
         ),
         (("model.name=cnn",), r"^model\.name: 'cnn' needs image data"),
         (("data.partition=dirichlet",), r"^data\.partition: 'dirichlet' splits by class label"),
