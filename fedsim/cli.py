@@ -94,8 +94,8 @@ def read_scenario(path: str | None, overrides: list[str]) -> Scenario:
 
 def describe_clients(data: DataConfig) -> str:
     """The client count, or the rule the data will apply where it decides the count."""
-    if (count := data.fixed_num_clients) is not None:
-        return f"{count} clients"
+    if data.num_clients is not None:
+        return f"{data.num_clients} clients"
     unit = "role" if data.dataset == "shakespeare" else "file"
     how = "" if data.partition == "natural" else f", {data.partition}-resampled"
     return (
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
-    from fedsim import engine
+    from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
     from fedsim.progress import ConsoleReporter, print_summary
 
     job = engine.prepare(scenario, args.out, args.data_dir)

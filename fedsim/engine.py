@@ -133,9 +133,16 @@ server_app = ServerApp()
 
 @server_app.main()
 def _flwr_run_main(grid: Grid, context: Context) -> None:
-    from fedsim.progress import LogReporter
+    from fedsim.progress import LogReporter  # only this path logs
 
-    scenario = load_scenario(str(context.run_config["scenario"]))
-    out = str(context.run_config.get("out", "")) or None
+    log = logging.getLogger("fedsim")
+    log.addHandler(logging.StreamHandler())
+    log.setLevel(logging.INFO)
+    config = context.run_config
+    overrides = tuple(str(config.get("set", "")).split())  # "rounds=3 client.lr=0.05"
+    scenario = load_scenario(str(config["scenario"]), overrides)
+    out = str(config.get("out", "")) or None
     job = prepare(scenario, Path(out) if out else None, None)
-    serve(grid, job, LogReporter(), threading.Event())
+    log.info("results: %s", job.out.path.resolve())
+    with _flower_logs(verbose=False):
+        serve(grid, job, LogReporter(), threading.Event())

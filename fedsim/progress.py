@@ -74,10 +74,10 @@ class LogReporter:
     log = logging.getLogger("fedsim")
 
     def started(self, scenario: Scenario, population: int) -> None:
-        self.log.warning("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
+        self.log.info("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
 
     def round_done(self, record: RoundRecord) -> None:
-        self.log.warning("%s", describe(record))
+        self.log.info("%s", describe(record))
 
     def warn(self, text: str) -> None:
         self.log.warning("warning: %s", text)

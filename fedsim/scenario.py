@@ -50,16 +50,16 @@ class DataConfig:
 
     The client count: ``num_clients`` where set.  Unset, text data sets take it from
     the data (one client per role of the play, or per file of a text folder; a
-    balanced ``iid`` split of the play keeps that count), everything else uses 100.
-    With ``partition = "natural"`` on text the data alone decides, so setting
-    ``num_clients`` there is an error; filter clients with ``min_samples`` instead.
+    balanced ``iid`` split of the play keeps that count) and leave it None; all
+    others fill in 100.  With ``partition = "natural"`` on text the data alone
+    decides, so setting ``num_clients`` there is an error; ``min_samples`` filters.
     """
 
     dataset: DatasetName = "mnist"
     root: str | None = None  # data root holding MNIST/raw, shakespeare/...; else --data-dir, env, cache
     path: str | None = None  # text: a UTF-8 file or a folder of .txt files, absolute or under the root
     partition: PartitionName = "iid"
-    num_clients: int | None = bounded(None, ge=1)  # see the class docstring
+    num_clients: int | None = bounded(None, ge=1)  # None: the data decide (text); see the docstring
     alpha: float = bounded(0.5, gt=0)  # Dirichlet concentration (partition = "dirichlet")
     shards_per_client: int = bounded(2, ge=1)  # partition = "shards"
     min_partition_size: int = bounded(1, ge=0)  # partition = "dirichlet": resample below this
@@ -85,6 +85,8 @@ class DataConfig:
             self._check_text()
         elif self.path is not None:
             raise ScenarioError("data.path", f"only read by text datasets; {self.dataset} uses data.root")
+        elif self.num_clients is None:  # resolved here, so scenario.toml records the count
+            object.__setattr__(self, "num_clients", DEFAULT_NUM_CLIENTS)
 
     def _check_text(self) -> None:
         if self.dataset == "text" and self.path is None:
@@ -100,13 +102,6 @@ class DataConfig:
                 f"{self.dataset} with partition 'natural' has one client per {unit}, so the data "
                 "decides the count; remove this key (data.min_samples filters clients)",
             )
-
-    @property
-    def fixed_num_clients(self) -> int | None:
-        """The client count the scenario fixes; None where the data decides (roles, files)."""
-        if self.num_clients is not None:
-            return self.num_clients
-        return None if self.dataset in TEXT_DATASETS else DEFAULT_NUM_CLIENTS
 
     @property
     def text_path(self) -> str:
@@ -179,7 +174,7 @@ class Scenario:
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
         self._check_model_fits_data()
-        clients = self.data.fixed_num_clients  # else checked once the data is loaded
+        clients = self.data.num_clients  # None: checked once the data are loaded
         if clients is not None and self.strategy.min_train_clients > clients:
             raise ScenarioError(
                 "strategy.min_train_clients",

@@ -38,10 +38,7 @@ def load_federated(spec: DataConfig, seed: int, root: Path | None = None) -> Fed
     else:
         train, test, natural_ids = _synthetic(spec, seed)
         num_classes = synthetic.NUM_CLASSES
-    labels = train.y.numpy()
-    count = spec.fixed_num_clients
-    assert count is not None, "only text lets the data decide"
-    parts = partition(labels, natural_ids, spec, count, generator(seed, "partition"))
+    parts = partition(train.y.numpy(), natural_ids, spec, generator(seed, "partition"))
     return FederatedData(train, test, num_classes, tuple(parts))
 
 
@@ -54,9 +51,8 @@ def _text(spec: DataConfig, seed: int, root: Path) -> FederatedData:
 def _synthetic(spec: DataConfig, seed: int) -> tuple[Split, Split, np.ndarray]:
     """Each device keeps its first samples for training and the rest for testing."""
     cfg = spec.synthetic
-    devices = spec.fixed_num_clients
-    assert devices is not None, "synthetic data is not text"
-    x, y, ids = synthetic.generate(devices, cfg.alpha, cfg.beta, generator(seed, "synthetic"))
+    assert spec.num_clients is not None, "set for every data set but text"
+    x, y, ids = synthetic.generate(spec.num_clients, cfg.alpha, cfg.beta, generator(seed, "synthetic"))
     _, starts, counts = np.unique(ids, return_index=True, return_counts=True)
     cut = starts + np.floor(counts * (1 - cfg.test_fraction)).astype(np.int64)
     is_test = np.arange(len(y)) >= np.repeat(cut, counts)

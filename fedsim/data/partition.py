@@ -71,17 +71,20 @@ def partition(
     labels: np.ndarray,
     natural_ids: np.ndarray | None,
     spec: DataConfig,
-    num_clients: int,
     rng: np.random.Generator,
+    num_clients: int | None = None,
 ) -> list[np.ndarray]:
     """Dispatch on ``spec.partition``, checking the sizes the data allow.
 
-    ``natural`` makes one client per id and ignores ``num_clients``.
+    ``num_clients`` (default ``spec.num_clients``) is for text, whose count the data
+    may decide; ``natural`` makes one client per id and needs no count.
     """
     n = len(labels)
     if spec.partition == "natural":
         assert natural_ids is not None, "validated in DataConfig"
         return natural(natural_ids)
+    num_clients = num_clients or spec.num_clients
+    assert num_clients is not None, "only text leaves it unset, and passes its own"
     if spec.partition == "shards":
         if num_clients * spec.shards_per_client > n:
             raise ScenarioError(

@@ -82,7 +82,7 @@ def federate(docs: list[Document], spec: DataConfig, seed: int, unit: str) -> Fe
     # Natural: a client per document; otherwise data.num_clients, else as many as documents.
     count = spec.num_clients or len(docs)
     positions = np.arange(len(train.starts))  # the shards partitioner cuts these in text order
-    parts = partition(positions, train.owners, spec, count, generator(seed, "partition"))
+    parts = partition(positions, train.owners, spec, generator(seed, "partition"), count)
     clients = tuple(train.starts[p] for p in parts)
     held_out = test.starts
     if len(held_out) > spec.eval_windows:  # a uniform sample of all clients' held-out windows

@@ -1,0 +1,70 @@
+"""The run folder and the summary computed from round records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedsim.config import ScenarioError
+from fedsim.results import RoundRecord, RunDirectory, read_metrics, summarize
+from fedsim.scenario import parse_scenario
+
+
+def record(r: int, accuracy: float | None) -> RoundRecord:
+    return RoundRecord(
+        round=r,
+        accuracy=accuracy,
+        loss=None if accuracy is None else 1 - accuracy,
+        train_loss=0.5,
+        fed_accuracy=None,
+        fed_loss=None,
+        clients_sampled=10,
+        clients_failed=0,
+        round_time_s=1.23456,
+        eval_time_s=0.1,
+    )
+
+
+def test_summary_by_hand() -> None:
+    scenario = parse_scenario("name = 't'\n[evaluation]\ntarget_accuracy = 0.8")
+    records = [record(1, 0.5), record(2, None), record(3, 0.85), record(4, 0.82)]
+    s = summarize(scenario, records, wall_time_s=12.3456)
+    assert (s.rounds_completed, s.final_accuracy, s.best_accuracy, s.best_round) == (4, 0.82, 0.85, 3)
+    assert (s.round_reached_target, s.wall_time_s, s.status, s.error) == (3, 12.346, "completed", None)
+
+
+def test_target_never_reached_is_null() -> None:
+    scenario = parse_scenario("[evaluation]\ntarget_accuracy = 0.99")
+    assert summarize(scenario, [record(1, 0.5)], 1.0).round_reached_target is None
+
+
+def test_failed_run_keeps_its_rounds_and_says_why(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run", parse_scenario("name = 'x'"))
+    run.append(record(1, 0.4))
+    summary = run.finish(None, 2.0, error="round 2: boom")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
+    assert summary.error == "round 2: boom" and summary.rounds_completed == 1
+    assert read_metrics(tmp_path / "run")[0]["accuracy"] == 0.4
+
+
+def test_run_folder_files(tmp_path: Path) -> None:
+    scenario = parse_scenario("name = 'x'\nrounds = 2")
+    run = RunDirectory(tmp_path / "run", scenario)
+    run.append(record(1, 0.4))
+    run.append(record(2, 0.6))
+    run.finish({"w": torch.ones(2)}, 3.0)
+    out = tmp_path / "run"
+    assert parse_scenario((out / "scenario.toml").read_text()) == scenario
+    rows = read_metrics(out)
+    assert [r["round"] for r in rows] == [1, 2] and rows[0]["round_time_s"] == 1.235
+    assert torch.equal(torch.load(out / "model.pt")["w"], torch.ones(2))
+
+
+def test_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
+    (tmp_path / "old.txt").write_text("keep me")
+    with pytest.raises(ScenarioError, match="already exists and is not empty"):
+        RunDirectory(tmp_path, parse_scenario(""))
+    assert (tmp_path / "old.txt").read_text() == "keep me"
