@@ -105,3 +105,17 @@ def test_the_first_data_root_holding_the_text_is_used(tmp_path: Path) -> None:
     assert resolve_root(spec, str(tmp_path / "first")) == tmp_path / "second"
     absolute = DataConfig(dataset="text", path=str(tmp_path / "second" / "texts" / "t.txt"), num_clients=1)
     assert resolve_root(absolute, str(tmp_path / "first")) == tmp_path / "second" / "texts"
+
+
+def test_iid_over_a_folder_keeps_one_client_per_file(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "corpus" / f"{name}.txt").write_text("0123456789" * 2)  # 13 windows each
+    data = load_federated(_text("corpus", partition="iid"), seed=0, root=tmp_path)
+    assert [len(c) for c in data.clients] == [13, 13, 13]
+
+
+def test_held_out_text_shorter_than_a_window_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "short.txt").write_text("abcdefghij")  # held out: "ij", 2 characters
+    with pytest.raises(ScenarioError, match=r"^data\.seq_len: no held-out text is longer than 3 characters"):
+        load_federated(_text("short.txt", num_clients=1), seed=0, root=tmp_path)
