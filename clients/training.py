@@ -2,6 +2,9 @@
 
 FedProx (Li et al. 2020, "Federated Optimization in Heterogeneous Networks"):
 with ``proximal_mu > 0`` the local objective gains ``mu/2 * ||w - w_global||^2``.
+``max_grad_norm`` clips each step's gradient norm: recurrent models' gradients
+can explode on long sequences (Pascanu et al. 2013, "On the difficulty of
+training recurrent neural networks").
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ def train(
         order = torch.randperm(len(data), generator=generator).to(data.x.device)
         for batch in order.split(cfg.batch_size):
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(data.x[batch]), data.y[batch])
+            x, y = data.batch(batch)
+            loss = F.cross_entropy(model(x), y)
             objective = loss if anchor is None else loss + proximal_term(model, anchor, proximal_mu)
             objective.backward()
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             total += loss.detach()
             steps += 1
@@ -55,7 +61,7 @@ def evaluate(model: nn.Module, data: Split, batch_size: int = 1000) -> tuple[flo
     loss = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.x.device)
     for start in range(0, len(data), batch_size):
-        x, y = data.x[start : start + batch_size], data.y[start : start + batch_size]
+        x, y = data.batch(slice(start, start + batch_size))
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()

@@ -26,7 +26,7 @@ from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
 from fedsim.config import ScenarioError
-from fedsim.data import load_federated, resolve_root
+from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.results import RunDirectory, Summary, default_out_dir
 from fedsim.scenario import Scenario, load_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, serve
@@ -35,13 +35,30 @@ SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the ru
 
 
 def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None) -> Job:
-    """Check resources, find and partition the data, create the run folder."""
+    """Check resources, find and partition the data, create the run folder.
+
+    The data decide the number of simulated clients (``len(data.clients)``): for
+    text that is the roles or files kept, known only now.
+    """
     started_at = time.perf_counter()
     check_resources(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
+    check_population(scenario, data)
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
+    if data.vocab is not None:  # once, here: clients rebuild it but never write it
+        out.save_vocab(data.vocab)
     return Job(scenario, data, root, out, started_at)
+
+
+def check_population(scenario: Scenario, data: FederatedData) -> None:
+    """What the scenario could not check before the data said how many clients there are."""
+    wanted = scenario.strategy.min_train_clients
+    if wanted > len(data.clients):
+        raise ScenarioError(
+            "strategy.min_train_clients",
+            f"expected at most the data's {len(data.clients)} clients, got {wanted}",
+        )
 
 
 def check_resources(scenario: Scenario) -> None:
@@ -85,9 +102,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     }
     try:
         with _flower_logs(verbose):
-            run_simulation(
-                app, client_app, job.scenario.data.num_clients, "ray", backend, verbose_logging=verbose
-            )
+            run_simulation(app, client_app, len(job.data.clients), "ray", backend, verbose_logging=verbose)
     except BaseException as exc:
         # End the server's waits, so that it records why the run stopped and closes the folder.
         interrupted = isinstance(exc, KeyboardInterrupt)

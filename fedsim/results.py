@@ -1,4 +1,5 @@
-"""The run folder: ``scenario.toml``, ``metrics.jsonl``, ``summary.json``, ``model.pt``.
+"""The run folder: ``scenario.toml``, ``metrics.jsonl``, ``summary.json``, ``model.pt``,
+and for text data ``vocab.json`` (token id -> character, to use the model later).
 
 Rows are appended and flushed to disk as each round ends, so a run that dies
 keeps every round it finished; ``summary.json`` says whether it completed.
@@ -18,13 +19,15 @@ from typing import IO, Any, Literal
 import torch
 
 from fedsim.config import ScenarioError
+from fedsim.data.vocab import Vocabulary
 from fedsim.scenario import Scenario
 
-METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE = (
+METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
     "metrics.jsonl",
     "summary.json",
     "scenario.toml",
     "model.pt",
+    "vocab.json",
 )
 
 
@@ -99,6 +102,9 @@ class RunDirectory:
         self.records: list[RoundRecord] = []
         self._metrics: IO[str] = open(path / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
 
+    def save_vocab(self, vocab: Vocabulary) -> None:
+        (self.path / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
+
     def append(self, record: RoundRecord) -> None:
         self.records.append(record)
         self._metrics.write(json.dumps(_rounded(dataclasses.asdict(record))) + "\n")
@@ -120,6 +126,10 @@ class RunDirectory:
 def _rounded(row: dict[str, Any]) -> dict[str, Any]:
     """Times to the millisecond; metrics keep full precision (runs are compared bitwise)."""
     return {k: round(v, 3) if k.endswith("_s") else v for k, v in row.items()}
+
+
+def read_vocab(run_dir: Path) -> Vocabulary:
+    return Vocabulary.from_json((run_dir / VOCAB_FILE).read_text(encoding="utf-8"))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -17,14 +17,22 @@ import tomli_w
 
 from fedsim.config import ScenarioError, apply_override, bounded, from_table, to_table
 
-DatasetName = Literal["mnist", "synthetic"]
+DatasetName = Literal["mnist", "synthetic", "shakespeare", "text"]
 PartitionName = Literal["iid", "dirichlet", "shards", "natural"]
-ModelName = Literal["cnn", "mlp", "logreg"]
+ModelName = Literal["cnn", "mlp", "logreg", "lstm", "gru"]
 StrategyName = Literal["fedavg", "fedprox"]
 
-# Datasets whose samples carry a natural client id (a writer, a device, a speaker).
-NATURAL_DATASETS: frozenset[str] = frozenset({"synthetic"})
+# Datasets whose samples carry a natural client id (a writer, a device, a speaker, a file).
+NATURAL_DATASETS: frozenset[str] = frozenset({"synthetic", "shakespeare", "text"})
 IMAGE_DATASETS: frozenset[str] = frozenset({"mnist"})
+# Character sequences: samples are token windows, read by the sequence models only.
+TEXT_DATASETS: frozenset[str] = frozenset({"shakespeare", "text"})
+TEXT_MODELS: frozenset[str] = frozenset({"lstm", "gru"})
+# Partitions that need one label per sample to split by.
+LABEL_PARTITIONS: frozenset[str] = frozenset({"dirichlet"})
+
+DEFAULT_NUM_CLIENTS = 100  # where the data has no client count of its own
+SHAKESPEARE_PATH = "shakespeare/tinyshakespeare.txt"  # under the data root
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,26 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Which data, and how it is split into clients.
+
+    The client count: ``num_clients`` where set.  Unset, text data sets take it from
+    the data (one client per role of the play, or per file of a text folder; a
+    balanced ``iid`` split of the play keeps that count) and leave it None; all
+    others fill in 100.  With ``partition = "natural"`` on text the data alone
+    decides, so setting ``num_clients`` there is an error; ``min_samples`` filters.
+    """
+
     dataset: DatasetName = "mnist"
-    root: str | None = None  # where MNIST/raw lives; else --data-dir, $FEDSIM_DATA_DIR, cache
+    root: str | None = None  # data root holding MNIST/raw, shakespeare/...; else --data-dir, env, cache
+    path: str | None = None  # text: a UTF-8 file or a folder of .txt files, absolute or under the root
     partition: PartitionName = "iid"
-    num_clients: int = bounded(100, ge=1)
+    num_clients: int | None = bounded(None, ge=1)  # None: the data decide (text); see the docstring
     alpha: float = bounded(0.5, gt=0)  # Dirichlet concentration (partition = "dirichlet")
     shards_per_client: int = bounded(2, ge=1)  # partition = "shards"
     min_partition_size: int = bounded(1, ge=0)  # partition = "dirichlet": resample below this
+    seq_len: int = bounded(80, ge=1)  # text: characters a model reads to predict the next one
+    min_samples: int = bounded(100, ge=1)  # text: keep roles/files with this many training windows
+    eval_windows: int = bounded(5000, ge=1)  # text: centralized evaluation reads at most this many
     synthetic: SyntheticConfig = SyntheticConfig()
 
     def __post_init__(self) -> None:
@@ -54,11 +75,47 @@ class DataConfig:
                 f"'natural' needs a dataset with natural clients "
                 f"({', '.join(sorted(NATURAL_DATASETS))}); {self.dataset} has none",
             )
+        if self.partition in LABEL_PARTITIONS and self.dataset in TEXT_DATASETS:
+            raise ScenarioError(
+                "data.partition",
+                f"{self.partition!r} splits by class label, which {self.dataset} lacks; "
+                "use 'natural', 'iid' or 'shards'",
+            )
+        if self.dataset in TEXT_DATASETS:
+            self._check_text()
+        elif self.path is not None:
+            raise ScenarioError("data.path", f"only read by text datasets; {self.dataset} uses data.root")
+        elif self.num_clients is None:  # resolved here, so scenario.toml records the count
+            object.__setattr__(self, "num_clients", DEFAULT_NUM_CLIENTS)
+
+    def _check_text(self) -> None:
+        if self.dataset == "text" and self.path is None:
+            raise ScenarioError(
+                "data.path", "required for dataset 'text': a UTF-8 file or a folder of .txt files"
+            )
+        if self.path is not None and not self.path.strip():
+            raise ScenarioError("data.path", "expected a file or folder name, got ''")
+        if self.partition == "natural" and self.num_clients is not None:
+            unit = "role" if self.dataset == "shakespeare" else "file"
+            raise ScenarioError(
+                "data.num_clients",
+                f"{self.dataset} with partition 'natural' has one client per {unit}, so the data "
+                "decides the count; remove this key (data.min_samples filters clients)",
+            )
+
+    @property
+    def text_path(self) -> str:
+        """The text to read: ``path``, or for shakespeare the play under the data root."""
+        return self.path or SHAKESPEARE_PATH
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: ModelName = "cnn"
+    # lstm / gru only; the defaults are McMahan et al. 2017's Shakespeare model.
+    embedding_dim: int = bounded(8, ge=1)
+    hidden_size: int = bounded(256, ge=1)
+    num_layers: int = bounded(2, ge=1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +126,7 @@ class ClientConfig:
     optimizer: Literal["sgd"] = "sgd"
     momentum: float = bounded(0.0, ge=0, lt=1)
     weight_decay: float = bounded(0.0, ge=0)
+    max_grad_norm: float | None = bounded(None, gt=0)  # clip each step's gradient norm (RNNs)
 
 
 @dataclass(frozen=True)
@@ -115,15 +173,28 @@ class Scenario:
     def __post_init__(self) -> None:
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
-        if self.model.name == "cnn" and self.data.dataset not in IMAGE_DATASETS:
-            raise ScenarioError(
-                "model.name", f"'cnn' needs image data (mnist); {self.data.dataset} is tabular"
-            )
-        if self.strategy.min_train_clients > self.data.num_clients:
+        self._check_model_fits_data()
+        clients = self.data.num_clients  # None: checked once the data are loaded
+        if clients is not None and self.strategy.min_train_clients > clients:
             raise ScenarioError(
                 "strategy.min_train_clients",
-                f"expected at most data.num_clients ({self.data.num_clients}), "
-                f"got {self.strategy.min_train_clients}",
+                f"expected at most data.num_clients ({clients}), got {self.strategy.min_train_clients}",
+            )
+
+    def _check_model_fits_data(self) -> None:
+        model, dataset = self.model.name, self.data.dataset
+        if model == "cnn" and dataset not in IMAGE_DATASETS:
+            raise ScenarioError("model.name", f"'cnn' needs image data (mnist); {dataset} is not images")
+        if model in TEXT_MODELS and dataset not in TEXT_DATASETS:
+            raise ScenarioError(
+                "model.name",
+                f"{model!r} reads character sequences (shakespeare, text); {dataset} is not text",
+            )
+        if dataset in TEXT_DATASETS and model not in TEXT_MODELS:
+            raise ScenarioError(
+                "model.name",
+                f"{dataset} is character sequences: expected a sequence model "
+                f"({', '.join(sorted(TEXT_MODELS))}), got {model!r}",
             )
 
     def to_toml(self) -> str:

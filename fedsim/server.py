@@ -71,7 +71,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     error: str | None = None
     try:
         timeout = scenario.resources.round_timeout_s
-        partitions = discover_partitions(grid, scenario.data.num_clients, timeout, abort)
+        partitions = discover_partitions(grid, len(data.clients), timeout, abort)
         strategy = build_strategy(scenario, partitions)
         reporter.started(scenario, len(partitions))
         config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
@@ -157,11 +157,15 @@ def _check_replies(
 
 
 def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort) -> dict[int, int]:
-    """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1."""
+    """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1.
+
+    ``expected`` is the data's client count (``len(FederatedData.clients)``), which
+    text data sets decide themselves (one client per role or file).
+    """
     deadline = time.monotonic() + timeout
     while len(nodes := list(grid.get_node_ids())) < expected:
         if time.monotonic() > deadline or abort.is_set():
-            raise RunError(f"only {len(nodes)} of data.num_clients = {expected} clients connected")
+            raise RunError(f"only {len(nodes)} of the data's {expected} clients connected")
         time.sleep(0.5)
     asked = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
     replies = exchange(grid, asked, timeout, abort)
@@ -178,7 +182,7 @@ def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort)
     if sorted(partitions.values()) != list(range(expected)):
         raise RunError(
             f"the clients hold partitions {sorted(partitions.values())[:10]}..., "
-            f"but the scenario has data.num_clients = {expected} (partitions 0..{expected - 1})"
+            f"but the data has {expected} clients (partitions 0..{expected - 1})"
         )
     return partitions
 

@@ -32,6 +32,14 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shakespeare_file(data_dir: Path) -> Path:
+    path = data_dir / "shakespeare" / "tinyshakespeare.txt"
+    if not path.is_file():
+        pytest.fail(f"offline test corpus not found at {path} (set FEDSIM_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """Start one Ray head for the session; every simulated run joins it via RAY_ADDRESS.
 

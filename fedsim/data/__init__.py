@@ -6,49 +6,29 @@ and every Ray worker build the same partition independently instead of shipping 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fedsim.data import mnist, synthetic
+from fedsim.data import mnist, shakespeare, synthetic, text
+from fedsim.data.federated import FederatedData, Split
 from fedsim.data.partition import partition
 from fedsim.data.roots import candidate_roots
-from fedsim.scenario import DataConfig
+from fedsim.data.vocab import Vocabulary
+from fedsim.data.windows import federate
+from fedsim.scenario import TEXT_DATASETS, DataConfig
 from fedsim.seeding import generator
 
-
-@dataclass(frozen=True)
-class Split:
-    x: torch.Tensor  # float32, ready for the model: no per-sample transform at train time
-    y: torch.Tensor  # int64 class labels
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, indices: np.ndarray) -> Split:
-        index = torch.from_numpy(indices)
-        return Split(self.x[index], self.y[index])
-
-
-@dataclass(frozen=True)
-class FederatedData:
-    train: Split
-    test: Split
-    num_classes: int
-    clients: tuple[np.ndarray, ...]  # training-sample indices of each partition id
-
-    def client(self, partition_id: int) -> Split:
-        return self.train.subset(self.clients[partition_id])
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+__all__ = ["FederatedData", "Split", "Vocabulary", "load_federated", "resolve_root"]
 
 
 def load_federated(spec: DataConfig, seed: int, root: Path | None = None) -> FederatedData:
     """Load (or generate) the data set and partition its training split."""
+    if spec.dataset in TEXT_DATASETS:
+        if root is None:
+            raise ValueError("text needs a data root; resolve it with fedsim.data.resolve_root")
+        return _text(spec, seed, root)
     if spec.dataset == "mnist":
         if root is None:
             raise ValueError("MNIST needs a data root; resolve it with fedsim.data.mnist.locate")
@@ -58,14 +38,20 @@ def load_federated(spec: DataConfig, seed: int, root: Path | None = None) -> Fed
     else:
         train, test, natural_ids = _synthetic(spec, seed)
         num_classes = synthetic.NUM_CLASSES
-    labels = train.y.numpy()
-    parts = partition(labels, natural_ids, spec, generator(seed, "partition"))
+    parts = partition(train.y.numpy(), natural_ids, spec, generator(seed, "partition"))
     return FederatedData(train, test, num_classes, tuple(parts))
+
+
+def _text(spec: DataConfig, seed: int, root: Path) -> FederatedData:
+    if spec.dataset == "shakespeare":
+        return federate(shakespeare.documents(text.source(spec, root)), spec, seed, "role")
+    return federate(text.documents(spec, root), spec, seed, "file")
 
 
 def _synthetic(spec: DataConfig, seed: int) -> tuple[Split, Split, np.ndarray]:
     """Each device keeps its first samples for training and the rest for testing."""
     cfg = spec.synthetic
+    assert spec.num_clients is not None, "set for every data set but text"
     x, y, ids = synthetic.generate(spec.num_clients, cfg.alpha, cfg.beta, generator(seed, "synthetic"))
     _, starts, counts = np.unique(ids, return_index=True, return_counts=True)
     cut = starts + np.floor(counts * (1 - cfg.test_fraction)).astype(np.int64)
@@ -75,7 +61,10 @@ def _synthetic(spec: DataConfig, seed: int) -> tuple[Split, Split, np.ndarray]:
 
 
 def resolve_root(spec: DataConfig, data_dir: str | None = None) -> Path | None:
-    """The folder to read ``spec.dataset`` from (downloading it if need be); None if generated."""
+    """The folder to read ``spec.dataset`` from (downloading MNIST if need be); None if generated."""
+    roots = candidate_roots(data_dir, spec.root)
+    if spec.dataset in TEXT_DATASETS:
+        return text.locate(spec, roots)
     if spec.dataset == "mnist":
-        return mnist.locate(candidate_roots(data_dir, spec.root))
+        return mnist.locate(roots)
     return None

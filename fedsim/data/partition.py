@@ -5,6 +5,8 @@ gives the same partition.  ``iid`` and ``shards`` follow McMahan et al. 2017
 ("Communication-Efficient Learning of Deep Networks from Decentralized Data",
 Section 3); ``dirichlet`` follows Hsu et al. 2019 ("Measuring the Effects of
 Non-Identical Data Distribution for Federated Visual Classification").
+Given text positions in reading order as labels, ``shards`` cuts a text into
+contiguous pieces.
 """
 
 from __future__ import annotations
@@ -66,22 +68,32 @@ def natural(ids: np.ndarray) -> list[np.ndarray]:
 
 
 def partition(
-    labels: np.ndarray, natural_ids: np.ndarray | None, spec: DataConfig, rng: np.random.Generator
+    labels: np.ndarray,
+    natural_ids: np.ndarray | None,
+    spec: DataConfig,
+    rng: np.random.Generator,
+    num_clients: int | None = None,
 ) -> list[np.ndarray]:
-    """Dispatch on ``spec.partition``, checking the sizes the data allow."""
+    """Dispatch on ``spec.partition``, checking the sizes the data allow.
+
+    ``num_clients`` (default ``spec.num_clients``) is for text, whose count the data
+    may decide; ``natural`` makes one client per id and needs no count.
+    """
     n = len(labels)
     if spec.partition == "natural":
         assert natural_ids is not None, "validated in DataConfig"
         return natural(natural_ids)
+    num_clients = num_clients or spec.num_clients
+    assert num_clients is not None, "only text leaves it unset, and passes its own"
     if spec.partition == "shards":
-        if spec.num_clients * spec.shards_per_client > n:
+        if num_clients * spec.shards_per_client > n:
             raise ScenarioError(
                 "data.shards_per_client",
-                f"{spec.num_clients} clients x {spec.shards_per_client} shards exceeds {n} samples",
+                f"{num_clients} clients x {spec.shards_per_client} shards exceeds {n} samples",
             )
-        return shards(labels, spec.num_clients, spec.shards_per_client, rng)
-    if spec.num_clients > n:
-        raise ScenarioError("data.num_clients", f"expected at most {n} (the samples), got {spec.num_clients}")
+        return shards(labels, num_clients, spec.shards_per_client, rng)
+    if num_clients > n:
+        raise ScenarioError("data.num_clients", f"expected at most {n} (the samples), got {num_clients}")
     if spec.partition == "dirichlet":
-        return dirichlet(labels, spec.num_clients, spec.alpha, spec.min_partition_size, rng)
-    return iid(n, spec.num_clients, rng)
+        return dirichlet(labels, num_clients, spec.alpha, spec.min_partition_size, rng)
+    return iid(n, num_clients, rng)

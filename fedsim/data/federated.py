@@ -1,0 +1,72 @@
+"""The shapes every data set takes: a train/test pair of tensors plus one index array per client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fedsim.data.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class Split:
+    """Samples as rows: ``x[i]`` is the input of sample ``i`` and ``y[i]`` its target.
+
+    ``x`` is float32 features ready for the model (no per-sample transform at train
+    time), or, for text, a window of compact token ids (uint8/int16/int32) that
+    :meth:`batch` widens to int64 per batch; ``y`` is int64 (a class, the next token).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, indices: np.ndarray) -> Split:
+        """The rows ``indices``; a run of consecutive rows is a view, not a copy."""
+        if len(indices) and indices[-1] - indices[0] == len(indices) - 1 and _increasing(indices):
+            rows = slice(int(indices[0]), int(indices[-1]) + 1)
+            return Split(self.x[rows], self.y[rows])
+        index = torch.from_numpy(indices)
+        return Split(self.x[index], self.y[index])
+
+    def batch(self, rows: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs and targets of ``rows``: token ids become the int64 an embedding takes."""
+        x = self.x[rows]
+        return (x if x.is_floating_point() else x.long()), self.y[rows]
+
+
+def _increasing(indices: np.ndarray) -> bool:
+    return bool(np.all(np.diff(indices) == 1))
+
+
+@dataclass(frozen=True)
+class FederatedData:
+    """A data set split for federated learning.
+
+    ``train`` holds every training row; ``clients[k]`` lists the rows of partition ``k``.
+    For text, ``train`` has a row per start position in the token stream, and the
+    clients list only the windows that stay inside one role or file.
+    """
+
+    train: Split
+    test: Split
+    num_classes: int
+    clients: tuple[np.ndarray, ...]  # training-sample indices of each partition id
+    vocab: Vocabulary | None = None  # text: token id -> character
+
+    def client(self, partition_id: int) -> Split:
+        return self.train.subset(self.clients[partition_id])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def majority_accuracy(self) -> float:
+        """Test accuracy of always predicting the most frequent test target: the baseline to beat."""
+        if len(self.test) == 0:
+            return 0.0
+        return float(torch.bincount(self.test.y).max()) / len(self.test)
