@@ -2,9 +2,14 @@
 
 FedProx (Li et al. 2020, "Federated Optimization in Heterogeneous Networks"):
 with ``proximal_mu > 0`` the local objective gains ``mu/2 * ||w - w_global||^2``.
+SCAFFOLD (Karimireddy et al. 2020) passes a ``correction`` ``c - c_i`` that every step
+adds to the gradient, so the step is ``w -= lr * (g - c_i + c)``.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +25,24 @@ def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> to
     return 0.5 * mu * torch.stack(squares).sum()
 
 
+def local_steps(num_samples: int, cfg: ClientConfig) -> int:
+    """How many optimizer steps :func:`train` takes on ``num_samples`` samples."""
+    return cfg.local_epochs * math.ceil(num_samples / cfg.batch_size)
+
+
 def train(
-    model: nn.Module, data: Split, cfg: ClientConfig, proximal_mu: float, generator: torch.Generator
+    model: nn.Module,
+    data: Split,
+    cfg: ClientConfig,
+    proximal_mu: float,
+    generator: torch.Generator,
+    correction: Sequence[torch.Tensor] | None = None,
 ) -> float:
     """Run ``cfg.local_epochs`` of minibatch SGD; return the mean cross-entropy over steps.
 
     The proximal term is optimized but not included in the returned loss, so losses
-    of FedAvg and FedProx runs compare directly.
+    of FedAvg and FedProx runs compare directly.  ``correction`` holds one tensor per
+    parameter, added to its gradient before every step.
     """
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -42,6 +58,10 @@ def train(
             loss = F.cross_entropy(model(data.x[batch]), data.y[batch])
             objective = loss if anchor is None else loss + proximal_term(model, anchor, proximal_mu)
             objective.backward()
+            if correction is not None:
+                for param, offset in zip(model.parameters(), correction, strict=True):
+                    if param.grad is not None:  # None: unused by this batch, so SGD skips it
+                        param.grad.add_(offset)
             optimizer.step()
             total += loss.detach()
             steps += 1
