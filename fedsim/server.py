@@ -95,6 +95,8 @@ def _round(
     sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
     replies = exchange(grid, sent, timeout, abort)
     ok = _check_replies(server_round, sent, replies, scenario.strategy.min_train_clients, reporter)
+    # Counted before aggregation: some strategies (FedMedian, FedTrimmedAvg) empty the replies.
+    bytes_sent, bytes_received = array_bytes(sent), array_bytes(replies)
     new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
     arrays = new_arrays if new_arrays is not None else arrays
     round_time = time.perf_counter() - started
@@ -107,7 +109,10 @@ def _round(
             loss, accuracy = evaluate(model, job.data.test)
         asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
         if asked:
-            fed = strategy.aggregate_evaluate(server_round, exchange(grid, asked, timeout, abort))
+            bytes_sent += array_bytes(asked)
+            answers = exchange(grid, asked, timeout, abort)
+            bytes_received += array_bytes(answers)
+            fed = strategy.aggregate_evaluate(server_round, answers)
             if fed is not None:
                 fed_loss = keys.number(fed, keys.EVAL_LOSS)
                 fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
@@ -122,8 +127,20 @@ def _round(
         clients_failed=len(sent) - ok,
         round_time_s=round_time,
         eval_time_s=time.perf_counter() - started,
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
     )
     return arrays, record
+
+
+def array_bytes(messages: Iterable[Message]) -> int:
+    """Bytes of the model arrays the messages carry (Flower's ``ArrayRecord.count_bytes``)."""
+    return sum(
+        record.count_bytes()
+        for message in messages
+        if not message.has_error()
+        for record in message.content.array_records.values()
+    )
 
 
 def _check_replies(
