@@ -201,7 +201,7 @@ def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace
         print(f"fedsim: interrupted; finished runs are in {out}", file=sys.stderr)
         return 130
     written = sweep.report(results, out, scenario.name, target)
-    sweep.print_table(console, results, scenario.name, target)
+    print((out / sweep.TABLE_MD).read_text(encoding="utf-8"))  # the result, on stdout
     console.print("wrote " + ", ".join(str(p) for p in written))
     failed = sum(r.error is not None for r in results)
     if failed:

@@ -34,9 +34,12 @@ class RunResult:
 class Stat:
     mean: float
     std: float
+    n: int  # values (runs) behind it
 
     def show(self, digits: int = 4) -> str:
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        """``mean ± std``; the mean alone for a single run, which has no spread to show."""
+        mean = f"{self.mean:.{digits}f}"
+        return mean if self.n == 1 else f"{mean} ± {self.std:.{digits}f}"
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,11 @@ def mean_std(values: Sequence[float]) -> Stat | None:
     """Mean and sample standard deviation (n - 1); None for no values, std 0 for one."""
     if not values:
         return None
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return Stat(mean, 0.0)
-    return Stat(mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)))
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return Stat(mean, 0.0, 1)
+    return Stat(mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n)
 
 
 def accuracy(record: RoundRecord) -> float | None:

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display, no GUI toolkit
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fedsim.compare import RunResult
@@ -64,7 +65,8 @@ def bands(results: Sequence[RunResult], metric: Metric) -> dict[str, Band]:
     return {label: band(series) for label, series in by_label.items()}
 
 
-def draw(results: Sequence[RunResult], metric: Metric, path: Path, title: str) -> None:
+def figure(results: Sequence[RunResult], metric: Metric, title: str) -> Figure:
+    """One labelled line per variant; the caller saves and closes it."""
     lines = bands(results, metric)
     seeds = max((b.seeds for b in lines.values()), default=0)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
@@ -81,13 +83,15 @@ def draw(results: Sequence[RunResult], metric: Metric, path: Path, title: str) -
     ax.grid(alpha=0.3)
     if lines:
         ax.legend()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def write_figures(results: Sequence[RunResult], out: Path, title: str) -> list[Path]:
+    """``accuracy.png`` and ``loss.png`` in ``out``."""
     paths = []
     for metric, name in FIGURES.items():
-        draw(results, metric, out / name, title)
+        fig = figure(results, metric, title)
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
         paths.append(out / name)
     return paths

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from fedsim import compare, engine, plots
 from fedsim.config import ScenarioError
@@ -43,10 +42,11 @@ def run_all(
         result = compare.load_run(path, run.label, run.seed, error)
         results.append(result)
         final = compare.final_accuracy(result.records)
-        status = (
-            f"[red]failed:[/] {error}" if error else f"final accuracy {final if final is not None else '-'}"
+        shown = "-" if final is None else f"{final:.4f}"
+        console.print(
+            f"{run.label}, seed {run.seed}: "
+            + (f"[red]failed:[/] {error}" if error else f"final accuracy {shown}")
         )
-        console.print(f"{run.label}, seed {run.seed}: {status}")
     return results
 
 
@@ -75,13 +75,3 @@ def report(results: Sequence[compare.RunResult], out: Path, title: str, target: 
     (out / TABLE_CSV).write_text(compare.to_csv(rows, target), encoding="utf-8")
     figures = plots.write_figures(results, out, title)
     return [out / TABLE_MD, out / TABLE_CSV, *figures]
-
-
-def print_table(
-    console: Console, results: Sequence[compare.RunResult], title: str, target: float | None
-) -> None:
-    headers, body = compare.cells(compare.comparison(results, target), target)
-    table = Table(*headers, title=title)
-    for line in body:
-        table.add_row(*line)
-    console.print(table)
