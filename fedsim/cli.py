@@ -196,9 +196,12 @@ def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace
     target = scenario.evaluation.target_accuracy
     results = []
     try:
-        results = sweep.run_all(runs, out, args.data_dir, console, verbose=args.verbose)
+        for result in sweep.run_all(runs, out, args.data_dir, console, verbose=args.verbose):
+            results.append(result)
     except KeyboardInterrupt:
-        print(f"fedsim: interrupted; finished runs are in {out}", file=sys.stderr)
+        if results:
+            sweep.report(results, out, scenario.name, target)
+        print(f"fedsim: interrupted; the {len(results)} finished runs are in {out}", file=sys.stderr)
         return 130
     written = sweep.report(results, out, scenario.name, target)
     print((out / sweep.TABLE_MD).read_text(encoding="utf-8"))  # the result, on stdout

@@ -8,7 +8,7 @@ them alike).  A run that fails is recorded with its error and the rest go on.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -32,22 +32,20 @@ def check(runs: Sequence[Run], out: Path) -> None:
 
 def run_all(
     runs: Sequence[Run], out: Path, data_dir: str | None, console: Console, verbose: bool = False
-) -> list[compare.RunResult]:
-    """Run each in ``out/<folder>``; KeyboardInterrupt stops the loop after closing the run."""
-    results = []
+) -> Iterator[compare.RunResult]:
+    """Run each in ``out/<folder>``, yielding its result as it ends (KeyboardInterrupt stops the loop)."""
     for index, run in enumerate(runs, 1):
         path = out / run.folder
         console.rule(f"[bold]{index}/{len(runs)}[/] {run.label}, seed {run.seed}  [dim]{path}[/]")
         error = _run_one(run, path, data_dir, console, verbose)
         result = compare.load_run(path, run.label, run.seed, error)
-        results.append(result)
         final = compare.final_accuracy(result.records)
         shown = "-" if final is None else f"{final:.4f}"
         console.print(
             f"{run.label}, seed {run.seed}: "
             + (f"[red]failed:[/] {error}" if error else f"final accuracy {shown}")
         )
-    return results
+        yield result
 
 
 def _run_one(run: Run, path: Path, data_dir: str | None, console: Console, verbose: bool) -> str | None:

@@ -77,4 +77,5 @@ def test_plot_of_several_runs_needs_out(capsys: pytest.CaptureFixture[str], tmp_
     assert "--out" in one_line_error(capsys, ["plot", str(tmp_path / "a"), str(tmp_path / "b")])
     assert main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "accuracy.png").is_file()
+    capsys.readouterr()
     assert "no metrics.jsonl" in one_line_error(capsys, ["plot", str(tmp_path / "figs")])

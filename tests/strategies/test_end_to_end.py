@@ -56,7 +56,7 @@ kind = "sign_flip"
 
 def compare(text: str, strategies: list[str], out: Path) -> list[sweep.compare.RunResult]:
     runs = plan(parse_table(text), [(VariantConfig(s), s) for s in strategies], seeds=(0,))
-    results = sweep.run_all(runs, out, None, Console(quiet=True))
+    results = list(sweep.run_all(runs, out, None, Console(quiet=True)))
     sweep.report(results, out, "test", None)
     return results
 
