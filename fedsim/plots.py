@@ -24,6 +24,10 @@ from fedsim.results import RoundRecord
 
 Metric = Literal["accuracy", "loss"]
 FIGURES: dict[Metric, str] = {"accuracy": "accuracy.png", "loss": "loss.png"}
+# Variants often end level (median and trimmed mean under attack): a line style and a hollow
+# marker of their own keep a line visible on top of another.
+STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,11 @@ def figure(results: Sequence[RunResult], metric: Metric, title: str) -> Figure:
     lines = bands(results, metric)
     seeds = max((b.seeds for b in lines.values()), default=0)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
-    for label, b in lines.items():
+    for i, (label, b) in enumerate(lines.items()):
         legend = label if b.seeds == seeds else f"{label} ({b.seeds} of {seeds} seeds)"
-        (line,) = ax.plot(b.rounds, b.mean, marker="o" if len(b.rounds) <= 20 else None, label=legend)
+        marker = MARKERS[i % len(MARKERS)] if len(b.rounds) <= 30 else None
+        style = STYLES[i % len(STYLES)]
+        (line,) = ax.plot(b.rounds, b.mean, linestyle=style, marker=marker, fillstyle="none", label=legend)
         if b.seeds > 1:
             ax.fill_between(b.rounds, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
     spread = f"mean of {seeds} seeds, band from min to max" if seeds > 1 else "one seed"
