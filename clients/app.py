@@ -85,7 +85,7 @@ def train(msg: Message, context: Context) -> Message:
     control = _Control.received(msg, context, work.model)
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     rng = torch_generator(scenario.seed, "train", server_round, pid)
-    correction = control.correction(work.model, work.device) if control else None
+    correction = control.correction(work.model, work.device) if control is not None else None
     loss = training.train(work.model, data, scenario.client, mu, rng, correction)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
     reply = y
@@ -95,7 +95,7 @@ def train(msg: Message, context: Context) -> Message:
         )
     metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
     content = RecordDict({keys.ARRAYS: scaffold.to_record(reply), keys.METRICS: metrics})
-    if control:
+    if control is not None:
         steps = training.local_steps(len(data), scenario.client)
         content[keys.CONTROL_DELTA] = control.update(context, x, y, steps, scenario.client.lr)
     return Message(content, reply_to=msg)
