@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from torch import nn
 
@@ -98,7 +99,7 @@ def _round(
     # Counted before aggregation: some strategies (FedMedian, FedTrimmedAvg) empty the replies.
     bytes_sent, bytes_received = array_bytes(sent), array_bytes(replies)
     new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
-    arrays = new_arrays if new_arrays is not None else arrays
+    arrays = in_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
     round_time = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -131,6 +132,18 @@ def _round(
         bytes_received=bytes_received,
     )
     return arrays, record
+
+
+def in_dtypes_of(model: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
+    """``new`` with each array in ``model``'s dtype.
+
+    Flower's FedAdam, FedYogi, FedAdagrad and QFedAvg step with NumPy float64 scalars,
+    which promote float32 weights to float64: sent on as is, the model would double
+    in size (and in bytes sent) for precision the clients' float32 models drop.
+    """
+    if all(new[k].dtype == model[k].dtype for k in new):
+        return new
+    return ArrayRecord({k: Array(np.asarray(a.numpy(), dtype=model[k].dtype)) for k, a in new.items()})
 
 
 def array_bytes(messages: Iterable[Message]) -> int:

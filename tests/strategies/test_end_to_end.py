@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 
 TINY = """
 name = "tiny"
-rounds = 1
+rounds = 2
 [data]
 dataset = "synthetic"
 partition = "natural"
@@ -61,16 +61,19 @@ def compare(text: str, strategies: list[str], out: Path) -> list[sweep.compare.R
     return results
 
 
-def test_every_strategy_runs_a_round(tmp_path: Path) -> None:
+def test_every_strategy_runs_two_rounds(tmp_path: Path) -> None:
+    """Two rounds: the second starts from each strategy's aggregate (and SCAFFOLD's kept c_i)."""
     names = list(get_args(StrategyName))
     results = compare(TINY, names, tmp_path)
     assert [r.label for r in results] == names
     for result in results:
         assert result.error is None, f"{result.label}: {result.error}"
-        (record,) = result.records
-        assert record.clients_sampled == 5 and record.clients_failed == 0
-        assert record.accuracy is not None and record.fed_accuracy is not None
-        assert record.bytes_sent > 0 and record.bytes_received > 0
+        first, second = result.records
+        for record in (first, second):
+            assert record.clients_sampled == 5 and record.clients_failed == 0
+            assert record.accuracy is not None and record.fed_accuracy is not None
+            assert record.bytes_sent > 0 and record.bytes_received > 0
+        assert second.bytes_sent == first.bytes_sent, result.label  # the model keeps its dtype and size
     scaffold = next(r.records[0] for r in results if r.label == "scaffold")
     fedavg = next(r.records[0] for r in results if r.label == "fedavg")
     # SCAFFOLD sends c with x and receives dc_i with y_i: twice FedAvg's training traffic.
