@@ -3,6 +3,8 @@
 Each message carries the resolved scenario; a worker process builds the data set,
 partition and model for it once and reuses them for every later message
 (``_workload`` is cached per process), so a round costs training, not set-up.
+What must outlive a message for one node (SCAFFOLD's ``c_i``) lives in that node's
+``Context.state``, which Flower keeps per node across rounds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -20,7 +23,8 @@ from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
 from fedsim.scenario import Scenario, parse_scenario
-from fedsim.seeding import torch_generator
+from fedsim.seeding import generator, torch_generator
+from strategies import attacks, scaffold
 
 app = ClientApp()
 
@@ -33,6 +37,7 @@ class Workload:
     data: FederatedData
     model: nn.Module
     device: torch.device
+    malicious: frozenset[int]  # partition ids under [attack]
     _splits: dict[int, Split] = field(default_factory=dict)
 
     def client(self, partition_id: int) -> Split:
@@ -53,7 +58,8 @@ def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     use_gpu = scenario.resources.client_gpus > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
-    return Workload(scenario, data, model.to(device), device)
+    attack = attacks.malicious_partitions(scenario.seed, len(data.clients), scenario.attack.fraction)
+    return Workload(scenario, data, model.to(device), device, attack)
 
 
 def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
@@ -69,14 +75,62 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
-    data = work.client(pid)
+    scenario = work.scenario
     server_round = int(keys.number(config, keys.SERVER_ROUND))
+    malicious = pid in work.malicious
+    data = work.client(pid)
+    if malicious and scenario.attack.kind == "label_flip":
+        data = Split(data.x, attacks.flip_labels(data.y, work.data.num_classes))
+    x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
+    control = _Control.received(msg, context, work.model)
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
-    generator = torch_generator(work.scenario.seed, "train", server_round, pid)
-    loss = training.train(work.model, data, work.scenario.client, mu, generator)
+    rng = torch_generator(scenario.seed, "train", server_round, pid)
+    correction = control.correction(work.model, work.device) if control is not None else None
+    loss = training.train(work.model, data, scenario.client, mu, rng, correction)
+    y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
+    reply = y
+    if malicious:
+        reply = attacks.poisoned_model(
+            x, y, scenario.attack, generator(scenario.seed, "attack", server_round, pid)
+        )
     metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
-    content = RecordDict({keys.ARRAYS: ArrayRecord(work.model.state_dict()), keys.METRICS: metrics})
+    content = RecordDict({keys.ARRAYS: scaffold.to_record(reply), keys.METRICS: metrics})
+    if control is not None:
+        steps = training.local_steps(len(data), scenario.client)
+        content[keys.CONTROL_DELTA] = control.update(context, x, y, steps, scenario.client.lr)
     return Message(content, reply_to=msg)
+
+
+@dataclass(frozen=True)
+class _Control:
+    """SCAFFOLD's client side: the server's ``c`` and this node's ``c_i``."""
+
+    c: dict[str, np.ndarray]
+    c_i: dict[str, np.ndarray]  # one per trainable parameter
+
+    @staticmethod
+    def received(msg: Message, context: Context, model: nn.Module) -> _Control | None:
+        """None unless the strategy is SCAFFOLD; ``c_i`` is zero until the node's first reply."""
+        c = msg.content.array_records.get(keys.CONTROL)
+        if c is None:
+            return None
+        kept = context.state.array_records.get(keys.CLIENT_CONTROL)
+        if kept is not None:
+            return _Control(scaffold.to_numpy(c), scaffold.to_numpy(kept))
+        zeros = {name: np.zeros(tuple(p.shape), dtype=np.float32) for name, p in model.named_parameters()}
+        return _Control(scaffold.to_numpy(c), zeros)
+
+    def correction(self, model: nn.Module, device: torch.device) -> list[torch.Tensor]:
+        """``c - c_i`` for each parameter, in ``model.parameters()`` order."""
+        return [torch.from_numpy(self.c[n] - self.c_i[n]).to(device) for n, _ in model.named_parameters()]
+
+    def update(
+        self, context: Context, x: dict[str, np.ndarray], y: dict[str, np.ndarray], steps: int, lr: float
+    ) -> ArrayRecord:
+        """Keep the new ``c_i`` in the node's state; return its change for the server."""
+        c_i, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
+        context.state[keys.CLIENT_CONTROL] = scaffold.to_record(c_i)
+        return scaffold.to_record(delta)
 
 
 @app.evaluate()

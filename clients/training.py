@@ -5,9 +5,14 @@ with ``proximal_mu > 0`` the local objective gains ``mu/2 * ||w - w_global||^2``
 ``max_grad_norm`` clips each step's gradient norm: recurrent models' gradients
 can explode on long sequences (Pascanu et al. 2013, "On the difficulty of
 training recurrent neural networks").
+SCAFFOLD (Karimireddy et al. 2020) passes a ``correction`` ``c - c_i`` that every step
+adds to the gradient, so the step is ``w -= lr * (g - c_i + c)``.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +28,24 @@ def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> to
     return 0.5 * mu * torch.stack(squares).sum()
 
 
+def local_steps(num_samples: int, cfg: ClientConfig) -> int:
+    """How many optimizer steps :func:`train` takes on ``num_samples`` samples."""
+    return cfg.local_epochs * math.ceil(num_samples / cfg.batch_size)
+
+
 def train(
-    model: nn.Module, data: Split, cfg: ClientConfig, proximal_mu: float, generator: torch.Generator
+    model: nn.Module,
+    data: Split,
+    cfg: ClientConfig,
+    proximal_mu: float,
+    generator: torch.Generator,
+    correction: Sequence[torch.Tensor] | None = None,
 ) -> float:
     """Run ``cfg.local_epochs`` of minibatch SGD; return the mean cross-entropy over steps.
 
     The proximal term is optimized but not included in the returned loss, so losses
-    of FedAvg and FedProx runs compare directly.
+    of FedAvg and FedProx runs compare directly.  ``correction`` holds one tensor per
+    parameter, added to its gradient before every step.
     """
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -46,6 +62,10 @@ def train(
             loss = F.cross_entropy(model(x), y)
             objective = loss if anchor is None else loss + proximal_term(model, anchor, proximal_mu)
             objective.backward()
+            if correction is not None:
+                for param, offset in zip(model.parameters(), correction, strict=True):
+                    if param.grad is not None:  # None: unused by this batch, so SGD skips it
+                        param.grad.add_(offset)
             if cfg.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()

@@ -1,4 +1,4 @@
-"""``fedsim``: run and check scenario files.
+"""``fedsim``: run, check and compare scenario files; plot finished runs.
 
 Exit codes: 0 done, 1 the run failed, 2 bad input (one line naming the key), 130 interrupted.
 """
@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from fedsim.config import ScenarioError
-from fedsim.scenario import DataConfig, Scenario, load_scenario, parse_scenario
+from fedsim.config import ScenarioError, from_table
+from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
+from fedsim.variants import Run, parse_seeds, plan
 
 if TYPE_CHECKING:  # torch loads only for a run: `fedsim validate` stays quick
     from fedsim.data import FederatedData
@@ -28,6 +30,9 @@ examples:
   fedsim run scenarios/mnist_cnn_iid.toml --out runs/a --set rounds=5 --set client.lr=0.05
   fedsim validate scenarios/mnist_cnn_shards.toml --set data.num_clients=50
   fedsim run scenarios/shakespeare_lstm.toml --set rounds=2 --set model.hidden_size=64
+  fedsim compare scenarios/compare_robust.toml --set rounds=3
+  fedsim compare --strategy fedavg --strategy fedprox:proximal_mu=0.01 --seeds 0,1,2
+  fedsim plot runs/compare_robust-compare-20250101-120000
 
 data: MNIST (MNIST/raw) and text (data.path, e.g. shakespeare/tinyshakespeare.txt) are read
 from the first of --data-dir, data.root, $FEDSIM_DATA_DIR, ~/.cache/fedsim that holds them
@@ -65,6 +70,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a scenario without running it")
     _add_scenario_args(validate)
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a scenario under several strategies and seeds: table and figures",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_scenario_args(compare)
+    compare.add_argument(
+        "--strategy",
+        dest="strategies",
+        action="append",
+        default=[],
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a variant, e.g. fedavg or fedadam:eta=0.01 (repeatable; default: [[compare.variants]])",
+    )
+    compare.add_argument(
+        "--seeds", metavar="LIST", help="e.g. 0,1,2 (default: compare.seeds, else the scenario's seed)"
+    )
+    compare.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="new or empty folder (default: runs/<name>-compare-<timestamp>)",
+    )
+    compare.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (read only)")
+    compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
+
+    plot = commands.add_parser("plot", help="redraw accuracy.png and loss.png from finished runs")
+    plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, or folders of them")
+    plot.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write (default: the one RUN_DIR given)"
+    )
     return parser
 
 
@@ -85,11 +123,16 @@ def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_scenario(path: str | None, overrides: list[str]) -> Scenario:
+def read_table(path: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The scenario file (or the built-in one) as a table, with the overrides applied."""
     if path is None:
         text = files("fedsim").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
-        return parse_scenario(text, tuple(overrides), source=DEFAULT_SCENARIO)
-    return load_scenario(path, tuple(overrides))
+        return parse_table(text, tuple(overrides), source=DEFAULT_SCENARIO)
+    return parse_table(read_text(path), tuple(overrides), source=path)
+
+
+def read_scenario(path: str | None, overrides: list[str]) -> Scenario:
+    return from_table(Scenario, read_table(path, overrides))
 
 
 def describe_clients(data: DataConfig) -> str:
@@ -108,17 +151,39 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True, highlight=False)
     try:
-        scenario = read_scenario(args.scenario, args.overrides)
+        if args.command == "plot":
+            return _plot(args, console)
+        table = read_table(args.scenario, args.overrides)
+        scenario = from_table(Scenario, table)
         if args.command == "validate":
             console.print(
                 f"ok: {scenario.name}: {describe_clients(scenario.data)}, "
                 f"{scenario.strategy.name}, {scenario.model.name}, {scenario.rounds} rounds"
             )
+            if scenario.compare.variants:
+                runs = comparison_plan(table, scenario, [], None)
+                console.print(
+                    f"ok: compare: {len(runs)} runs ({', '.join(dict.fromkeys(r.label for r in runs))})"
+                )
             return 0
+        if args.command == "compare":
+            return _compare(table, scenario, args, console)
         return _run(scenario, args, console)
     except ScenarioError as error:
         print(f"fedsim: error: {error}", file=sys.stderr)
         return 2
+
+
+def comparison_plan(
+    table: dict[str, Any], scenario: Scenario, strategies: list[str], seeds: str | None
+) -> list[Run]:
+    """The command line's variants and seeds if given, else the scenario's [compare] section."""
+    if strategies:
+        variants = [(VariantConfig(strategy=s), f"--strategy {s!r}") for s in strategies]
+    else:
+        variants = [(v, f"compare.variants[{i}]") for i, v in enumerate(scenario.compare.variants)]
+    chosen = parse_seeds(seeds) if seeds is not None else scenario.compare.seeds or (scenario.seed,)
+    return plan(table, variants, chosen)
 
 
 def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
@@ -149,6 +214,59 @@ def describe_data(data: FederatedData) -> str:
         f"data: {len(data.clients)} clients{vocab}, {len(data.test)} test samples; always guessing "
         f"the most frequent target scores {data.majority_accuracy():.4f}"
     )
+
+
+def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
+    from fedsim import sweep
+
+    runs = comparison_plan(table, scenario, args.strategies, args.seeds)
+    out: Path = args.out or Path("runs") / f"{scenario.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
+    sweep.check(runs, out)
+    target = scenario.evaluation.target_accuracy
+    results = []
+    try:
+        for result in sweep.run_all(runs, out, args.data_dir, console, verbose=args.verbose):
+            results.append(result)
+    except KeyboardInterrupt:
+        if results:
+            sweep.report(results, out, scenario.name, target)
+        print(f"fedsim: interrupted; the {len(results)} finished runs are in {out}", file=sys.stderr)
+        return 130
+    written = sweep.report(results, out, scenario.name, target)
+    print((out / sweep.TABLE_MD).read_text(encoding="utf-8"))  # the result, on stdout
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    failed = sum(r.error is not None for r in results)
+    if failed:
+        print(f"fedsim: {failed} of {len(results)} runs failed; see {out / sweep.TABLE_MD}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plot(args: argparse.Namespace, console: Console) -> int:
+    from fedsim import compare, plots
+
+    folders = [f for run_dir in args.runs for f in _run_folders(run_dir)]
+    if args.out is None and len(args.runs) > 1:
+        raise ScenarioError("--out", "several RUN_DIRs given: say where the figures go")
+    out: Path = args.out or args.runs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    results = [compare.load_run(folder) for folder in folders]
+    title = args.runs[0].resolve().name if len(args.runs) == 1 else out.resolve().name
+    written = plots.write_figures(results, out, title)
+    console.print(f"{len(folders)} runs; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _run_folders(path: Path) -> list[Path]:
+    """``path`` if it is a run folder, else the run folders directly inside it."""
+    from fedsim.results import METRICS_FILE
+
+    if (path / METRICS_FILE).is_file():
+        return [path]
+    inside = sorted(p for p in path.iterdir() if (p / METRICS_FILE).is_file()) if path.is_dir() else []
+    if not inside:
+        raise ScenarioError(str(path), f"no {METRICS_FILE} in it or in the folders directly inside it")
+    return inside
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Turn TOML tables into frozen dataclasses, checking every key once.
 
 The scenario dataclasses describe themselves: field types (``int``, ``float``,
-``bool``, ``str``, ``Literal[...]``, nested dataclasses, ``X | None``) and bounds
+``bool``, ``str``, ``Literal[...]``, nested dataclasses, ``X | None``, ``tuple[X, ...]``
+for TOML arrays) and bounds
 given with :func:`bounded`.  This module walks them generically, so adding a key
 to a scenario section is a one-line change and its checks come for free.
 """
@@ -64,6 +65,8 @@ def to_table(obj: Any) -> dict[str, Any]:
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             table[f.name] = to_table(value)
+        elif isinstance(value, tuple):  # an array, of tables or of values
+            table[f.name] = [to_table(v) if dataclasses.is_dataclass(v) else v for v in value]
         elif value is not None:
             table[f.name] = value
     return table
@@ -101,6 +104,10 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
         if value not in args:
             raise ScenarioError(key, f"expected one of {_names(args)}, got {value!r}")
         return value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # ``tuple[X, ...]``
+        if not isinstance(value, list):
+            raise ScenarioError(key, f"expected an array, got {value!r}")
+        return tuple(_convert(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ScenarioError(key, f"expected a table, got {value!r}")

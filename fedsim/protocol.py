@@ -21,6 +21,11 @@ DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wi
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 
+# SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
+CONTROL = "scaffold-c"  # server -> client: the global control variate c
+CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
+CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
+
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
 PARTITION_ID = "partition-id"

@@ -45,6 +45,10 @@ class RoundRecord:
     clients_failed: int
     round_time_s: float  # training and aggregation
     eval_time_s: float  # centralized and federated evaluation
+    # Model arrays (ArrayRecords) in the round's messages, training and evaluation; the
+    # defaults read rows written before these were recorded.
+    bytes_sent: int = 0  # server -> clients, counted once per receiving client
+    bytes_received: int = 0  # clients -> server
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Summary:
     round_reached_target: int | None
     wall_time_s: float
     error: str | None = None
+    bytes_sent: int = 0  # over all rounds
+    bytes_received: int = 0
 
 
 def summarize(
@@ -79,6 +85,8 @@ def summarize(
         round_reached_target=reached,
         wall_time_s=round(wall_time_s, 3),
         error=error,
+        bytes_sent=sum(r.bytes_sent for r in records),
+        bytes_received=sum(r.bytes_received for r in records),
     )
 
 
@@ -135,3 +143,9 @@ def read_vocab(run_dir: Path) -> Vocabulary:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     with open(run_dir / METRICS_FILE, encoding="utf-8") as stream:
         return [json.loads(line) for line in stream if line.strip()]
+
+
+def read_records(run_dir: Path) -> list[RoundRecord]:
+    """``metrics.jsonl`` as records; keys this version does not know are ignored."""
+    known = {f.name for f in dataclasses.fields(RoundRecord)}
+    return [RoundRecord(**{k: v for k, v in row.items() if k in known}) for row in read_metrics(run_dir)]

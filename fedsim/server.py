@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from torch import nn
 
@@ -105,8 +106,10 @@ def _round(
     sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
     replies = exchange(grid, sent, timeout, abort)
     ok = _check_replies(server_round, sent, replies, scenario.strategy.min_train_clients, reporter)
+    # Counted before aggregation: some strategies (FedMedian, FedTrimmedAvg) empty the replies.
+    bytes_sent, bytes_received = array_bytes(sent), array_bytes(replies)
     new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
-    arrays = new_arrays if new_arrays is not None else arrays
+    arrays = in_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
     round_time = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -117,7 +120,10 @@ def _round(
             loss, accuracy = evaluate(model, job.data.test)
         asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
         if asked:
-            fed = strategy.aggregate_evaluate(server_round, exchange(grid, asked, timeout, abort))
+            bytes_sent += array_bytes(asked)
+            answers = exchange(grid, asked, timeout, abort)
+            bytes_received += array_bytes(answers)
+            fed = strategy.aggregate_evaluate(server_round, answers)
             if fed is not None:
                 fed_loss = keys.number(fed, keys.EVAL_LOSS)
                 fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
@@ -132,8 +138,32 @@ def _round(
         clients_failed=len(sent) - ok,
         round_time_s=round_time,
         eval_time_s=time.perf_counter() - started,
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
     )
     return arrays, record
+
+
+def in_dtypes_of(model: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
+    """``new`` with each array in ``model``'s dtype.
+
+    Flower's FedAdam, FedYogi, FedAdagrad and QFedAvg step with NumPy float64 scalars,
+    which promote float32 weights to float64: sent on as is, the model would double
+    in size (and in bytes sent) for precision the clients' float32 models drop.
+    """
+    if all(new[k].dtype == model[k].dtype for k in new):
+        return new
+    return ArrayRecord({k: Array(np.asarray(a.numpy(), dtype=model[k].dtype)) for k, a in new.items()})
+
+
+def array_bytes(messages: Iterable[Message]) -> int:
+    """Bytes of the model arrays the messages carry (Flower's ``ArrayRecord.count_bytes``)."""
+    return sum(
+        record.count_bytes()
+        for message in messages
+        if not message.has_error()
+        for record in message.content.array_records.values()
+    )
 
 
 def _check_replies(

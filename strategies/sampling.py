@@ -9,7 +9,6 @@ not depend on which client answered first.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -18,14 +17,9 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore.run import Run
 
 from fedsim.seeding import generator
+from strategies.cohorts import cohort_size
 
-
-def cohort_size(fraction: float, population: int, minimum: int) -> int:
-    """``max(minimum, floor(fraction * population))``, at most the population; 0 if fraction is 0."""
-    if fraction == 0:
-        return 0
-    # The epsilon keeps e.g. 0.29 * 100 = 28.999999999999996 from flooring to 28.
-    return min(population, max(minimum, math.floor(fraction * population + 1e-9)))
+__all__ = ["SeededSampling", "cohort_size", "sample_partitions"]
 
 
 def sample_partitions(seed: int, stage: str, server_round: int, population: int, size: int) -> list[int]:

@@ -125,3 +125,12 @@ def simulate(
     summary = engine.run(job, reporter)
     assert time.perf_counter() - started > 0
     return summary, reporter
+
+
+@pytest.fixture
+def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower stamps a new message with the running task's identity; outside a run there is none."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in (("_run_id", 1), ("_node_id", 0), ("_task_id", 1)):
+        monkeypatch.setattr(TaskIdentity, name, value)

@@ -72,8 +72,9 @@ def test_mnist_mlp_iid_reaches_90_percent(tmp_path: Path, data_dir: Path) -> Non
         lr = 0.05
         [strategy]
         name = "fedprox"
-        proximal_mu = 0.001
         fraction_train = 1.0
+        [strategy.fedprox]
+        proximal_mu = 0.001
     """
     summary, _ = simulate(scenario, tmp_path / "run", data_dir)
     assert summary.final_accuracy is not None and summary.final_accuracy >= 0.90

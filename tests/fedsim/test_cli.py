@@ -38,7 +38,7 @@ def test_validate_without_a_file_checks_the_builtin_quickstart() -> None:
         (
             "",
             ("--set", "strategy.name=fedsgd"),
-            "strategy.name: expected one of 'fedavg', 'fedprox', got 'fedsgd'",
+            "strategy.name: expected one of 'fedavg', 'fedprox', 'fedavgm'",
         ),
         ("", ("--set", "rounds"), "--set: expected KEY=VALUE, got 'rounds'"),
         ("rounds = [\n", (), "invalid TOML"),

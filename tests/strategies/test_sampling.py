@@ -92,7 +92,9 @@ def test_configure_train_addresses_exactly_the_sampled_nodes() -> None:
 
 def test_fedprox_sends_its_mu() -> None:
     nodes = {1: 0, 2: 1}
-    scenario = parse_scenario('[data]\nnum_clients = 2\n[strategy]\nname = "fedprox"\nproximal_mu = 0.25')
+    scenario = parse_scenario(
+        '[data]\nnum_clients = 2\n[strategy]\nname = "fedprox"\n[strategy.fedprox]\nproximal_mu = 0.25'
+    )
     strategy = build_strategy(scenario, nodes)
     grid = SimpleNamespace(get_node_ids=lambda: list(nodes))
     (message,) = strategy.configure_train(1, ArrayRecord(), _config(), grid)  # type: ignore[arg-type]

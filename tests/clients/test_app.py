@@ -1,0 +1,124 @@
+"""The ClientApp's train handler called directly, as Flower calls it, without Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+
+from clients import app
+from clients.training import local_steps
+from fedsim import protocol as keys
+from fedsim.data import load_federated
+from fedsim.models import build_model
+from fedsim.scenario import parse_scenario
+from strategies.attacks import malicious_partitions
+from strategies.scaffold import to_numpy, to_record
+
+pytestmark = pytest.mark.usefixtures("task_identity")
+
+SCENARIO = """
+    seed = 3
+    [data]
+    dataset = "synthetic"
+    partition = "natural"
+    num_clients = 5
+    [model]
+    name = "logreg"
+    [client]
+    batch_size = 16
+    lr = 0.05
+    [strategy]
+    name = "{strategy}"
+    [attack]
+    fraction = {fraction}
+"""
+
+
+def scenario_toml(strategy: str = "fedavg", fraction: float = 0.0) -> str:
+    return parse_scenario(SCENARIO.format(strategy=strategy, fraction=fraction)).to_toml()
+
+
+def initial_model() -> dict[str, np.ndarray]:
+    model = build_model(parse_scenario(scenario_toml()).model, (60,), 10, seed=3)
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+def message(
+    toml: str, x: dict[str, np.ndarray], server_round: int, c: dict[str, np.ndarray] | None
+) -> Message:
+    config = ConfigRecord({keys.SCENARIO: toml, keys.DATA_ROOT: "", keys.SERVER_ROUND: server_round})
+    content = RecordDict({keys.ARRAYS: to_record(x), keys.CONFIG: config})
+    if c is not None:
+        content[keys.CONTROL] = to_record(c)
+    return Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
+
+
+def node(partition_id: int) -> Context:
+    return Context(
+        1, 1, {keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 5}, RecordDict(), {}
+    )
+
+
+def reply_model(reply: Message) -> dict[str, np.ndarray]:
+    return to_numpy(reply.content.array_records[keys.ARRAYS])
+
+
+def test_scaffold_client_keeps_c_i_in_its_state_across_rounds() -> None:
+    toml, context, x = scenario_toml("scaffold"), node(2), initial_model()
+    scenario = parse_scenario(toml)
+    samples = len(load_federated(scenario.data, scenario.seed).client(2))
+    steps, lr = local_steps(samples, scenario.client), scenario.client.lr
+
+    zero = {k: np.zeros_like(v) for k, v in x.items()}
+    first = app.train(message(toml, x, 1, zero), context)
+    y1 = reply_model(first)
+    c_1 = to_numpy(context.state.array_records[keys.CLIENT_CONTROL])
+    for k in x:  # c_i starts at 0 and c = 0: c_i+ = (x - y) / (K lr), and dc_i = c_i+
+        assert c_1[k] == pytest.approx((x[k] - y1[k]) / (steps * lr), abs=1e-6)
+        assert to_numpy(first.content.array_records[keys.CONTROL_DELTA])[k] == pytest.approx(c_1[k])
+
+    c = {k: np.full_like(v, 0.01) for k, v in x.items()}
+    second = app.train(message(toml, y1, 2, c), context)
+    y2 = reply_model(second)
+    c_2 = to_numpy(context.state.array_records[keys.CLIENT_CONTROL])
+    for k in x:  # round 2 starts from the kept c_i, not from 0
+        assert c_2[k] == pytest.approx(c_1[k] - c[k] + (y1[k] - y2[k]) / (steps * lr), abs=1e-6)
+        assert to_numpy(second.content.array_records[keys.CONTROL_DELTA])[k] == pytest.approx(
+            c_2[k] - c_1[k], abs=1e-6
+        )
+
+
+def test_scaffold_correction_changes_the_local_model() -> None:
+    toml, x = scenario_toml("scaffold"), initial_model()
+    plain = reply_model(app.train(message(toml, x, 1, {k: np.zeros_like(v) for k, v in x.items()}), node(0)))
+    pulled = reply_model(
+        app.train(message(toml, x, 1, {k: np.full_like(v, 0.5) for k, v in x.items()}), node(0))
+    )
+    assert not np.allclose(plain["1.weight"], pulled["1.weight"])
+
+
+def test_without_scaffold_no_control_variates_travel_or_stay() -> None:
+    context = node(1)
+    reply = app.train(message(scenario_toml(), initial_model(), 1, None), context)
+    assert set(reply.content.array_records) == {keys.ARRAYS}
+    assert keys.CLIENT_CONTROL not in context.state.array_records
+
+
+def test_a_malicious_client_sends_its_update_flipped_and_scaled() -> None:
+    malicious = malicious_partitions(seed=3, population=5, fraction=0.4)
+    attacker, honest = min(malicious), min(set(range(5)) - malicious)
+    x = initial_model()
+    attacked = scenario_toml(fraction=0.4)
+    for pid, expected_factor in ((attacker, -4.0), (honest, 1.0)):
+        y = reply_model(app.train(message(scenario_toml(), x, 1, None), node(pid)))  # as trained honestly
+        sent = reply_model(app.train(message(attacked, x, 1, None), node(pid)))
+        for k in x:
+            assert sent[k] == pytest.approx(x[k] + expected_factor * (y[k] - x[k]), abs=1e-5)
+
+
+def test_reply_arrays_load_into_the_model() -> None:
+    reply = app.train(message(scenario_toml(), initial_model(), 1, None), node(0))
+    model = build_model(parse_scenario(scenario_toml()).model, (60,), 10, seed=0)
+    model.load_state_dict(reply.content.array_records[keys.ARRAYS].to_torch_state_dict())
+    assert isinstance(reply.content.array_records[keys.ARRAYS], ArrayRecord)

@@ -1,0 +1,46 @@
+"""The server's bookkeeping around Flower's strategies: bytes per round, model dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAdam
+
+from fedsim import protocol as keys
+from fedsim.server import array_bytes, in_dtypes_of
+
+pytestmark = pytest.mark.usefixtures("task_identity")
+
+
+def test_array_bytes_counts_each_message_and_every_array_record() -> None:
+    model = ArrayRecord([np.zeros(10, dtype=np.float32)])  # 40 bytes of data, plus header and key
+    shared = RecordDict({"arrays": model})
+    sent = [Message(shared, dst_node_id=n, message_type=MessageType.TRAIN) for n in (1, 2, 3)]
+    assert array_bytes(sent) == 3 * model.count_bytes() and model.count_bytes() > 40
+    two = RecordDict({"arrays": model, "scaffold-c": model})
+    assert (
+        array_bytes([Message(two, dst_node_id=1, message_type=MessageType.TRAIN)]) == 2 * model.count_bytes()
+    )
+    assert array_bytes([Message(RecordDict(), dst_node_id=1, message_type=MessageType.QUERY)]) == 0
+
+
+class _Grid:
+    def get_node_ids(self) -> list[int]:
+        return [1]
+
+
+def test_the_global_model_keeps_its_dtype_through_fedadam() -> None:
+    x = ArrayRecord({"w": Array(np.array([1.0, 2.0], dtype=np.float32))})
+    strategy = FedAdam(fraction_train=1.0, min_train_nodes=1, min_available_nodes=1)
+    (sent,) = strategy.configure_train(1, x, ConfigRecord(), _Grid())  # type: ignore[arg-type]
+    y = ArrayRecord({"w": Array(np.array([0.5, 2.5], dtype=np.float32))})
+    metrics = MetricRecord({keys.NUM_EXAMPLES: 1.0})
+    new, _ = strategy.aggregate_train(
+        1, [Message(RecordDict({"arrays": y, "metrics": metrics}), reply_to=sent)]
+    )
+    assert new is not None and new["w"].dtype == "float64"  # Flower's float64 step size promotes
+    kept = in_dtypes_of(x, new)
+    assert kept["w"].dtype == "float32" and kept.count_bytes() < new.count_bytes()
+    assert kept["w"].numpy() == pytest.approx(new["w"].numpy())
+    assert in_dtypes_of(x, y) is y  # nothing to do
