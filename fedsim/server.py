@@ -23,6 +23,7 @@ from clients.training import evaluate
 from fedsim import protocol as keys
 from fedsim.data import FederatedData
 from fedsim.models import build_model
+from fedsim.replies import screen_evaluate, screen_train
 from fedsim.results import RoundRecord, RunDirectory, Summary
 from fedsim.scenario import Scenario
 from strategies.registry import build_strategy
@@ -93,8 +94,11 @@ def _round(
     timeout = scenario.resources.round_timeout_s
     started = time.perf_counter()
     sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
-    replies = exchange(grid, sent, timeout, abort)
-    ok = _check_replies(server_round, sent, replies, scenario.strategy.min_train_clients, reporter)
+    screened = screen_train(exchange(grid, sent, timeout, abort), arrays)
+    replies = screened.accepted
+    ok = _check_replies(
+        server_round, sent, replies, screened.rejected, scenario.strategy.min_train_clients, reporter
+    )
     new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
     arrays = new_arrays if new_arrays is not None else arrays
     round_time = time.perf_counter() - started
@@ -107,7 +111,10 @@ def _round(
             loss, accuracy = evaluate(model, job.data.test)
         asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
         if asked:
-            fed = strategy.aggregate_evaluate(server_round, exchange(grid, asked, timeout, abort))
+            answers = screen_evaluate(exchange(grid, asked, timeout, abort))
+            if answers.rejected:
+                reporter.warn(f"round {server_round}: evaluation replies dropped: {answers.rejected[0]}")
+            fed = strategy.aggregate_evaluate(server_round, answers.accepted)
             if fed is not None:
                 fed_loss = keys.number(fed, keys.EVAL_LOSS)
                 fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
@@ -127,16 +134,22 @@ def _round(
 
 
 def _check_replies(
-    server_round: int, sent: list[Message], replies: list[Message], minimum: int, reporter: Reporter
+    server_round: int,
+    sent: list[Message],
+    replies: list[Message],
+    rejected: list[str],
+    minimum: int,
+    reporter: Reporter,
 ) -> int:
-    """Count good replies; warn about failures; stop the run below ``minimum``."""
+    """Count good replies; warn about failures (rejected replies included); stop below ``minimum``."""
     errors = [r.error.reason for r in replies if r.has_error()]
     ok = len(replies) - len(errors)
     failed = len(sent) - ok
     if failed:
-        missing = len(sent) - len(replies)
-        why = errors[0] if errors else "no reply before resources.round_timeout_s"
-        detail = f"{len(errors)} raised, {missing} did not answer; first: {why}"
+        missing = len(sent) - len(replies) - len(rejected)
+        reasons = [*errors, *(f"rejected reply from {r}" for r in rejected)]
+        why = reasons[0] if reasons else "no reply before resources.round_timeout_s"
+        detail = f"{len(errors)} raised, {len(rejected)} rejected, {missing} did not answer; first: {why}"
         if ok < minimum:
             raise RunError(
                 f"round {server_round}: {ok} of {len(sent)} sampled clients replied, fewer than "
