@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from fedsim import deploy_cli
 from fedsim.config import ScenarioError
 from fedsim.scenario import Scenario, load_scenario, parse_scenario
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a scenario without running it")
     _add_scenario_args(validate)
+    deploy_cli.add_commands(commands)  # certs, server, client, submit, launch
     return parser
 
 
@@ -87,6 +89,8 @@ def read_scenario(path: str | None, overrides: list[str]) -> Scenario:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "handler" in args:  # a deployment command
+        return deploy_cli.run(args)
     console = Console(stderr=True, highlight=False)
     try:
         scenario = read_scenario(args.scenario, args.overrides)
