@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +52,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     handler: Handler = args.handler
+    # `kill` and service managers send SIGTERM: stop our processes as on Ctrl-C, not orphan them.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return handler(args)
     except ScenarioError as error:
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedsim: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("fedsim: interrupted; every process started was stopped", file=sys.stderr)
+        print("fedsim: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
 
 
@@ -122,6 +125,12 @@ def _client(args: argparse.Namespace) -> int:
         code = node.popen.wait()
     if code != 0:
         print(f"fedsim: the SuperNode exited with code {code} (Flower's message is above)", file=sys.stderr)
+        if opts.auth_key is not None:
+            print(
+                "fedsim: 'Failed to activate SuperNode' means the SuperLink does not know this node's "
+                "key: register its .pub file there (fedsim server --node-keys)",
+                file=sys.stderr,
+            )
         return 1
     return 0
 

@@ -149,6 +149,9 @@ class ProcessGroup:
                 os.killpg(pid, signal.SIGKILL)
         for process in self.started:
             process.popen.wait()
+        deadline = time.monotonic() + GRACE_S  # SIGKILL is delivered asynchronously
+        while time.monotonic() < deadline and any(is_alive(pid) for pid in targets):
+            time.sleep(POLL_S)
         self.seen.update(targets)
 
     def _alive(self, targets: set[int]) -> list[int]:
