@@ -95,6 +95,8 @@ def _round(
     started = time.perf_counter()
     sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
     screened = screen_train(exchange(grid, sent, timeout, abort), arrays)
+    for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
+        reporter.warn(f"round {server_round}: dropped the reply of {reason}")
     replies = screened.accepted
     ok = _check_replies(
         server_round, sent, replies, screened.rejected, scenario.strategy.min_train_clients, reporter
@@ -112,8 +114,8 @@ def _round(
         asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
         if asked:
             answers = screen_evaluate(exchange(grid, asked, timeout, abort))
-            if answers.rejected:
-                reporter.warn(f"round {server_round}: evaluation replies dropped: {answers.rejected[0]}")
+            for reason in answers.rejected:
+                reporter.warn(f"round {server_round}: dropped the evaluation reply of {reason}")
             fed = strategy.aggregate_evaluate(server_round, answers.accepted)
             if fed is not None:
                 fed_loss = keys.number(fed, keys.EVAL_LOSS)
