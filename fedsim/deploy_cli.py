@@ -167,6 +167,11 @@ def _follow_run(args: argparse.Namespace, start: Callable[..., Outcome], out: Pa
             reporter.progress.update(reporter.task, description="starting Flower's processes")
             outcome = start(group, work.path, reporter)
         work.keep |= outcome.error is not None
+        stopping = time.perf_counter()
+    if args.verbose:
+        times = [f"{what} after {seconds:.1f} s" for what, seconds in outcome.milestones]
+        times.append(f"processes stopped in {time.perf_counter() - stopping:.1f} s")
+        print(f"fedsim: {'; '.join(times)}", file=sys.stderr)
     if outcome.error is not None:
         print(f"fedsim: run failed: {outcome.error}; results (if any) are in {out}", file=sys.stderr)
         return 1

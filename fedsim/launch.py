@@ -10,6 +10,7 @@ process afterwards, also on Ctrl-C or failure.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def launch(
     group.wait_until(
         server, lambda: superlink_answers(link.local_address, tls), START_TIMEOUT_S, "answer on its port"
     )
+    milestones = [("SuperLink answering", time.perf_counter() - started_at)]
     keys = _node_keys(workdir / "keys", clients) if link.node_auth else []
     if keys:
         home = workdir / "home-admin"
@@ -78,10 +80,13 @@ def launch(
         group.wait_until(
             node, functools.partial(_connected, node), START_TIMEOUT_S, "connect to the SuperLink"
         )
+    milestones.append((f"{clients} SuperNodes connected", time.perf_counter() - started_at))
     job = Submission(
         opts.scenario, link.local_address, tls, opts.out, server_writes_out=True, client_app=opts.client_app
     )
-    return submit(job, group, workdir, reporter, started_at)
+    outcome = submit(job, group, workdir, reporter, started_at)
+    outcome.milestones[:0] = milestones
+    return outcome
 
 
 def _superlink_options(opts: LaunchOptions, workdir: Path) -> SuperLinkOptions:

@@ -56,6 +56,7 @@ class Outcome:
     error: str | None = None
     run_id: int | None = None
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+    milestones: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds since start)
 
 
 def submit(
@@ -76,6 +77,7 @@ def submit(
         _stop_run(group, outcome.run_id, flower_env(home))
         raise
     finally:
+        outcome.milestones.append(("run ended", time.perf_counter() - started_at))
         if local is not None:
             outcome.summary = local.finish(None, time.perf_counter() - started_at, outcome.error)
     if job.server_writes_out and (job.out / SUMMARY_FILE).is_file():
