@@ -8,6 +8,7 @@ command starts belongs to a :class:`ProcessGroup` that stops it on the way out.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import signal
@@ -24,7 +25,6 @@ from rich.console import Console
 
 from fedsim import certs, deploy_args, probe
 from fedsim.config import ScenarioError
-from fedsim.data.roots import ENV_DATA_DIR
 from fedsim.flower import (
     ClientTls,
     SuperLinkOptions,
@@ -40,7 +40,6 @@ from fedsim.scenario import Scenario
 if TYPE_CHECKING:
     from fedsim.submit import Outcome
 
-Handler = Callable[[argparse.Namespace], int]
 START_TIMEOUT_S = 180.0
 
 
@@ -51,7 +50,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    handler: Handler = args.handler
+    handler: deploy_args.Handler = args.handler
     # `kill` and service managers send SIGTERM: stop our processes as on Ctrl-C, not orphan them.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -85,10 +84,12 @@ def _server(args: argparse.Namespace) -> int:
     opts = SuperLinkOptions(args.host, args.port, tls, node_auth=bool(keys))
     if keys and tls is None:
         raise ScenarioError("--node-keys", "SuperNode authentication needs TLS; drop --insecure")
+    from fedsim.data.roots import ENV_DATA_DIR  # here: fedsim.data imports torch
+
     env = dict(os.environ) | ({ENV_DATA_DIR: str(args.data_dir.resolve())} if args.data_dir else {})
     with _workdir("fedsim-server-", keep=False) as work, ProcessGroup(env) as group:
         link = group.start("superlink", opts.argv(), env=flower_env(work.path / "home", env))
-        answers = lambda: superlink_answers(opts.local_address, opts.client_tls)  # noqa: E731
+        answers = functools.partial(superlink_answers, opts.local_address, opts.client_tls)
         group.wait_until(link, answers, START_TIMEOUT_S, "answer on its port")
         if keys:
             write_connection(work.path / "admin", opts.local_address, opts.client_tls)
@@ -227,13 +228,20 @@ def _default_out(scenario: Scenario) -> Path:
 
 
 def _server_tls(args: argparse.Namespace) -> certs.ServerTls | None:
-    files = (args.ssl_ca_certfile, args.ssl_certfile, args.ssl_keyfile)
+    files = {"--ssl-ca-certfile": args.ssl_ca_certfile, "--ssl-certfile": args.ssl_certfile}
+    files["--ssl-keyfile"] = args.ssl_keyfile
+    given = [option for option, path in files.items() if path is not None]
+    if given and (args.insecure or args.certs is not None):
+        raise ScenarioError(given[0], "give either --certs, the three --ssl-* files, or --insecure")
     if args.insecure:
         return None
     if args.certs is not None:
         return certs.ServerTls.in_folder(args.certs)
-    if all(files):
-        return certs.ServerTls(*(_existing(f, "--ssl-*") for f in files))
+    if given:
+        missing = [option for option in files if option not in given]
+        if missing:
+            raise ScenarioError(missing[0], "missing: TLS needs all three --ssl-* files")
+        return certs.ServerTls(*(_existing(path, option) for option, path in files.items()))
     raise ScenarioError(
         "--certs",
         "TLS is on by default: pass --certs DIR (see `fedsim certs`), the three --ssl-* "

@@ -45,6 +45,13 @@ def test_server_wants_tls_files_or_an_explicit_insecure() -> None:
     one_line_error(fedsim("server"), 2, "fedsim: error: --certs: TLS is on by default")
 
 
+def test_tls_files_must_come_complete_and_alone(tmp_path: Path) -> None:
+    certs.generate(tmp_path, [], nodes=0)
+    key = str(tmp_path / "server.key")
+    one_line_error(fedsim("server", "--ssl-keyfile", key), 2, "--ssl-ca-certfile: missing")
+    one_line_error(fedsim("server", "--insecure", "--ssl-keyfile", key), 2, "--ssl-keyfile: give either")
+
+
 def test_node_authentication_without_tls_is_refused(tmp_path: Path) -> None:
     certs.generate(tmp_path, [], nodes=1)
     result = fedsim("server", "--insecure", "--node-keys", str(tmp_path / "node-0.pub"))
@@ -89,3 +96,10 @@ def test_launch_refuses_bad_counts_and_a_used_out_folder(tmp_path: Path) -> None
     one_line_error(fedsim("launch", "--clients", "2", "--out", str(tmp_path)), 2, "--out: ")
     result = fedsim("launch", "--clients", "2", "--set", "strategy.min_train_clients=3")
     one_line_error(result, 2, "strategy.min_train_clients: expected at most data.num_clients (2)")
+
+
+def test_the_command_line_loads_without_flower_or_torch() -> None:
+    """`fedsim validate` and the option errors above stay quick: Flower and torch load on use."""
+    code = "import sys, fedsim.cli; print(sorted({'torch', 'flwr', 'ray'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip() == "[]", result.stderr
