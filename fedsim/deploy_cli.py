@@ -197,15 +197,24 @@ class _Work:
 
 @contextmanager
 def _workdir(prefix: str, keep: bool) -> Iterator[_Work]:
-    """A private folder for Flower homes and logs; kept (and named) when asked or on failure."""
+    """A private folder for Flower homes, keys and logs; only the logs may outlive the command.
+
+    They are kept (and named) when asked or when the command fails; Ctrl-C keeps nothing.
+    """
     work = _Work(Path(tempfile.mkdtemp(prefix=prefix)), keep)
     work.logs.mkdir()
     try:
         yield work
+    except KeyboardInterrupt:
+        work.keep = False
+        raise
     except BaseException:
         work.keep = True
         raise
     finally:
+        for item in work.path.iterdir():  # homes, certificates, node keys: never left behind
+            if item != work.logs:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
         if work.keep and any(work.logs.iterdir()):
             print(f"fedsim: the logs of every process are in {work.logs}", file=sys.stderr)
         else:

@@ -48,27 +48,21 @@ TIMEOUT_S = 600.0
 class Watched:
     """A `fedsim` subprocess whose process tree is recorded, PID by PID, while it runs."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, temp: Path, cwd: Path) -> None:
+        env = {**os.environ, "TMPDIR": str(temp)}  # its work folders land here, to be checked
         with open(log, "wb") as stream:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "fedsim", *args], stdout=stream, stderr=subprocess.STDOUT, cwd=REPO
+                [sys.executable, "-m", "fedsim", *args],
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
             )
         self.log = log
         self.pids = {self.popen.pid}
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-    def wait(self, until: Callable[[], bool] = lambda: False) -> int | None:
-        """Record the tree until the process exits (its code) or ``until`` holds (None)."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while self.popen.poll() is None:
-            self.pids |= descendants(self.popen.pid)
-            if until():
-                return None
-            assert time.monotonic() < deadline, f"fedsim still running after {TIMEOUT_S:.0f} s"
-            time.sleep(0.2)
-        return self.popen.returncode
 
     def stop_leftovers(self) -> None:
         """Only if a test failed midway: stop what is still running, by PID."""
@@ -80,30 +74,59 @@ class Watched:
                 os.kill(pid, signal.SIGKILL)
 
 
+class Fleet:
+    """The `fedsim` commands a test starts; waiting on one records the trees of all."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.temp = folder / "tmp"
+        self.temp.mkdir()
+        self.started: list[Watched] = []
+
+    def start(self, *args: str, cwd: Path = REPO) -> Watched:
+        cwd.mkdir(exist_ok=True)
+        log = self.folder / f"fedsim-{len(self.started)}.log"
+        self.started.append(Watched(list(args), log, self.temp, cwd))
+        return self.started[-1]
+
+    def wait(self, process: Watched, until: Callable[[], bool] = lambda: False) -> int | None:
+        """Record every tree until ``process`` exits (its code) or ``until`` holds (None)."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while process.popen.poll() is None:
+            for each in self.started:
+                each.pids |= descendants(each.popen.pid)
+            if until():
+                return None
+            assert time.monotonic() < deadline, f"fedsim still running after {TIMEOUT_S:.0f} s"
+            time.sleep(0.2)
+        return process.popen.returncode
+
+    def left_running(self) -> list[int]:
+        return [pid for each in self.started for pid in each.pids if is_alive(pid)]
+
+    def left_files(self) -> list[Path]:
+        return list(self.temp.glob("fedsim-*"))  # Flower homes, keys, logs of our commands
+
+
 @pytest.fixture
-def watched(tmp_path: Path) -> Iterator[Callable[[list[str]], Watched]]:
-    started: list[Watched] = []
-
-    def start(args: list[str]) -> Watched:
-        started.append(Watched(args, tmp_path / f"fedsim-{len(started)}.log"))
-        return started[-1]
-
-    yield start
-    for process in started:
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    commands = Fleet(tmp_path)
+    yield commands
+    for process in commands.started:
         process.stop_leftovers()
 
 
 def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
-    tmp_path: Path, watched: Callable[[list[str]], Watched], ray_cluster: str
+    tmp_path: Path, fleet: Fleet, ray_cluster: str
 ) -> None:
     cert_dir = tmp_path / "certs"
-    assert watched(["certs", str(cert_dir), "--host", "127.0.0.1"]).wait() == 0
+    assert fleet.wait(fleet.start("certs", str(cert_dir), "--host", "127.0.0.1")) == 0
     out = tmp_path / "run"
     args = ["launch", str(QUICKSTART), "--clients", "3", "--set", "rounds=2", "--certs", str(cert_dir)]
-    run = watched([*args, "--out", str(out)])
-    assert run.wait() == 0, run.output()
+    run = fleet.start(*args, "--out", str(out))
+    assert fleet.wait(run) == 0, run.output()
     assert len(run.pids) >= 8  # fedsim, SuperLink + SuperExec + ServerApp, 3 x (SuperNode + SuperExec), ...
-    assert not [p for p in run.pids if is_alive(p)]
+    assert not fleet.left_running() and not fleet.left_files()
 
     assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt"}
     rows = read_metrics(out)
@@ -118,6 +141,45 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     assert [[r[k] for k in metrics] for r in rows] == [
         [r[k] for k in metrics] for r in read_metrics(tmp_path / "sim")
     ]
+
+
+def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet: Fleet) -> None:
+    folder = tmp_path / "certs"
+    certs.generate(folder, ["127.0.0.1"], nodes=2)
+    port = str(free_port())
+    address, ca = f"127.0.0.1:{port}", str(folder / certs.CA_CERT)
+    keys = [str(folder / f"node-{k}.pub") for k in (0, 1)]
+    server = fleet.start(
+        "server", "--port", port, "--certs", str(folder), "--node-keys", *keys, cwd=tmp_path / "srv"
+    )
+    clients = [
+        fleet.start(
+            *("client", "--superlink", address, "--root-certificates", ca),
+            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(k), "--num-partitions", "2"),
+        )
+        for k in (0, 1)
+    ]
+    out = tmp_path / "here"
+    submit = fleet.start(
+        *("submit", str(QUICKSTART), "--superlink", address, "--root-certificates", ca),
+        *("--set", "data.num_clients=2", "--set", "rounds=2", "--out", str(out)),
+    )
+    assert fleet.wait(submit) == 0, submit.output() + server.output()
+
+    # The submitter rebuilt the folder from the streamed events; the server kept the model.
+    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json"}
+    (server_copy,) = (tmp_path / "srv" / "runs").iterdir()
+    assert f"on the SuperLink's machine: {server_copy}" in submit.output().replace("\n", "")
+    assert (server_copy / "model.pt").is_file()
+    assert read_metrics(out) == read_metrics(server_copy)
+    assert (out / "scenario.toml").read_text() == (server_copy / "scenario.toml").read_text()
+    mine, theirs = (json.loads((d / "summary.json").read_text()) for d in (out, server_copy))
+    assert mine["status"] == "completed" and mine["final_accuracy"] == theirs["final_accuracy"]
+
+    for process in (server, *clients):  # as a service manager would stop them
+        process.popen.send_signal(signal.SIGTERM)
+        assert fleet.wait(process) == 130, process.output()
+    assert not fleet.left_running() and not fleet.left_files()
 
 
 def test_hostile_replies_are_dropped_and_every_round_still_completes(
@@ -202,13 +264,12 @@ def test_superlink_admits_only_registered_nodes_over_tls(tmp_path: Path) -> None
     assert not [p for p in pids if is_alive(p)]
 
 
-def test_ctrl_c_stops_the_run_and_every_process(
-    tmp_path: Path, watched: Callable[[list[str]], Watched]
-) -> None:
-    args = ["launch", str(QUICKSTART), "--clients", "2", "--set", "rounds=20", "--out", str(tmp_path / "run")]
-    run = watched(args)
-    assert run.wait(until=lambda: "round   1" in run.output()) is None, run.output()
+def test_ctrl_c_stops_the_run_and_every_process(tmp_path: Path, fleet: Fleet) -> None:
+    run = fleet.start(
+        "launch", str(QUICKSTART), "--clients", "2", "--set", "rounds=20", "--out", str(tmp_path / "run")
+    )
+    assert fleet.wait(run, until=lambda: "round   1" in run.output()) is None, run.output()
     run.popen.send_signal(signal.SIGINT)
-    assert run.wait() == 130, run.output()
+    assert fleet.wait(run) == 130, run.output()
     assert "interrupted" in run.output()
-    assert not [p for p in run.pids if is_alive(p)]
+    assert not fleet.left_running() and not fleet.left_files()
