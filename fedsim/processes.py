@@ -184,6 +184,8 @@ def descendants(*pids: int) -> set[int]:
 
 
 def _parents() -> Iterator[tuple[int, int]]:
+    if not os.path.isdir("/proc"):  # not Linux: only the process groups are signalled
+        return
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
