@@ -199,14 +199,13 @@ class _Work:
 def _workdir(prefix: str, keep: bool) -> Iterator[_Work]:
     """A private folder for Flower homes, keys and logs; only the logs may outlive the command.
 
-    They are kept (and named) when asked or when the command fails; Ctrl-C keeps nothing.
+    They are kept (and named) when asked (-v) or when the command fails, not after Ctrl-C.
     """
     work = _Work(Path(tempfile.mkdtemp(prefix=prefix)), keep)
     work.logs.mkdir()
     try:
         yield work
     except KeyboardInterrupt:
-        work.keep = False
         raise
     except BaseException:
         work.keep = True

@@ -71,12 +71,20 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: threading.Event) -> S
             job.out.append(record)
             reporter.round_done(record)
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RunError) else str(exc)
+        error = _describe(exc)
         raise
     finally:
         model.load_state_dict(arrays.to_torch_state_dict())
         summary = job.out.finish(model.state_dict(), time.perf_counter() - job.started_at, error)
     return summary
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RunError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):  # Ctrl-C, or `flwr stop` ending the ServerApp
+        return "stopped before the last round (interrupted)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _round(

@@ -273,3 +273,6 @@ def test_ctrl_c_stops_the_run_and_every_process(tmp_path: Path, fleet: Fleet) ->
     assert fleet.wait(run) == 130, run.output()
     assert "interrupted" in run.output()
     assert not fleet.left_running() and not fleet.left_files()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())  # the stopped ServerApp closed it
+    assert summary["status"] == "failed" and summary["error"] == "stopped before the last round (interrupted)"
+    assert summary["rounds_completed"] >= 1
