@@ -1,4 +1,5 @@
-"""Options of the deployment commands (``fedsim certs|server|client|submit|launch``)."""
+"""Options of the deployment commands (``fedsim certs|server|client|submit|launch``), and
+what the TLS options mean together."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fedsim.flower import DEFAULT_PORT
+from fedsim import certs
+from fedsim.config import ScenarioError
+from fedsim.flower import DEFAULT_PORT, ClientTls
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -166,3 +169,37 @@ def _int(text: str, minimum: int) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
     return value
+
+
+def server_tls(args: argparse.Namespace) -> certs.ServerTls | None:
+    files = {"--ssl-ca-certfile": args.ssl_ca_certfile, "--ssl-certfile": args.ssl_certfile}
+    files["--ssl-keyfile"] = args.ssl_keyfile
+    given = [option for option, path in files.items() if path is not None]
+    if given and (args.insecure or args.certs is not None):
+        raise ScenarioError(given[0], "give either --certs, the three --ssl-* files, or --insecure")
+    if args.insecure:
+        return None
+    if args.certs is not None:
+        return certs.ServerTls.in_folder(args.certs)
+    if given:
+        missing = [option for option in files if option not in given]
+        if missing:
+            raise ScenarioError(missing[0], "missing: TLS needs all three --ssl-* files")
+        return certs.ServerTls(*(existing(path, option) for option, path in files.items()))
+    raise ScenarioError(
+        "--certs",
+        "TLS is on by default: pass --certs DIR (see `fedsim certs`), the three --ssl-* "
+        "files, or --insecure for plain text",
+    )
+
+
+def client_tls(args: argparse.Namespace) -> ClientTls:
+    if args.root_certificates is not None:
+        return ClientTls(existing(args.root_certificates, "--root-certificates"))
+    return ClientTls(insecure=args.insecure)
+
+
+def existing(path: Path, option: str) -> Path:
+    if not path.is_file():
+        raise ScenarioError(option, f"{path} not found")
+    return path.resolve()

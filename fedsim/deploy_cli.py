@@ -26,7 +26,6 @@ from rich.console import Console
 from fedsim import certs, deploy_args, probe
 from fedsim.config import ScenarioError
 from fedsim.flower import (
-    ClientTls,
     SuperLinkOptions,
     SuperNodeOptions,
     flower_env,
@@ -79,8 +78,8 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    tls = _server_tls(args)
-    keys = [_existing(p, "--node-keys") for p in args.node_keys or []]
+    tls = deploy_args.server_tls(args)
+    keys = [deploy_args.existing(p, "--node-keys") for p in args.node_keys or []]
     opts = SuperLinkOptions(args.host, args.port, tls, node_auth=bool(keys))
     if keys and tls is None:
         raise ScenarioError("--node-keys", "SuperNode authentication needs TLS; drop --insecure")
@@ -108,14 +107,14 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> int:
-    tls = _client_tls(args)
+    tls = deploy_args.client_tls(args)
     opts = SuperNodeOptions(
         args.superlink,
         args.partition_id,
         args.num_partitions,
         tls,
         args.data_dir,
-        _existing(args.auth_key, "--auth-key") if args.auth_key else None,
+        deploy_args.existing(args.auth_key, "--auth-key") if args.auth_key else None,
         args.runtime_port,
     )
     if opts.auth_key is not None and tls.insecure:
@@ -141,7 +140,7 @@ def _submit(args: argparse.Namespace) -> int:
 
     started_at = time.perf_counter()
     scenario = _scenario(args)
-    tls = _client_tls(args)
+    tls = deploy_args.client_tls(args)
     out = args.out or _default_out(scenario)
     probe.check_superlink(args.superlink, tls, args.wait)
     job = Submission(scenario, args.superlink, tls, out)
@@ -233,37 +232,3 @@ def _default_out(scenario: Scenario) -> Path:
     from fedsim.results import default_out_dir
 
     return default_out_dir(scenario).resolve()
-
-
-def _server_tls(args: argparse.Namespace) -> certs.ServerTls | None:
-    files = {"--ssl-ca-certfile": args.ssl_ca_certfile, "--ssl-certfile": args.ssl_certfile}
-    files["--ssl-keyfile"] = args.ssl_keyfile
-    given = [option for option, path in files.items() if path is not None]
-    if given and (args.insecure or args.certs is not None):
-        raise ScenarioError(given[0], "give either --certs, the three --ssl-* files, or --insecure")
-    if args.insecure:
-        return None
-    if args.certs is not None:
-        return certs.ServerTls.in_folder(args.certs)
-    if given:
-        missing = [option for option in files if option not in given]
-        if missing:
-            raise ScenarioError(missing[0], "missing: TLS needs all three --ssl-* files")
-        return certs.ServerTls(*(_existing(path, option) for option, path in files.items()))
-    raise ScenarioError(
-        "--certs",
-        "TLS is on by default: pass --certs DIR (see `fedsim certs`), the three --ssl-* "
-        "files, or --insecure for plain text",
-    )
-
-
-def _client_tls(args: argparse.Namespace) -> ClientTls:
-    if args.root_certificates is not None:
-        return ClientTls(_existing(args.root_certificates, "--root-certificates"))
-    return ClientTls(insecure=args.insecure)
-
-
-def _existing(path: Path, option: str) -> Path:
-    if not path.is_file():
-        raise ScenarioError(option, f"{path} not found")
-    return path.resolve()
