@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
+from fedsim import deploy_cli
 from fedsim.config import ScenarioError, from_table
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
 from fedsim.variants import Run, parse_seeds, plan
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--out", type=Path, metavar="DIR", help="where to write (default: the one RUN_DIR given)"
     )
+    deploy_cli.add_commands(commands)  # certs, server, client, submit, launch
     return parser
 
 
@@ -149,6 +151,8 @@ def describe_clients(data: DataConfig) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "handler" in args:  # a deployment command
+        return deploy_cli.run(args)
     console = Console(stderr=True, highlight=False)
     try:
         if args.command == "plot":

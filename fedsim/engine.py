@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from clients.app import app as client_app
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.results import RunDirectory, Summary, default_out_dir
-from fedsim.scenario import Scenario, load_scenario
+from fedsim.scenario import Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, serve
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
@@ -126,22 +126,38 @@ def _flower_logs(verbose: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-# --- `flwr run .`: the same ServerApp, configured by the run config. ---
+# --- `flwr run`: the same ServerApp, configured by the run config. ---
 server_app = ServerApp()
 
 
 @server_app.main()
 def _flwr_run_main(grid: Grid, context: Context) -> None:
-    from fedsim.progress import LogReporter  # only this path logs
+    from fedsim.wire import StreamReporter  # only this path logs
 
     log = logging.getLogger("fedsim")
     log.addHandler(logging.StreamHandler())
     log.setLevel(logging.INFO)
-    config = context.run_config
-    overrides = tuple(str(config.get("set", "")).split())  # "rounds=3 client.lr=0.05"
-    scenario = load_scenario(str(config["scenario"]), overrides)
-    out = str(config.get("out", "")) or None
-    job = prepare(scenario, Path(out) if out else None, None)
-    log.info("results: %s", job.out.path.resolve())
-    with _flower_logs(verbose=False):
-        serve(grid, job, LogReporter(), Abort())
+    reporter = StreamReporter()
+    try:
+        scenario = scenario_from_run_config(context.run_config)
+        out = str(context.run_config.get("out", "")) or None
+        job = prepare(scenario, Path(out) if out else None, None)
+        reporter.results(job.out.path.resolve())
+        with _flower_logs(verbose=False):
+            serve(grid, job, reporter, Abort())
+    except Exception as error:  # tell the submitter why, then let Flower mark the run failed
+        reporter.failed(str(error) if isinstance(error, RunError | ScenarioError) else repr(error))
+        raise
+    reporter.done()
+
+
+def scenario_from_run_config(config: Mapping[str, object]) -> Scenario:
+    """``scenario-toml`` (the resolved scenario, as `fedsim submit` sends it) or a ``scenario`` file.
+
+    ``set`` holds space-separated overrides, as ``fedsim run --set``: "rounds=3 client.lr=0.05".
+    """
+    overrides = tuple(str(config.get("set", "")).split())
+    text = str(config.get("scenario-toml", ""))
+    if text:
+        return parse_scenario(text, overrides, source="run config scenario-toml")
+    return load_scenario(str(config["scenario"]), overrides)

@@ -8,7 +8,10 @@ MetricRecord under ``METRICS``.
 
 from __future__ import annotations
 
-from flwr.app import ConfigRecord, MetricRecord
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only annotations: the command line imports this module without Flower
+    from flwr.app import ConfigRecord, MetricRecord
 
 # Record names inside a message's RecordDict (Flower's strategies use the same).
 ARRAYS = "arrays"

@@ -24,6 +24,7 @@ from clients.training import evaluate
 from fedsim import protocol as keys
 from fedsim.data import FederatedData
 from fedsim.models import build_model
+from fedsim.replies import expected_arrays, screen_evaluate, screen_train
 from fedsim.results import RoundRecord, RunDirectory, Summary
 from fedsim.scenario import Scenario
 from strategies.registry import build_strategy
@@ -81,12 +82,20 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
             job.out.append(record)
             reporter.round_done(record)
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RunError) else str(exc)
+        error = _describe(exc)
         raise
     finally:
         model.load_state_dict(arrays.to_torch_state_dict())
         summary = job.out.finish(model.state_dict(), time.perf_counter() - job.started_at, error)
     return summary
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RunError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):  # Ctrl-C, or `flwr stop` ending the ServerApp
+        return "stopped before the last round (interrupted)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _round(
@@ -104,10 +113,17 @@ def _round(
     timeout = scenario.resources.round_timeout_s
     started = time.perf_counter()
     sent = list(strategy.configure_train(server_round, arrays, ConfigRecord(dict(config)), grid))
-    replies = exchange(grid, sent, timeout, abort)
-    ok = _check_replies(server_round, sent, replies, scenario.strategy.min_train_clients, reporter)
-    # Counted before aggregation: some strategies (FedMedian, FedTrimmedAvg) empty the replies.
-    bytes_sent, bytes_received = array_bytes(sent), array_bytes(replies)
+    received = exchange(grid, sent, timeout, abort)
+    # Counted before screening and aggregation: every byte crossed the wire, and some
+    # strategies (FedMedian, FedTrimmedAvg) empty the replies.
+    bytes_sent, bytes_received = array_bytes(sent), array_bytes(received)
+    screened = screen_train(received, arrays, expected_arrays(sent[0]) if sent else frozenset({keys.ARRAYS}))
+    for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
+        reporter.warn(f"round {server_round}: dropped the reply of {reason}")
+    replies = screened.accepted
+    ok = _check_replies(
+        server_round, sent, replies, screened.rejected, scenario.strategy.min_train_clients, reporter
+    )
     new_arrays, train_metrics = strategy.aggregate_train(server_round, replies)
     arrays = in_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
     round_time = time.perf_counter() - started
@@ -121,9 +137,12 @@ def _round(
         asked = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(dict(config)), grid))
         if asked:
             bytes_sent += array_bytes(asked)
-            answers = exchange(grid, asked, timeout, abort)
-            bytes_received += array_bytes(answers)
-            fed = strategy.aggregate_evaluate(server_round, answers)
+            received = exchange(grid, asked, timeout, abort)
+            bytes_received += array_bytes(received)
+            answers = screen_evaluate(received)
+            for reason in answers.rejected:
+                reporter.warn(f"round {server_round}: dropped the evaluation reply of {reason}")
+            fed = strategy.aggregate_evaluate(server_round, answers.accepted)
             if fed is not None:
                 fed_loss = keys.number(fed, keys.EVAL_LOSS)
                 fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
@@ -167,16 +186,22 @@ def array_bytes(messages: Iterable[Message]) -> int:
 
 
 def _check_replies(
-    server_round: int, sent: list[Message], replies: list[Message], minimum: int, reporter: Reporter
+    server_round: int,
+    sent: list[Message],
+    replies: list[Message],
+    rejected: list[str],
+    minimum: int,
+    reporter: Reporter,
 ) -> int:
-    """Count good replies; warn about failures; stop the run below ``minimum``."""
+    """Count good replies; warn about failures (rejected replies included); stop below ``minimum``."""
     errors = [r.error.reason for r in replies if r.has_error()]
     ok = len(replies) - len(errors)
     failed = len(sent) - ok
     if failed:
-        missing = len(sent) - len(replies)
-        why = errors[0] if errors else "no reply before resources.round_timeout_s"
-        detail = f"{len(errors)} raised, {missing} did not answer; first: {why}"
+        missing = len(sent) - len(replies) - len(rejected)
+        reasons = [*errors, *(f"rejected reply from {r}" for r in rejected)]
+        why = reasons[0] if reasons else "no reply before resources.round_timeout_s"
+        detail = f"{len(errors)} raised, {len(rejected)} rejected, {missing} did not answer; first: {why}"
         if ok < minimum:
             raise RunError(
                 f"round {server_round}: {ok} of {len(sent)} sampled clients replied, fewer than "

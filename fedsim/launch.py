@@ -1,0 +1,120 @@
+"""``fedsim launch``: a SuperLink and N SuperNodes as real processes on 127.0.0.1, one run.
+
+For trying the deployment engine on one machine: the same processes and flags as
+``fedsim server`` / ``fedsim client`` / ``fedsim submit`` on separate machines, TLS
+and SuperNode authentication included (with throwaway certificates and keys unless
+given a ``fedsim certs`` folder).  The caller's :class:`ProcessGroup` stops every
+process afterwards, also on Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedsim import certs
+from fedsim.config import ScenarioError
+from fedsim.data.roots import ENV_DATA_DIR
+from fedsim.flower import (
+    CONNECTED,
+    SuperLinkOptions,
+    SuperNodeOptions,
+    flower_env,
+    free_port,
+    register_commands,
+    superlink_answers,
+    write_connection,
+)
+from fedsim.processes import ProcessGroup, Started
+from fedsim.scenario import Scenario
+from fedsim.server import Reporter
+from fedsim.submit import Outcome, Submission, submit
+
+START_TIMEOUT_S = 180.0  # on a loaded machine a Flower process takes several seconds to start
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    scenario: Scenario  # its data.num_clients is the number of SuperNodes
+    out: Path
+    certs: Path | None = None  # a `fedsim certs` folder; None: throwaway certificates
+    insecure: bool = False
+    node_auth: bool = True  # with TLS only: Flower refuses node authentication in plain text
+    data_dir: Path | None = None
+    client_app: str = "clients.app:app"
+
+    def __post_init__(self) -> None:
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise ScenarioError("--out", f"{self.out} already exists and is not empty; choose another folder")
+        if self.insecure and self.certs is not None:
+            raise ScenarioError("--insecure", "cannot be combined with --certs")
+        if self.scenario.data.num_clients is None:
+            raise ScenarioError(
+                "--clients", "required: this scenario's data set no client count of their own"
+            )
+
+    @property
+    def clients(self) -> int:
+        """The number of SuperNodes (set for every scenario that reaches here)."""
+        return self.scenario.data.num_clients or 0
+
+
+def launch(
+    opts: LaunchOptions, group: ProcessGroup, workdir: Path, reporter: Reporter, started_at: float
+) -> Outcome:
+    """Start the SuperLink, then the SuperNodes, then submit the run and follow it."""
+    clients = opts.clients
+    link = _superlink_options(opts, workdir)
+    extra = {ENV_DATA_DIR: str(opts.data_dir.resolve())} if opts.data_dir else {}
+    server = group.start("superlink", link.argv(), env={**flower_env(workdir / "home-superlink"), **extra})
+    tls = link.client_tls
+    group.wait_until(
+        server, lambda: superlink_answers(link.local_address, tls), START_TIMEOUT_S, "answer on its port"
+    )
+    milestones = [("SuperLink answering", time.perf_counter() - started_at)]
+    keys = _node_keys(workdir / "keys", clients) if link.node_auth else []
+    if keys:
+        home = workdir / "home-admin"
+        write_connection(home, link.local_address, tls)
+        group.run(register_commands([public for _, public in keys]), START_TIMEOUT_S, flower_env(home))
+    nodes: list[Started] = []
+    for k in range(clients):
+        spec = SuperNodeOptions(
+            link.local_address, k, clients, tls, opts.data_dir, keys[k][0] if keys else None
+        )
+        nodes.append(group.start(f"supernode-{k}", spec.argv(), env=flower_env(workdir / f"home-node-{k}")))
+    for node in nodes:
+        group.wait_until(
+            node, functools.partial(_connected, node), START_TIMEOUT_S, "connect to the SuperLink"
+        )
+    milestones.append((f"{clients} SuperNodes connected", time.perf_counter() - started_at))
+    job = Submission(
+        opts.scenario, link.local_address, tls, opts.out, server_writes_out=True, client_app=opts.client_app
+    )
+    outcome = submit(job, group, workdir, reporter, started_at)
+    outcome.milestones[:0] = milestones
+    return outcome
+
+
+def _superlink_options(opts: LaunchOptions, workdir: Path) -> SuperLinkOptions:
+    if opts.insecure:
+        return SuperLinkOptions("127.0.0.1", free_port())
+    if opts.certs is None:
+        certs.generate(workdir / "certs", ["127.0.0.1"], nodes=0)
+    tls = certs.ServerTls.in_folder(opts.certs or workdir / "certs")
+    return SuperLinkOptions("127.0.0.1", free_port(), tls, node_auth=opts.node_auth)
+
+
+def _node_keys(folder: Path, count: int) -> list[tuple[Path, Path]]:
+    """A fresh key pair per SuperNode, registered on the SuperLink before the node starts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = [certs.node_key_paths(folder, k) for k in range(count)]
+    for private, public in pairs:
+        certs.write_node_key(private, public)
+    return pairs
+
+
+def _connected(node: Started) -> bool:
+    return node.log is not None and CONNECTED in node.log.read_text(encoding="utf-8", errors="replace")

@@ -1,0 +1,130 @@
+"""Screen client replies before the strategy sees them.
+
+On real machines a client is any process holding a node key, running code we do not
+control.  A reply whose arrays do not fit the global model would make the
+aggregation raise or silently broadcast NaNs to every client next round; one with
+extra records or metric keys makes Flower's strategies skip the whole round
+("InconsistentMessageReplies").  So each reply must carry exactly the records the
+ClientApp sends (:mod:`clients.app`), arrays with the global model's names, shapes
+and dtypes, and finite numbers only.  Replies that do not are dropped and counted as
+failed clients; error replies pass through (the round loop counts those).
+
+What this cannot catch: finite but poisoned weights, or an inflated ``num-examples``
+that gives one client more weight; those need robust aggregation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ArrayRecord, Message, MetricRecord
+
+from fedsim import protocol as keys
+
+TRAIN_METRICS = frozenset({keys.NUM_EXAMPLES, keys.TRAIN_LOSS})
+# A train request carrying the first record is answered with the second as well (SCAFFOLD's
+# control variate c, and the change of the client's c_i); both have the model's arrays.
+ANSWERED_WITH = {keys.CONTROL: keys.CONTROL_DELTA}
+EVALUATE_METRICS = frozenset({keys.NUM_EXAMPLES, keys.EVAL_LOSS, keys.EVAL_ACCURACY})
+
+
+@dataclass(frozen=True)
+class Screened:
+    accepted: list[Message]  # well-formed replies and error replies, in their order
+    rejected: list[str]  # why each dropped reply was dropped, naming its node
+
+
+def expected_arrays(request: Message) -> frozenset[str]:
+    """The ArrayRecords a reply to this train request must carry."""
+    extra = (ANSWERED_WITH[name] for name in request.content.array_records if name in ANSWERED_WITH)
+    return frozenset({keys.ARRAYS, *extra})
+
+
+def screen_train(
+    replies: Iterable[Message], reference: ArrayRecord, expected: frozenset[str] = frozenset({keys.ARRAYS})
+) -> Screened:
+    """Keep the train replies whose arrays fit ``reference`` and whose numbers are finite."""
+    return _screen(replies, lambda m: train_problem(m, reference, expected))
+
+
+def screen_evaluate(replies: Iterable[Message]) -> Screened:
+    return _screen(replies, evaluate_problem)
+
+
+def train_problem(
+    reply: Message, reference: ArrayRecord, expected: frozenset[str] = frozenset({keys.ARRAYS})
+) -> str | None:
+    """Why a train reply must not be aggregated, or None if it may."""
+    content = reply.content
+    if set(content.array_records) != expected or content.config_records:
+        return f"expected ArrayRecords {sorted(expected)}, got records {sorted(content.keys())}"
+    for name in sorted(expected):
+        problem = arrays_problem(content.array_records[name], reference)
+        if problem:
+            return problem if name == keys.ARRAYS else f"{name}: {problem}"
+    return _metrics_problem(reply, TRAIN_METRICS)
+
+
+def evaluate_problem(reply: Message) -> str | None:
+    content = reply.content
+    if content.array_records or content.config_records:
+        return f"expected only MetricRecord {keys.METRICS!r}, got records {sorted(content.keys())}"
+    return _metrics_problem(reply, EVALUATE_METRICS)
+
+
+def arrays_problem(arrays: ArrayRecord, reference: ArrayRecord) -> str | None:
+    """Names, shapes and dtypes as in ``reference``; data readable and finite."""
+    if list(arrays.keys()) != list(reference.keys()):
+        return f"arrays {_names(arrays)} do not match the model's {_names(reference)}"
+    for name, expected in reference.items():
+        got = arrays[name]
+        declared = (tuple(got.shape), got.dtype)
+        if declared != (tuple(expected.shape), expected.dtype):
+            return (
+                f"{name}: {declared[1]}{list(declared[0])}, expected {expected.dtype}{list(expected.shape)}"
+            )
+        try:
+            values = got.numpy()
+        except Exception as error:  # malformed bytes: numpy's reader raises several kinds
+            return f"{name}: unreadable data ({type(error).__name__})"
+        if values.shape != tuple(expected.shape) or str(values.dtype) != expected.dtype:
+            return f"{name}: data holds {values.dtype}{list(values.shape)}, not what it declares"
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            return f"{name}: non-finite values (NaN or inf)"
+    return None
+
+
+def _metrics_problem(reply: Message, expected: frozenset[str]) -> str | None:
+    content = reply.content
+    if set(content.metric_records) != {keys.METRICS}:
+        return f"expected one MetricRecord {keys.METRICS!r}, got {sorted(content.metric_records)}"
+    metrics: MetricRecord = content.metric_records[keys.METRICS]
+    if set(metrics) != expected:
+        return f"metrics {sorted(metrics)}, expected {sorted(expected)}"
+    for name, value in metrics.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(math.isfinite(v) for v in values):
+            return f"metric {name!r}: non-finite value"
+    if not keys.number(metrics, keys.NUM_EXAMPLES) > 0:
+        return f"metric {keys.NUM_EXAMPLES!r} must be positive"
+    return None
+
+
+def _screen(replies: Iterable[Message], problem_of: Callable[[Message], str | None]) -> Screened:
+    accepted: list[Message] = []
+    rejected: list[str] = []
+    for reply in replies:
+        problem = None if reply.has_error() else problem_of(reply)
+        if problem is None:
+            accepted.append(reply)
+        else:
+            rejected.append(f"node {reply.metadata.src_node_id}: {problem}")
+    return Screened(accepted, rejected)
+
+
+def _names(record: ArrayRecord) -> str:
+    names = list(record.keys())
+    return str(names) if len(names) <= 4 else f"[{', '.join(names[:4])}, ... {len(names)} in all]"

@@ -1,0 +1,105 @@
+"""The deployment commands' exit codes and one-line errors, in real subprocesses (no Flower started)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedsim import certs
+from fedsim.flower import free_port
+from tests.conftest import REPO
+from tests.fedsim.test_probe import serving, tls_context
+
+
+def fedsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedsim", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert text in result.stderr
+
+
+def test_help_lists_the_deployment_commands() -> None:
+    result = fedsim("--help")
+    assert all(word in result.stdout for word in ("certs", "server", "client", "submit", "launch"))
+
+
+def test_certs_writes_the_files_once_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = fedsim("certs", str(tmp_path / "c"), "--host", "10.0.0.5", "--nodes", "2")
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (tmp_path / "c").iterdir()}
+    assert names == {"ca.crt", "ca.key", "server.pem", "server.key"} | {
+        f"node-{k}.{ext}" for k in (0, 1) for ext in ("key", "pub")
+    }
+    one_line_error(fedsim("certs", str(tmp_path / "c")), 2, "already exists")
+
+
+def test_server_wants_tls_files_or_an_explicit_insecure() -> None:
+    one_line_error(fedsim("server"), 2, "fedsim: error: --certs: TLS is on by default")
+
+
+def test_tls_files_must_come_complete_and_alone(tmp_path: Path) -> None:
+    certs.generate(tmp_path, [], nodes=0)
+    key = str(tmp_path / "server.key")
+    one_line_error(fedsim("server", "--ssl-keyfile", key), 2, "--ssl-ca-certfile: missing")
+    one_line_error(fedsim("server", "--insecure", "--ssl-keyfile", key), 2, "--ssl-keyfile: give either")
+
+
+def test_node_authentication_without_tls_is_refused(tmp_path: Path) -> None:
+    certs.generate(tmp_path, [], nodes=1)
+    result = fedsim("server", "--insecure", "--node-keys", str(tmp_path / "node-0.pub"))
+    one_line_error(result, 2, "--node-keys: SuperNode authentication needs TLS")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (
+            ("--superlink", "h:1", "--partition-id", "3", "--num-partitions", "3"),
+            "--partition-id: expected 0..2",
+        ),
+        (
+            ("--superlink", "nohost", "--partition-id", "0", "--num-partitions", "1"),
+            "--superlink: expected HOST:PORT",
+        ),
+        (("--superlink", "h:1", "--partition-id", "0", "--num-partitions", "0"), "expected at least 1"),
+    ],
+)
+def test_client_input_errors_name_the_option(args: tuple[str, ...], text: str) -> None:
+    one_line_error(fedsim("client", "--insecure", *args), 2, text)
+
+
+def test_an_insecure_client_against_a_tls_superlink_fails_with_the_fix(tmp_path: Path) -> None:
+    certs.generate(tmp_path, ["127.0.0.1"], nodes=0)
+    with serving(tls_context(tmp_path)) as address:
+        result = fedsim(
+            "client", "--superlink", address, "--insecure", "--partition-id", "0", "--num-partitions", "2"
+        )
+    one_line_error(result, 2, f"--insecure: the SuperLink at {address} uses TLS; pass --root-certificates")
+
+
+def test_submit_to_nothing_fails_after_the_wait() -> None:
+    result = fedsim("submit", "--superlink", f"127.0.0.1:{free_port()}", "--insecure", "--wait", "0")
+    one_line_error(result, 1, "nothing answered at 127.0.0.1")
+
+
+def test_launch_refuses_bad_counts_and_a_used_out_folder(tmp_path: Path) -> None:
+    one_line_error(fedsim("launch", "--clients", "0"), 2, "--clients: expected at least 1")
+    (tmp_path / "keep.txt").write_text("x")
+    one_line_error(fedsim("launch", "--clients", "2", "--out", str(tmp_path)), 2, "--out: ")
+    result = fedsim("launch", "--clients", "2", "--set", "strategy.min_train_clients=3")
+    one_line_error(result, 2, "strategy.min_train_clients: expected at most the 2 clients, got 3")
+
+
+def test_the_command_line_loads_without_flower_or_torch() -> None:
+    """`fedsim validate` and the option errors above stay quick: Flower and torch load on use."""
+    code = "import sys, fedsim.cli; print(sorted({'torch', 'flwr', 'ray'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip() == "[]", result.stderr

@@ -1,0 +1,278 @@
+"""End to end on Flower's deployment engine: a real SuperLink and SuperNodes on 127.0.0.1, TLS on.
+
+Every process a test starts, directly or below `fedsim`, is recorded by PID while it
+runs and must be gone afterwards; a test that fails stops them by PID itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedsim import certs
+from fedsim.flower import (
+    CONNECTED,
+    ClientTls,
+    SuperLinkOptions,
+    SuperNodeOptions,
+    flower_env,
+    flwr,
+    free_port,
+    register_commands,
+    superlink_answers,
+    write_connection,
+)
+from fedsim.launch import LaunchOptions, launch
+from fedsim.processes import ProcessGroup, descendants, is_alive
+from fedsim.results import RoundRecord, read_metrics
+from fedsim.scenario import parse_scenario
+from tests.conftest import REPO, RecordingReporter, simulate
+
+pytestmark = pytest.mark.engine
+
+QUICKSTART = REPO / "scenarios" / "quickstart.toml"
+TIMEOUT_S = 600.0
+
+
+class Watched:
+    """A `fedsim` subprocess whose process tree is recorded, PID by PID, while it runs."""
+
+    def __init__(self, args: list[str], log: Path, temp: Path, cwd: Path) -> None:
+        env = {**os.environ, "TMPDIR": str(temp)}  # its work folders land here, to be checked
+        with open(log, "wb") as stream:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "fedsim", *args],
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+            )
+        self.log = log
+        self.pids = {self.popen.pid}
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop_leftovers(self) -> None:
+        """Only if a test failed midway: stop what is still running, by PID."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            self.popen.wait(60)
+        for pid in self.pids:
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Fleet:
+    """The `fedsim` commands a test starts; waiting on one records the trees of all."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.temp = folder / "tmp"
+        self.temp.mkdir()
+        self.started: list[Watched] = []
+
+    def start(self, *args: str, cwd: Path = REPO) -> Watched:
+        cwd.mkdir(exist_ok=True)
+        log = self.folder / f"fedsim-{len(self.started)}.log"
+        self.started.append(Watched(list(args), log, self.temp, cwd))
+        return self.started[-1]
+
+    def wait(self, process: Watched, until: Callable[[], bool] = lambda: False) -> int | None:
+        """Record every tree until ``process`` exits (its code) or ``until`` holds (None)."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while process.popen.poll() is None:
+            for each in self.started:
+                each.pids |= descendants(each.popen.pid)
+            if until():
+                return None
+            assert time.monotonic() < deadline, f"fedsim still running after {TIMEOUT_S:.0f} s"
+            time.sleep(0.2)
+        return process.popen.returncode
+
+    def left_running(self) -> list[int]:
+        return [pid for each in self.started for pid in each.pids if is_alive(pid)]
+
+    def left_files(self) -> list[Path]:
+        return list(self.temp.glob("fedsim-*"))  # Flower homes, keys, logs of our commands
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    commands = Fleet(tmp_path)
+    yield commands
+    for process in commands.started:
+        process.stop_leftovers()
+
+
+def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
+    tmp_path: Path, fleet: Fleet, ray_cluster: str
+) -> None:
+    cert_dir = tmp_path / "certs"
+    assert fleet.wait(fleet.start("certs", str(cert_dir), "--host", "127.0.0.1")) == 0
+    out = tmp_path / "run"
+    args = ["launch", str(QUICKSTART), "--clients", "3", "--set", "rounds=2", "--certs", str(cert_dir)]
+    run = fleet.start(*args, "--out", str(out))
+    assert fleet.wait(run) == 0, run.output()
+    assert len(run.pids) >= 8  # fedsim, SuperLink + SuperExec + ServerApp, 3 x (SuperNode + SuperExec), ...
+    assert not fleet.left_running() and not fleet.left_files()
+
+    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt"}
+    rows = read_metrics(out)
+    assert [r["round"] for r in rows] == [1, 2]
+    assert set(rows[0]) == {f.name for f in dataclasses.fields(RoundRecord)}
+    assert rows[1]["accuracy"] > max(rows[0]["accuracy"], 0.3)  # learning, well above chance (0.1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 2
+
+    simulate(QUICKSTART.read_text(), tmp_path / "sim", overrides=("rounds=2", "data.num_clients=3"))
+    metrics = ("accuracy", "loss", "train_loss", "clients_sampled", "clients_failed")
+    assert [[r[k] for k in metrics] for r in rows] == [
+        [r[k] for k in metrics] for r in read_metrics(tmp_path / "sim")
+    ]
+
+
+def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet: Fleet) -> None:
+    folder = tmp_path / "certs"
+    certs.generate(folder, ["127.0.0.1"], nodes=2)
+    port = str(free_port())
+    address, ca = f"127.0.0.1:{port}", str(folder / certs.CA_CERT)
+    keys = [str(folder / f"node-{k}.pub") for k in (0, 1)]
+    server = fleet.start(
+        "server", "--port", port, "--certs", str(folder), "--node-keys", *keys, cwd=tmp_path / "srv"
+    )
+    clients = [
+        fleet.start(
+            *("client", "--superlink", address, "--root-certificates", ca),
+            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(k), "--num-partitions", "2"),
+        )
+        for k in (0, 1)
+    ]
+    out = tmp_path / "here"
+    submit = fleet.start(
+        *("submit", str(QUICKSTART), "--superlink", address, "--root-certificates", ca),
+        *("--set", "data.num_clients=2", "--set", "rounds=2", "--out", str(out)),
+    )
+    assert fleet.wait(submit) == 0, submit.output() + server.output()
+
+    # The submitter rebuilt the folder from the streamed events; the server kept the model.
+    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json"}
+    (server_copy,) = (tmp_path / "srv" / "runs").iterdir()
+    assert f"on the SuperLink's machine: {server_copy}" in submit.output().replace("\n", "")
+    assert (server_copy / "model.pt").is_file()
+    assert read_metrics(out) == read_metrics(server_copy)
+    assert (out / "scenario.toml").read_text() == (server_copy / "scenario.toml").read_text()
+    mine, theirs = (json.loads((d / "summary.json").read_text()) for d in (out, server_copy))
+    assert mine["status"] == "completed" and mine["final_accuracy"] == theirs["final_accuracy"]
+
+    for process in (server, *clients):  # as a service manager would stop them
+        process.popen.send_signal(signal.SIGTERM)
+        assert fleet.wait(process) == 130, process.output()
+    assert not fleet.left_running() and not fleet.left_files()
+
+
+def test_hostile_replies_are_dropped_and_every_round_still_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the SuperNodes' ClientApps import tests.hostile_app
+    overrides = ("rounds=2", "data.num_clients=3", "strategy.fraction_train=1.0")
+    scenario = parse_scenario(QUICKSTART.read_text(), overrides)
+    options = LaunchOptions(scenario, tmp_path / "run", client_app="tests.hostile_app:app")
+    reporter = RecordingReporter()
+    (tmp_path / "logs").mkdir()
+    with ProcessGroup(os.environ, tmp_path / "logs") as group:
+        outcome = launch(options, group, tmp_path, reporter, time.perf_counter())
+        pids = group.pids()
+    assert not [p for p in pids if is_alive(p)]
+
+    assert outcome.error is None, outcome.error
+    assert [(r.clients_sampled, r.clients_failed) for r in reporter.rounds] == [(3, 2), (3, 2)]
+    for server_round in (1, 2):
+        said = [w for w in reporter.warnings if w.startswith(f"round {server_round}: ")]
+        assert any("2 rejected" in w for w in said)
+        assert any("dropped the reply of node" in w and "non-finite values" in w for w in said)
+        assert any("dropped the reply of node" in w and "expected float32[" in w for w in said)
+    final = reporter.rounds[-1]
+    assert final.accuracy is not None and math.isfinite(final.accuracy) and final.accuracy > 0.3
+    state = torch.load(tmp_path / "run" / "model.pt")
+    assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_superlink_admits_only_registered_nodes_over_tls(tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+    certs.generate(folder, ["127.0.0.1"], nodes=2)
+    certs.write_node_key(tmp_path / "stranger.key", tmp_path / "stranger.pub")
+    link = SuperLinkOptions("127.0.0.1", free_port(), certs.ServerTls.in_folder(folder), node_auth=True)
+    address, ca = link.local_address, folder / certs.CA_CERT
+    admin = flower_env(tmp_path / "home-admin")
+    write_connection(tmp_path / "home-admin", address, link.client_tls)
+
+    def node(name: str, tls: ClientTls, key: Path | None) -> list[str]:
+        # Flower retries a failed connection forever by default; a refused node should end.
+        argv = SuperNodeOptions(address, 1, 2, tls, auth_key=key).argv()
+        return [*argv, "--max-retries", "1", "--max-wait-time", "60"]
+
+    (tmp_path / "logs").mkdir()
+    with ProcessGroup(os.environ, tmp_path / "logs") as group:
+        server = group.start("superlink", link.argv(), env=flower_env(tmp_path / "home-link"))
+        group.wait_until(server, lambda: superlink_answers(address, link.client_tls), 180, "answer")
+        group.run(register_commands([folder / "node-0.pub", folder / "node-1.pub"]), 180, admin)
+        member = group.start("member", node("member", ClientTls(ca), folder / "node-0.key"), env=admin)
+        group.wait_until(member, lambda: CONNECTED in member.log_tail(50), 180, "connect")
+
+        refused = {
+            "stranger": (node("stranger", ClientTls(ca), tmp_path / "stranger.key"), "Failed to activate"),
+            "no-ca": (node("no-ca", ClientTls(), folder / "node-1.key"), "CERTIFICATE_VERIFY_FAILED"),
+            "plain": (node("plain", ClientTls(insecure=True), None), "could not establish a connection"),
+        }
+        attempts = {name: group.start(name, argv, env=admin) for name, (argv, _) in refused.items()}
+        for name, attempt in attempts.items():
+            assert attempt.popen.wait(300) != 0
+            assert refused[name][1] in attempt.log_tail(50), attempt.log_tail(50)
+            assert CONNECTED not in attempt.log_tail(200)
+
+        listing = subprocess.run(
+            flwr("supernode", "ls", "fedsim", "--format", "json"), env=admin, capture_output=True, text=True
+        )
+        nodes = json.loads(listing.stdout[listing.stdout.index("{") :])["nodes"]
+        assert sorted(n["status"] for n in nodes) == ["online", "registered"]  # node-1 never got in
+
+        client = [
+            "client",
+            "--superlink",
+            address,
+            "--insecure",
+            "--partition-id",
+            "1",
+            "--num-partitions",
+            "2",
+        ]
+        cli = subprocess.run([sys.executable, "-m", "fedsim", *client], capture_output=True, text=True)
+        assert cli.returncode == 2 and "--insecure: the SuperLink at" in cli.stderr
+        pids = group.pids()
+    assert not [p for p in pids if is_alive(p)]
+
+
+def test_ctrl_c_stops_the_run_and_every_process(tmp_path: Path, fleet: Fleet) -> None:
+    run = fleet.start(
+        "launch", str(QUICKSTART), "--clients", "2", "--set", "rounds=20", "--out", str(tmp_path / "run")
+    )
+    assert fleet.wait(run, until=lambda: "round   1" in run.output()) is None, run.output()
+    run.popen.send_signal(signal.SIGINT)
+    assert fleet.wait(run) == 130, run.output()
+    assert "interrupted" in run.output()
+    assert not fleet.left_running() and not fleet.left_files()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())  # the stopped ServerApp closed it
+    assert summary["status"] == "failed" and summary["error"] == "stopped before the last round (interrupted)"
+    assert summary["rounds_completed"] >= 1
