@@ -1,0 +1,104 @@
+"""Talking to the clients through Flower's Grid: bounded, abortable waits.
+
+Every wait ends after ``resources.round_timeout_s`` or as soon as :class:`Abort` is
+set (Ctrl-C, a failed engine), so no round can hang the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from flwr.app import Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedsim import protocol as keys
+
+POLL_S = 0.02  # between pulls for replies; cheap on the in-memory grid
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (clients failing, none connected); the message says why."""
+
+
+class Abort(threading.Event):
+    """Set from outside the server (Ctrl-C, a failed engine) to end its waits at once."""
+
+    reason = "stopped"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+def exchange(
+    grid: Grid, messages: Iterable[Message], timeout: float, abort: Abort, linger: bool = False
+) -> list[Message]:
+    """Send, then collect replies until all are in, ``timeout`` passes or ``abort`` is set.
+
+    ``linger``: wait out the whole ``timeout`` even once every reply is in, as a server
+    must when a client it sampled never got its message (a simulated dropout): it cannot
+    tell that client from a slow one.
+    """
+    waiting = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while waiting and time.monotonic() < deadline and not abort.is_set():
+        got = list(grid.pull_messages(waiting))
+        replies.extend(got)
+        waiting -= {m.metadata.reply_to_message_id for m in got}
+        if waiting:
+            abort.wait(POLL_S)
+    if linger and not abort.is_set():
+        abort.wait(max(0.0, deadline - time.monotonic()))
+    if abort.is_set():
+        raise RunError(abort.reason)
+    return replies
+
+
+def array_bytes(messages: Iterable[Message]) -> int:
+    """Bytes of the model arrays the messages carry (Flower's ``ArrayRecord.count_bytes``)."""
+    return sum(
+        record.count_bytes()
+        for message in messages
+        if not message.has_error()
+        for record in message.content.array_records.values()
+    )
+
+
+def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort) -> dict[int, int]:
+    """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1.
+
+    ``expected`` is the data's client count (``len(FederatedData.clients)``), which
+    text data sets decide themselves (one client per role or file).
+    """
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < expected:
+        if time.monotonic() > deadline or abort.is_set():
+            raise RunError(f"only {len(nodes)} of the data's {expected} clients connected")
+        time.sleep(0.5)
+    asked = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+    replies = query(grid, asked, timeout, abort, "failed to start")
+    partitions = {
+        r.metadata.src_node_id: int(keys.number(r.content.metric_records[keys.METRICS], keys.PARTITION_ID))
+        for r in replies
+    }
+    if sorted(partitions.values()) != list(range(expected)):
+        raise RunError(
+            f"the clients hold partitions {sorted(partitions.values())[:10]}..., "
+            f"but the data has {expected} clients (partitions 0..{expected - 1})"
+        )
+    return partitions
+
+
+def query(grid: Grid, asked: list[Message], timeout: float, abort: Abort, failure: str) -> list[Message]:
+    """Send query messages; every node must answer without an error."""
+    replies = exchange(grid, asked, timeout, abort)
+    errors = [r.error.reason for r in replies if r.has_error()]
+    if errors or len(replies) < len(asked):
+        raise RunError(
+            f"{len(asked) - len(replies) + len(errors)} clients {failure}: "
+            f"{errors[0] if errors else 'no reply before resources.round_timeout_s'}"
+        )
+    return replies
