@@ -16,6 +16,9 @@ from flwr.serverapp import Grid
 from fedsim import protocol as keys
 
 POLL_S = 0.02  # between pulls for replies; cheap on the in-memory grid
+# Clients answer their first message only once started (Ray workers import torch and
+# Flower), which can outlast a round timeout set short to simulate dropouts.
+MIN_STARTUP_S = 120.0
 
 
 class RunError(RuntimeError):
@@ -65,6 +68,11 @@ def array_bytes(messages: Iterable[Message]) -> int:
         if not message.has_error()
         for record in message.content.array_records.values()
     )
+
+
+def startup_timeout(round_timeout: float) -> float:
+    """How long the server waits for its clients to connect and answer their first query."""
+    return max(round_timeout, MIN_STARTUP_S)
 
 
 def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort) -> dict[int, int]:

@@ -7,9 +7,11 @@ texts are matched here (its memory monitor's and its dead or unavailable actors'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
+from fedsim.config import one_line
 from fedsim.scenario import Scenario
 
 # Ray's memory monitor (raylet): "... worker(s) were killed due to the node running low on
@@ -62,6 +64,28 @@ def kind_of(reason: str) -> str:
     if any(marker in text for marker in _CRASHED):
         return "crashed"
     return "raised"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
+_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)(?:\((\w+)\))?'>")
+
+
+def summary(reason: str, limit: int = 200) -> str:
+    """An error reply's reason in one short line: Ray's run to pages of tracebacks.
+
+    A ClientApp's exception reaches the server as Flower's ``ClientAppException``
+    (``... Message: <what it said>``), wrapped in Ray's ``RayTaskError``; Ray's own
+    errors as their class and message.
+    """
+    text = _ANSI.sub("", reason)
+    said = text.rsplit("Message: ", 1)[1] if "ClientAppException" in text and "Message: " in text else None
+    match = _CLASS.search(text)
+    kind = (match.group(2) or match.group(1)) if match else ""
+    if said is None:
+        said = text[match.end() :] if match else text
+    said = " ".join(said.strip(":<>'\" \n").split())
+    line = one_line(f"{kind}: {said}" if kind and kind != "ClientAppException" else said)
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def count(reasons: Iterable[str], timed_out: int = 0, rejected: int = 0) -> Failures:

@@ -22,7 +22,6 @@ from clients.training import evaluate
 from fedsim import failures
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
-from fedsim.config import one_line
 from fedsim.data import Split
 from fedsim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.failures import Failures
@@ -201,7 +200,7 @@ def check_delivery(server_round: int, attempt: Attempt, scenario: Scenario, repo
     if not failed.total:
         return None
     asked = len(attempt.plan.trains())
-    why = short(attempt.first_problem or "no reply before resources.round_timeout_s")
+    why = failures.summary(attempt.first_problem or "no reply before resources.round_timeout_s")
     detail = f"{failed.describe()}; first: {why}"
     minimum = scenario.strategy.min_train_clients
     if failed.out_of_memory:
@@ -213,12 +212,6 @@ def check_delivery(server_round: int, attempt: Attempt, scenario: Scenario, repo
         )
     reporter.warn(f"round {server_round}: {failed.total} of {asked} clients failed ({detail})")
     return None
-
-
-def short(reason: str, limit: int = 300) -> str:
-    """An error reply's reason on one line, cut to a readable length (Ray's run to pages)."""
-    text = one_line(" ".join(reason.split()))
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def in_dtypes_of(model: ArrayRecord, new: ArrayRecord) -> ArrayRecord:

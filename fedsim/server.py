@@ -21,7 +21,15 @@ from fedsim import checkpoint as ckpt
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.data import FederatedData
-from fedsim.exchange import Abort, RunError, array_bytes, discover_partitions, exchange, query
+from fedsim.exchange import (
+    Abort,
+    RunError,
+    array_bytes,
+    discover_partitions,
+    exchange,
+    query,
+    startup_timeout,
+)
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RoundRecord, RunDirectory, Summary
 from fedsim.rounds import Reporter, RoundLoop, in_dtypes_of
@@ -73,7 +81,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
     error: str | None = None
     try:
-        timeout = scenario.resources.round_timeout_s
+        timeout = startup_timeout(scenario.resources.round_timeout_s)
         partitions = discover_partitions(grid, len(data.clients), timeout, abort)
         strategy = build_strategy(scenario, partitions)
         clients = ClientStates()
