@@ -19,11 +19,11 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
 from fedsim import protocol as keys
+from fedsim.failures import count
 from fedsim.models import build_model
 from fedsim.replies import expected_arrays, screen_evaluate, screen_train, train_problem
-from fedsim.scenario import parse_scenario
-from fedsim.failures import count
 from fedsim.rounds import Attempt, check_delivery
+from fedsim.scenario import parse_scenario
 from strategies.plan import ClientPlan, RoundPlan
 from tests.conftest import REPO, RecordingReporter
 
