@@ -19,6 +19,7 @@ POLL_S = 0.02  # between pulls for replies; cheap on the in-memory grid
 # Clients answer their first message only once started (Ray workers import torch and
 # Flower), which can outlast a round timeout set short to simulate dropouts.
 MIN_STARTUP_S = 120.0
+RESEND_PAUSE_S = 0.5  # before sending a message again to a client whose process is restarting
 
 
 class RunError(RuntimeError):
@@ -40,24 +41,62 @@ def exchange(
 ) -> list[Message]:
     """Send, then collect replies until all are in, ``timeout`` passes or ``abort`` is set.
 
+    A message Ray could not hand over because the client's worker process was being
+    restarted (after a crash) is sent again after a pause: Flower's Ray backend gives
+    such a worker the next message at once, so one crash would otherwise fail every
+    message that follows it until the new process is up.
+
     ``linger``: wait out the whole ``timeout`` even once every reply is in, as a server
     must when a client it sampled never got its message (a simulated dropout): it cannot
     tell that client from a slow one.
     """
-    waiting = set(grid.push_messages(messages))
     deadline = time.monotonic() + timeout
+    waiting: dict[str, Message] = {}  # message id -> message
+    again: list[tuple[float, Message, Message]] = []  # (when, message, its error reply) to send again
     replies: list[Message] = []
-    while waiting and time.monotonic() < deadline and not abort.is_set():
-        got = list(grid.pull_messages(waiting))
-        replies.extend(got)
-        waiting -= {m.metadata.reply_to_message_id for m in got}
-        if waiting:
+    _push(grid, list(messages), waiting)
+    while (waiting or again) and time.monotonic() < deadline and not abort.is_set():
+        now = time.monotonic()
+        for reply in grid.pull_messages(list(waiting)):
+            message = waiting.pop(reply.metadata.reply_to_message_id)
+            if not_delivered(reply) and now + RESEND_PAUSE_S < deadline:
+                again.append((now + RESEND_PAUSE_S, message, reply))
+            else:
+                replies.append(reply)
+        _push(grid, [m for when, m, _ in again if when <= now], waiting)
+        again = [entry for entry in again if entry[0] > now]
+        if waiting or again:
             abort.wait(POLL_S)
+    replies.extend(reply for _, _, reply in again)  # the deadline came first: they count as failed
     if linger and not abort.is_set():
         abort.wait(max(0.0, deadline - time.monotonic()))
     if abort.is_set():
         raise RunError(abort.reason)
     return replies
+
+
+def not_delivered(reply: Message) -> bool:
+    """Ray's error for a task it never ran: the client's process was being restarted."""
+    return reply.has_error() and "actor is restarting" in (reply.error.reason or "")
+
+
+def _push(grid: Grid, messages: list[Message], waiting: dict[str, Message]) -> None:
+    # A fresh Message each time: Flower stamps the one it delivered, and refuses it again.
+    fresh = [
+        Message(
+            m.content,
+            dst_node_id=m.metadata.dst_node_id,
+            message_type=m.metadata.message_type,
+            group_id=m.metadata.group_id,
+        )
+        if m.metadata.message_id
+        else m
+        for m in messages
+    ]
+    stored = set(grid.push_messages(fresh))  # a message Flower refuses gets no reply to wait for
+    for message, original in zip(fresh, messages, strict=True):
+        if message.metadata.message_id in stored:
+            waiting[message.metadata.message_id] = original
 
 
 def array_bytes(messages: Iterable[Message]) -> int:
