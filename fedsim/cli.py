@@ -259,7 +259,9 @@ def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
 
 
 def _resume_hint(job: Job) -> str:
-    if not (job.out.path / "checkpoint").is_dir():
+    from fedsim.checkpoint import CHECKPOINT_DIR, MANIFEST
+
+    if not (job.out.path / CHECKPOINT_DIR / MANIFEST).is_file():  # stopped before its first round
         return ""
     return f" (fedsim run --resume {job.out.path} goes on from the last one)"
 
