@@ -21,7 +21,9 @@ from tests.conftest import REPO, RecordingReporter, simulate
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 
 QUICKSTART = (REPO / "fedsim" / "quickstart.toml").read_text()
-SMALL = ("rounds=2", "client.local_epochs=1")
+# Ten devices, all sampled every round: quick rounds, and 30% of ten is three.
+SMALL = ("rounds=2", "client.local_epochs=1", "data.num_clients=10", "strategy.fraction_train=1.0")
+POPULATION = 10
 WALL_CLOCK = ("round_time_s", "eval_time_s")  # everything else must repeat exactly
 
 
@@ -42,14 +44,8 @@ def fedsim(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_run_killed_with_sigkill_and_resumed_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
     """FedAdam: the server's moments, the model and the generators must all come back."""
-    scenario = [
-        "--set",
-        "rounds=4",
-        "--set",
-        "strategy.name=fedadam",
-        "--set",
-        "strategy.fraction_evaluate=0.1",
-    ]
+    overrides = ("rounds=4", "strategy.name=fedadam", "strategy.fraction_evaluate=0.2", *SMALL[2:])
+    scenario = [arg for override in overrides for arg in ("--set", override)]
     whole = fedsim("run", "--out", str(tmp_path / "whole"), *scenario)
     assert whole.returncode == 0, whole.stderr
 
@@ -96,13 +92,13 @@ class StopAfter(RecordingReporter):
 
 def test_scaffold_clients_get_their_control_variates_back_on_resume(tmp_path: Path) -> None:
     """The clients' c_i live in the engine's process; the resumed run must hand them back."""
-    overrides = ("rounds=3", "strategy.name=scaffold", "client.local_epochs=1")
+    overrides = ("rounds=3", "strategy.name=scaffold", *SMALL[1:3], "strategy.fraction_train=0.5")
     simulate(QUICKSTART, tmp_path / "whole", overrides=overrides)
     scenario = parse_scenario(QUICKSTART, overrides)
     with pytest.raises(RuntimeError, match="stopped for the test"):
         engine.run(engine.prepare(scenario, tmp_path / "stopped", None), StopAfter(2))
     job = engine.prepare(scenario, tmp_path / "stopped", None, resume=True)
-    assert job.resume is not None and job.resume.round == 2 and job.resume.clients  # c_i of 18 clients
+    assert job.resume is not None and job.resume.round == 2 and job.resume.clients  # c_i of the first rounds
     reporter = RecordingReporter()
     engine.run(job, reporter)
     assert [r.round for r in reporter.rounds] == [3]
@@ -112,7 +108,7 @@ def test_scaffold_clients_get_their_control_variates_back_on_resume(tmp_path: Pa
 
 def test_one_actor_or_two_give_identical_metrics(tmp_path: Path) -> None:
     """2 CPUs: client_cpus 1 makes two actors, 1.5 one; both train with one torch thread."""
-    common = ("rounds=2", "strategy.fraction_evaluate=0.2", "stragglers.fraction=0.3")
+    common = (*SMALL, "strategy.fraction_evaluate=0.2", "stragglers.fraction=0.3", "faults.failure_rate=0.2")
     simulate(QUICKSTART, tmp_path / "two", overrides=(*common, "resources.client_cpus=1"))
     simulate(QUICKSTART, tmp_path / "one", overrides=(*common, "resources.client_cpus=1.5"))
     assert comparable(tmp_path / "one") == comparable(tmp_path / "two")
@@ -135,7 +131,7 @@ def test_a_30_percent_fault_rate_completes_and_counts_the_failures(tmp_path: Pat
     assert summary.status == "completed" and summary.rounds_completed == 2
     scenario = parse_scenario(QUICKSTART, overrides)
     fault = {"failure": "fail"}.get(kind, kind)
-    planned = [sum(c.fault == fault for c in plan_round(scenario, r, 0, 30).clients) for r in (1, 2)]
+    planned = [sum(c.fault == fault for c in plan_round(scenario, r, 0, POPULATION).clients) for r in (1, 2)]
     assert sum(planned) >= 2  # 30% of 10 sampled clients, in each of 2 rounds
     rows = read_metrics(tmp_path / "run")
     for row, expected in zip(rows, planned, strict=True):
@@ -154,7 +150,7 @@ def test_too_few_replies_retry_the_round_on_a_new_sample(tmp_path: Path) -> None
     scenario = parse_scenario(QUICKSTART, overrides)
     rows = read_metrics(tmp_path / "run")
     for r, row in zip((1, 2), rows, strict=True):
-        tries = [plan_round(scenario, r, a, 30) for a in range(row["retries"] + 1)]
+        tries = [plan_round(scenario, r, a, POPULATION) for a in range(row["retries"] + 1)]
         good = [sum(c.fault == "" for c in plan.clients) for plan in tries]
         assert all(g < 6 for g in good[:-1]) and good[-1] >= 6  # retried exactly while short
         assert row["clients_raised"] == sum(10 - g for g in good) and row["clients_sampled"] == 10 * len(
@@ -165,7 +161,7 @@ def test_too_few_replies_retry_the_round_on_a_new_sample(tmp_path: Path) -> None
 
 
 def test_straggler_policies_drop_or_keep_the_partial_work(tmp_path: Path) -> None:
-    common = (*SMALL, "stragglers.fraction=0.5", "stragglers.max_slowdown=4")
+    common = (*SMALL, "client.local_epochs=3", "stragglers.fraction=0.5", "stragglers.max_slowdown=4")
     simulate(QUICKSTART, tmp_path / "drop", overrides=(*common, "stragglers.policy=drop"))
     simulate(QUICKSTART, tmp_path / "partial", overrides=(*common, "stragglers.policy=partial"))
     drop, partial = read_metrics(tmp_path / "drop"), read_metrics(tmp_path / "partial")
@@ -175,4 +171,5 @@ def test_straggler_policies_drop_or_keep_the_partial_work(tmp_path: Path) -> Non
         assert d["bytes_received"] == 5 * per_client  # dropped stragglers got no work and sent none
         assert p["bytes_received"] == 10 * per_client  # partial work is collected ...
         assert d["train_loss"] != p["train_loss"] and d["simulated_time_s"] > 0
-    assert drop[-1]["accuracy"] != partial[-1]["accuracy"]  # ... and aggregated
+    # ... and aggregated: a different global model (test loss; 351 test points can tie on accuracy).
+    assert drop[-1]["loss"] != partial[-1]["loss"]
