@@ -9,6 +9,7 @@ What must outlive a message for one node (SCAFFOLD's ``c_i``) lives in that node
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import training
+from clients import faults, training
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
@@ -75,7 +76,11 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
+    faults.act_out(keys.text(config, keys.FAULT))
     scenario = work.scenario
+    # A straggler runs fewer epochs than the scenario's (strategies/plan.py).
+    epochs = int(keys.number(config, keys.LOCAL_EPOCHS, scenario.client.local_epochs))
+    client_cfg = dataclasses.replace(scenario.client, local_epochs=epochs)
     server_round = int(keys.number(config, keys.SERVER_ROUND))
     malicious = pid in work.malicious
     data = work.client(pid)
@@ -86,7 +91,7 @@ def train(msg: Message, context: Context) -> Message:
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     rng = torch_generator(scenario.seed, "train", server_round, pid)
     correction = control.correction(work.model, work.device) if control is not None else None
-    loss = training.train(work.model, data, scenario.client, mu, rng, correction)
+    loss = training.train(work.model, data, client_cfg, mu, rng, correction)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
     reply = y
     if malicious:
@@ -96,7 +101,7 @@ def train(msg: Message, context: Context) -> Message:
     metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
     content = RecordDict({keys.ARRAYS: scaffold.to_record(reply), keys.METRICS: metrics})
     if control is not None:
-        steps = training.local_steps(len(data), scenario.client)
+        steps = training.local_steps(len(data), client_cfg)
         content[keys.CONTROL_DELTA] = control.update(context, x, y, steps, scenario.client.lr)
     return Message(content, reply_to=msg)
 
@@ -127,9 +132,15 @@ class _Control:
     def update(
         self, context: Context, x: dict[str, np.ndarray], y: dict[str, np.ndarray], steps: int, lr: float
     ) -> ArrayRecord:
-        """Keep the new ``c_i`` in the node's state; return its change for the server."""
-        c_i, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
-        context.state[keys.CLIENT_CONTROL] = scaffold.to_record(c_i)
+        """Keep the new ``c_i`` in the node's state; return its change for the server.
+
+        The kept value is ``c_i + delta``, not option II's ``c_i+`` itself: the two differ in
+        the last bits, and this one the server can repeat exactly from the change it receives
+        (its copy hands a resumed run's clients their state back, fedsim/clientstate.py).
+        """
+        _, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
+        kept = {k: self.c_i[k] + delta[k] for k in self.c_i}
+        context.state[keys.CLIENT_CONTROL] = scaffold.to_record(kept)
         return scaffold.to_record(delta)
 
 
@@ -147,7 +158,13 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    """Tell the server which partition this node holds, so it can sample reproducibly."""
+    """Tell the server which partition this node holds, so it can sample reproducibly.
+
+    A resumed run's query also hands back the state this node kept between rounds.
+    """
+    for name, record in msg.content.array_records.items():
+        if name in keys.CLIENT_STATE:
+            context.state[name] = record
     node = context.node_config
     metrics = MetricRecord(
         {

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 
 from fedsim import deploy_cli
-from fedsim.config import ScenarioError, from_table
+from fedsim.config import ScenarioError, from_table, one_line
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
 from fedsim.variants import Run, parse_seeds, plan
 
 if TYPE_CHECKING:  # torch loads only for a run: `fedsim validate` stays quick
     from fedsim.data import FederatedData
+    from fedsim.server import Job
 
 DEFAULT_SCENARIO = "quickstart.toml"  # packaged with fedsim: synthetic data, runs offline
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--data-dir", metavar="DIR", help="data root holding MNIST/raw or the text of data.path (read only)"
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="go on with a stopped run from its last complete round (its scenario.toml, unchanged)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
 
@@ -157,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plot":
             return _plot(args, console)
+        if args.command == "run" and args.resume is not None:
+            return _run(resumed_scenario(args), args, console)
         table = read_table(args.scenario, args.overrides)
         scenario = from_table(Scenario, table)
         if args.command == "validate":
@@ -178,6 +187,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def resumed_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario a stopped run recorded; a resume continues it unchanged."""
+    from fedsim.results import SCENARIO_FILE  # here: it loads torch, which validate does without
+
+    given = [
+        name
+        for name, value in (("SCENARIO", args.scenario), ("--set", args.overrides), ("--out", args.out))
+        if value
+    ]
+    if given:
+        raise ScenarioError(
+            "--resume", f"continues RUN_DIR/{SCENARIO_FILE} as it is; drop {', '.join(given)}"
+        )
+    path: Path = args.resume
+    if not (path / SCENARIO_FILE).is_file():
+        raise ScenarioError("--resume", f"{path} is not a run folder (no {SCENARIO_FILE} in it)")
+    return read_scenario(str(path / SCENARIO_FILE), [])
+
+
 def comparison_plan(
     table: dict[str, Any], scenario: Scenario, strategies: list[str], seeds: str | None
 ) -> list[Run]:
@@ -194,21 +222,48 @@ def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
     from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
     from fedsim.progress import ConsoleReporter, print_summary
 
-    job = engine.prepare(scenario, args.out, args.data_dir)
+    resume = getattr(args, "resume", None)
+    try:
+        job = engine.prepare(scenario, resume or args.out, args.data_dir, resume=resume is not None)
+    except ScenarioError:
+        raise
+    except Exception as error:  # the data or the run folder failed: one line, as for a failed run
+        if args.verbose:
+            traceback.print_exc()
+        problem = one_line(f"{type(error).__name__}: {error}")
+        print(f"fedsim: run failed before it started: {problem}", file=sys.stderr)
+        return 1
     console.print(describe_data(job.data))
+    if job.resume is not None:
+        done = job.resume.round
+        console.print(f"resuming {job.out.path} after round {done} of {scenario.rounds}")
     try:
         with ConsoleReporter(console) as reporter:
             summary = engine.run(job, reporter, verbose=args.verbose)
     except KeyboardInterrupt:
-        print(f"fedsim: interrupted; finished rounds are in {job.out.path}", file=sys.stderr)
+        print(
+            f"fedsim: interrupted; finished rounds are in {job.out.path}{_resume_hint(job)}", file=sys.stderr
+        )
         return 130
     except Exception as error:  # a failed run: say why in one line, keep what was recorded
         if args.verbose:
             traceback.print_exc()
-        print(f"fedsim: run failed: {error}; finished rounds are in {job.out.path}", file=sys.stderr)
+        print(
+            f"fedsim: run failed: {one_line(str(error))}; finished rounds are in {job.out.path}"
+            f"{_resume_hint(job)}",
+            file=sys.stderr,
+        )
         return 1
     print_summary(console, summary, str(job.out.path))
     return 0
+
+
+def _resume_hint(job: Job) -> str:
+    from fedsim.checkpoint import CHECKPOINT_DIR, MANIFEST
+
+    if not (job.out.path / CHECKPOINT_DIR / MANIFEST).is_file():  # stopped before its first round
+        return ""
+    return f" (fedsim run --resume {job.out.path} goes on from the last one)"
 
 
 def describe_data(data: FederatedData) -> str:

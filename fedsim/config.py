@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 from collections.abc import Mapping
@@ -23,8 +24,13 @@ class ScenarioError(ValueError):
     """A bad scenario value: ``str(error)`` is one line that names the key."""
 
     def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
+        super().__init__(one_line(f"{key}: {problem}" if key else problem))
         self.key = key
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped, as ``repr`` shows them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def bounded(
@@ -102,21 +108,40 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
         return _convert(key, inner, value)
     if origin is Literal:
         if value not in args:
-            raise ScenarioError(key, f"expected one of {_names(args)}, got {value!r}")
+            raise ScenarioError(key, f"expected one of {_names(args)}, got {_shorten(value)}")
         return value
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # ``tuple[X, ...]``
         if not isinstance(value, list):
-            raise ScenarioError(key, f"expected an array, got {value!r}")
+            raise ScenarioError(key, f"expected an array, got {_shorten(value)}")
         return tuple(_convert(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
-            raise ScenarioError(key, f"expected a table, got {value!r}")
+            raise ScenarioError(key, f"expected a table, got {_shorten(value)}")
         return from_table(hint, value, key)  # type: ignore[arg-type]
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _finite(key, value)
+    if hint is str and type(value) is str and "\x00" in value:  # no path or name can hold one
+        raise ScenarioError(key, f"expected text without NUL characters, got {_shorten(value)}")
     if hint in (int, bool, str) and type(value) is hint:
         return value
-    raise ScenarioError(key, f"expected {_type_name(hint)}, got {value!r}")
+    raise ScenarioError(key, f"expected {_type_name(hint)}, got {_shorten(value)}")
+
+
+def _finite(key: str, value: int | float) -> float:
+    """A float, refusing inf and nan (TOML allows both) and integers past float's range."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ScenarioError(key, f"expected a number, got an integer of {len(str(value))} digits") from None
+    if not math.isfinite(number):
+        raise ScenarioError(key, f"expected a finite number, got {value!r}")
+    return number
+
+
+def _shorten(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to one readable piece of a line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _check_bounds(key: str, f: dataclasses.Field[Any], value: Any) -> Any:
@@ -129,7 +154,7 @@ def _check_bounds(key: str, f: dataclasses.Field[Any], value: Any) -> Any:
     for name, limit in f.metadata.items():
         sign, ok = checks[name]
         if not ok(limit):
-            raise ScenarioError(key, f"expected a value {sign} {limit}, got {value!r}")
+            raise ScenarioError(key, f"expected a value {sign} {limit}, got {_shorten(value)}")
     return value
 
 

@@ -25,30 +25,61 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
+from fedsim import checkpoint, failures
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
-from fedsim.results import RunDirectory, Summary, default_out_dir
+from fedsim.models import build_model
+from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
 from fedsim.scenario import Scenario, load_scenario, parse_scenario
-from fedsim.server import Abort, Job, Reporter, RunError, serve
+from fedsim.server import Abort, Job, Reporter, RunError, finish_resumed, scenario_digest, serve
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
+ACTOR_RESTARTS = -1  # without limit: each restart is one failed client, counted and reported
 
 
-def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None) -> Job:
+def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resume: bool = False) -> Job:
     """Check resources, find and partition the data, create the run folder.
 
     The data decide the number of simulated clients (``len(data.clients)``): for
-    text that is the roles or files kept, known only now.
+    text that is the roles or files kept, known only now.  ``resume``: ``out_dir`` is a
+    stopped run's folder; its checkpoint is read and checked here, before Ray starts.
     """
     started_at = time.perf_counter()
     check_resources(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
+    if resume:
+        assert out_dir is not None
+        saved = load_checkpoint(out_dir, scenario, data)
+        reopened = RunDirectory.reopen(out_dir, scenario, saved.metrics_bytes, saved.round)
+        return Job(scenario, data, root, reopened, started_at, saved)
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
     if data.vocab is not None:  # once, here: clients rebuild it but never write it
         out.save_vocab(data.vocab)
     return Job(scenario, data, root, out, started_at)
+
+
+def load_checkpoint(run_dir: Path, scenario: Scenario, data: FederatedData) -> checkpoint.Checkpoint:
+    """The stopped run's checkpoint, if it fits the run's scenario and model; else exit 2."""
+    try:
+        saved = checkpoint.load(run_dir)
+    except checkpoint.CheckpointError as error:
+        raise ScenarioError("--resume", str(error)) from None
+    if saved.scenario_sha256 != scenario_digest(run_dir):
+        raise ScenarioError(
+            "--resume", f"{run_dir / SCENARIO_FILE}: changed since the checkpoint was written"
+        )
+    if saved.round > scenario.rounds:
+        raise ScenarioError("--resume", f"the checkpoint is of round {saved.round} of {scenario.rounds}")
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    expected = {
+        k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()
+    }
+    found = {k: (tuple(v.shape), str(v.dtype)) for k, v in saved.model.items()}
+    if found != expected:
+        raise ScenarioError("--resume", f"{run_dir}: the checkpoint's model does not fit the scenario's")
+    return saved
 
 
 def check_population(scenario: Scenario, data: FederatedData) -> None:
@@ -84,8 +115,17 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
         finally:
             done.set()
 
+    if job.rounds_left == 0:  # resumed after the last round's checkpoint: no client is needed
+        return finish_resumed(job)
     backend: BackendConfig = {
-        "client_resources": {"num_cpus": res.client_cpus, "num_gpus": res.client_gpus},
+        # Ray passes these to every client actor; max_restarts makes Ray start a new
+        # process for an actor whose process died (a crash, a memory kill) instead of
+        # leaving a dead actor in Flower's pool, which would fail every later message.
+        "client_resources": {
+            "num_cpus": res.client_cpus,
+            "num_gpus": res.client_gpus,
+            "max_restarts": ACTOR_RESTARTS,
+        },
         "init_args": {
             "logging_level": logging.INFO if verbose else logging.ERROR,
             "log_to_driver": verbose,
@@ -101,14 +141,19 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     except BaseException as exc:
         # End the server's waits, so that it records why the run stopped and closes the folder.
         interrupted = isinstance(exc, KeyboardInterrupt)
-        abort.stop(
-            "interrupted" if interrupted else f"the simulation engine failed ({exc}); run with -v for its log"
-        )
+        abort.stop("interrupted" if interrupted else engine_failure(job.scenario, exc))
         done.wait(SHUTDOWN_GRACE_S)
         raise
     if not outcome:
         raise RunError("the simulation ended before the server finished (run with -v for its log)")
     return outcome[0]
+
+
+def engine_failure(scenario: Scenario, exc: BaseException) -> str:
+    """Why the engine stopped, with the values to change if Ray ran out of memory."""
+    if failures.kind_of(f"{type(exc).__name__}: {exc}") == "out_of_memory":
+        return f"the simulation engine failed: {failures.out_of_memory_advice(scenario)}"
+    return f"the simulation engine failed ({exc}); run with -v for its log"
 
 
 @contextlib.contextmanager

@@ -22,7 +22,9 @@ def describe(record: RoundRecord) -> str:
     if record.fed_accuracy is not None:
         parts.append(f"fed acc {record.fed_accuracy:.4f}")
     failed = f", {record.clients_failed} failed" if record.clients_failed else ""
-    parts.append(f"{record.clients_sampled} clients{failed}")
+    stragglers = f", {record.stragglers} straggling" if record.stragglers else ""
+    retries = f", {record.retries} {'retry' if record.retries == 1 else 'retries'}" if record.retries else ""
+    parts.append(f"{record.clients_sampled} clients{failed}{stragglers}{retries}")
     parts.append(f"{record.bytes_sent / 1e6:.1f}/{record.bytes_received / 1e6:.1f} MB out/in")
     parts.append(f"{record.round_time_s:.1f}s + eval {record.eval_time_s:.1f}s")
     return "  ".join(parts)

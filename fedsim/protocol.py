@@ -23,11 +23,17 @@ SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
+# Per client, from the round's plan (strategies/plan.py); absent for a plain client.
+LOCAL_EPOCHS = "local-epochs"  # a straggler's epochs, fewer than client.local_epochs
+FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the process exits)
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
 CONTROL = "scaffold-c"  # server -> client: the global control variate c
 CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
 CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
+# Records a client keeps in its Context.state, which a query message may set (a resumed run
+# hands back the server's copies, fedsim/clientstate.py).
+CLIENT_STATE = frozenset({CLIENT_CONTROL})
 
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this

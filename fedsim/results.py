@@ -49,6 +49,16 @@ class RoundRecord:
     # defaults read rows written before these were recorded.
     bytes_sent: int = 0  # server -> clients, counted once per receiving client
     bytes_received: int = 0  # clients -> server
+    # Why clients failed (fedsim/failures.py), adding up to clients_failed; over all the
+    # round's attempts, as are clients_sampled and the bytes.
+    clients_raised: int = 0
+    clients_crashed: int = 0
+    clients_out_of_memory: int = 0
+    clients_timed_out: int = 0
+    clients_rejected: int = 0
+    stragglers: int = 0  # sampled clients that ran fewer epochs ([stragglers])
+    retries: int = 0  # attempts re-run below strategy.min_train_clients (faults.round_retries)
+    simulated_time_s: float = 0.0  # the round as the clients' speeds would make it (strategies/plan.py)
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class Summary:
     error: str | None = None
     bytes_sent: int = 0  # over all rounds
     bytes_received: int = 0
+    clients_failed: int = 0  # over all rounds
+    simulated_time_s: float = 0.0  # over all rounds
 
 
 def summarize(
@@ -87,6 +99,8 @@ def summarize(
         error=error,
         bytes_sent=sum(r.bytes_sent for r in records),
         bytes_received=sum(r.bytes_received for r in records),
+        clients_failed=sum(r.clients_failed for r in records),
+        simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
     )
 
 
@@ -95,7 +109,10 @@ def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
 
 
 class RunDirectory:
-    """Owns one run folder; refuses to write into a folder that already holds files."""
+    """Owns one run folder; refuses to write into a folder that already holds files.
+
+    :meth:`reopen` takes over the folder of a stopped run instead, to resume it.
+    """
 
     def __init__(self, path: Path, scenario: Scenario) -> None:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -105,10 +122,43 @@ class RunDirectory:
             (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
         except OSError as error:
             raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
+        self._attach(path, scenario, [])
+
+    def _attach(self, path: Path, scenario: Scenario, records: list[RoundRecord]) -> None:
         self.path = path
         self.scenario = scenario
-        self.records: list[RoundRecord] = []
+        self.records = records
         self._metrics: IO[str] = open(path / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    @classmethod
+    def reopen(cls, path: Path, scenario: Scenario, metrics_bytes: int, rounds: int) -> RunDirectory:
+        """The folder of a stopped run, ``metrics.jsonl`` cut back to its first ``metrics_bytes``.
+
+        Rows past that length belong to a round whose checkpoint never committed (or were
+        cut short by the kill); they go, and the rows left must be rounds 1..``rounds``.
+        """
+        metrics = path / METRICS_FILE
+        try:
+            with open(metrics, "r+b") as stream:
+                if stream.seek(0, os.SEEK_END) < metrics_bytes:
+                    raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
+                stream.truncate(metrics_bytes)
+                os.fsync(stream.fileno())
+            records = read_records(path)
+        except (OSError, ValueError, TypeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({reason})") from None
+        if [r.round for r in records] != list(range(1, rounds + 1)):
+            raise ScenarioError("--resume", f"{metrics}: expected rounds 1 to {rounds} before the checkpoint")
+        directory = cls.__new__(cls)
+        directory._attach(path, scenario, records)
+        return directory
+
+    @property
+    def metrics_bytes(self) -> int:
+        """``metrics.jsonl``'s length: checkpoints record it with each round."""
+        self._metrics.flush()
+        return os.fstat(self._metrics.fileno()).st_size
 
     def save_vocab(self, vocab: Vocabulary) -> None:
         (self.path / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")

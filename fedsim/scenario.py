@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import tomli_w
 
 from fedsim.config import ScenarioError, apply_override, bounded, from_table, to_table
-from strategies.cohorts import cohort_size, expected_malicious, malicious_count
+from strategies.cohorts import cohort_size, expected_malicious, malicious_count, straggler_count
 from strategies.params import (
     BulyanParams,
     FedAdagradParams,
@@ -53,6 +53,7 @@ StrategyName = Literal[
     "scaffold",
 ]
 AttackKind = Literal["sign_flip", "gaussian_noise", "scale", "label_flip"]
+StragglerPolicy = Literal["drop", "partial"]
 
 # Datasets whose samples carry a natural client id (a writer, a device, a speaker, a file).
 NATURAL_DATASETS: frozenset[str] = frozenset({"synthetic", "shakespeare", "text"})
@@ -64,6 +65,8 @@ TEXT_MODELS: frozenset[str] = frozenset({"lstm", "gru"})
 LABEL_PARTITIONS: frozenset[str] = frozenset({"dirichlet"})
 
 DEFAULT_NUM_CLIENTS = 100  # where the data has no client count of its own
+MAX_SEED = 2**63 - 1  # TOML's largest integer; torch seeds overflow past 2**64
+MAX_NAME_LENGTH = 100  # the run folder adds a timestamp; file systems allow 255 bytes
 SHAKESPEARE_PATH = "shakespeare/tinyshakespeare.txt"  # under the data root
 
 
@@ -270,9 +273,38 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class FaultsConfig:
+    """Injected client faults, decided from the seed per round and sampled client (training only)."""
+
+    failure_rate: float = bounded(0.0, ge=0, lt=1)  # the client raises: an error reply
+    crash_rate: float = bounded(0.0, ge=0, lt=1)  # the client's process dies; Ray starts a new one
+    dropout_rate: float = bounded(0.0, ge=0, lt=1)  # the client never answers: the round times out
+    round_retries: int = bounded(0, ge=0, le=100)  # re-run a round short of min_train_clients replies
+
+    def __post_init__(self) -> None:
+        total = self.failure_rate + self.crash_rate + self.dropout_rate
+        if total >= 1:
+            raise ScenarioError(
+                "faults",
+                f"failure_rate + crash_rate + dropout_rate must be below 1 (some client must "
+                f"succeed), got {total:g}",
+            )
+
+
+@dataclass(frozen=True)
+class StragglersConfig:
+    """System heterogeneity of Li et al. 2020 (FedProx), Section 5.2."""
+
+    fraction: float = bounded(0.0, ge=0, le=1)  # of each round's sampled clients
+    policy: StragglerPolicy = "partial"  # drop: not aggregated (FedAvg); partial: their epochs count
+    max_slowdown: float = bounded(1.0, ge=1, le=1e6)  # clients' speed factors: log-uniform in [1, this]
+    step_time_s: float = bounded(0.01, gt=0, le=3600)  # simulated time of one local step at speed 1
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str = "scenario"
-    seed: int = bounded(0, ge=0)
+    seed: int = bounded(0, ge=0, le=MAX_SEED)
     rounds: int = bounded(10, ge=1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -282,10 +314,16 @@ class Scenario:
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
     compare: CompareConfig = CompareConfig()
+    faults: FaultsConfig = FaultsConfig()
+    stragglers: StragglersConfig = StragglersConfig()
 
     def __post_init__(self) -> None:
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
+        if not self.name.isprintable() or len(self.name) > MAX_NAME_LENGTH:  # it names a folder
+            raise ScenarioError(
+                "name", f"expected at most {MAX_NAME_LENGTH} printable characters, got {self.name[:120]!r}"
+            )
         self._check_model_fits_data()
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
@@ -315,6 +353,7 @@ class Scenario:
             )
         _check_attack(self, population)
         _check_strategy(self, population)
+        _check_stragglers(self, population)
 
     def train_cohort(self, population: int) -> int:
         """Clients sampled to train each round."""
@@ -337,6 +376,20 @@ def _check_attack(scenario: Scenario, population: int) -> None:
     attack = scenario.attack
     if attack.fraction > 0 and malicious_count(attack.fraction, population) == 0:
         raise ScenarioError("attack.fraction", f"{attack.fraction:g} of {population} clients is no client")
+
+
+def _check_stragglers(scenario: Scenario, population: int) -> None:
+    """Dropping stragglers must leave enough replies to aggregate."""
+    if scenario.stragglers.policy != "drop":
+        return
+    cohort = scenario.train_cohort(population)
+    kept = cohort - straggler_count(scenario.stragglers.fraction, cohort)
+    if kept < scenario.strategy.min_train_clients:
+        raise ScenarioError(
+            "stragglers.fraction",
+            f"policy 'drop' keeps {kept} of the {cohort} clients per round, fewer than "
+            f"strategy.min_train_clients = {scenario.strategy.min_train_clients}",
+        )
 
 
 def _check_strategy(scenario: Scenario, population: int) -> None:

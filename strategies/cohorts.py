@@ -29,3 +29,8 @@ def expected_malicious(cohort: int, malicious: int, population: int) -> int:
     each round, and the usual choice of ``f`` for Krum and Bulyan otherwise.
     """
     return math.ceil(cohort * malicious / population - 1e-9)
+
+
+def straggler_count(fraction: float, cohort: int) -> int:
+    """Stragglers among ``cohort`` sampled clients: ``fraction`` of them, rounded half up."""
+    return math.floor(fraction * cohort + 0.5)

@@ -10,22 +10,37 @@ not depend on which client answered first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.run import Run
 
+from fedsim import protocol as keys
 from fedsim.seeding import generator
 from strategies.cohorts import cohort_size
 
-__all__ = ["SeededSampling", "cohort_size", "sample_partitions"]
+if TYPE_CHECKING:  # strategies.plan draws its sample with this module's sample_partitions
+    from strategies.plan import RoundPlan
+
+__all__ = ["SeededSampling", "cohort_size", "retry_path", "sample_partitions"]
 
 
-def sample_partitions(seed: int, stage: str, server_round: int, population: int, size: int) -> list[int]:
-    """``size`` distinct partition ids out of ``range(population)``, sorted."""
-    rng = generator(seed, "sample", stage, server_round)
+def sample_partitions(
+    seed: int, stage: str, server_round: int, population: int, size: int, attempt: int = 0
+) -> list[int]:
+    """``size`` distinct partition ids out of ``range(population)``, sorted.
+
+    A retried round (``attempt`` > 0, see ``faults.round_retries``) draws a new sample.
+    """
+    rng = generator(seed, "sample", stage, server_round, *retry_path(attempt))
     return sorted(int(p) for p in rng.choice(population, size=size, replace=False))
+
+
+def retry_path(attempt: int) -> tuple[int | str, ...]:
+    """Extends a random stream's path for a retried round; the first attempt keeps the plain stream."""
+    return ("retry", attempt) if attempt else ()
 
 
 class SeededSampling(Strategy):
@@ -53,10 +68,26 @@ class SeededSampling(Strategy):
         return sorted(replies, key=lambda m: self.partition_of[m.metadata.src_node_id])
 
     def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+        self,
+        server_round: int,
+        arrays: ArrayRecord,
+        config: ConfigRecord,
+        grid: Grid,
+        plan: RoundPlan | None = None,
     ) -> Iterable[Message]:
-        nodes = self.sampled_nodes("train", server_round)
-        return self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
+        """Messages to the round's sample; with a ``plan``, to its clients, each told its part.
+
+        The plan (strategies/plan.py) names the sample, leaves out dropped stragglers
+        and adds a straggler's epochs or an injected fault to that client's config.
+        """
+        if plan is None:
+            nodes = self.sampled_nodes("train", server_round)
+            return self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
+        nodes = [self.node_of[p] for p in plan.trains()]
+        messages = self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
+        return [
+            _with_config(m, plan.of(self.partition_of[m.metadata.dst_node_id]).config()) for m in messages
+        ]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -76,6 +107,15 @@ class SeededSampling(Strategy):
 
     def summary(self) -> None:
         self.inner.summary()
+
+
+def _with_config(message: Message, extra: Mapping[str, int | str]) -> Message:
+    """``message`` with ``extra`` keys in its config; Flower's strategies share one content."""
+    if extra:
+        content = message.content
+        config = ConfigRecord({**content.config_records[keys.CONFIG], **extra})
+        message.content = RecordDict({**dict(content.items()), keys.CONFIG: config})
+    return message
 
 
 class _Subset(Grid):

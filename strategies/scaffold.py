@@ -92,6 +92,15 @@ class Scaffold(FedAvg):
         self.x: Arrays = {}
         self.c: Arrays = {}
 
+    # Stateful (fedsim/checkpoint.py): ``c`` outlives the round; ``x`` is set again by
+    # every configure_train but kept too, so a restored strategy is the saved one.
+    def state(self) -> dict[str, Any]:
+        return {"x": dict(self.x), "c": dict(self.c)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.x = {k: np.array(v) for k, v in state["x"].items()}
+        self.c = {k: np.array(v) for k, v in state["c"].items()}
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

@@ -19,10 +19,12 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
 from fedsim import protocol as keys
+from fedsim.failures import count
 from fedsim.models import build_model
 from fedsim.replies import expected_arrays, screen_evaluate, screen_train, train_problem
+from fedsim.rounds import Attempt, check_delivery
 from fedsim.scenario import parse_scenario
-from fedsim.server import RunError, _check_replies
+from strategies.plan import ClientPlan, RoundPlan
 from tests.conftest import REPO, RecordingReporter
 
 SCENARIO = parse_scenario((REPO / "fedsim" / "quickstart.toml").read_text(), ("data.num_clients=3",))
@@ -126,16 +128,28 @@ def test_error_replies_pass_through_for_the_round_loop_to_count(global_arrays: A
     assert screened.accepted == [failed] and screened.rejected == []
 
 
+def nan_reply(arrays: ArrayRecord, node: int) -> Message:
+    name = next(iter(arrays.keys()))
+    return with_arrays(
+        honest(arrays, node), replaced(arrays, name, np.full(arrays[name].shape, np.nan, np.float32))
+    )
+
+
 def test_rejected_replies_count_as_failed_clients_and_can_stop_the_run(global_arrays: ArrayRecord) -> None:
     sent = [ask(global_arrays, n) for n in range(3)]
-    good = [honest(global_arrays, 0)]
+    screened = screen_train([honest(global_arrays, 0), nan_reply(global_arrays, 1)], global_arrays)
+    failures = count([], timed_out=1, rejected=len(screened.rejected))
+    plan = RoundPlan(1, 0, tuple(ClientPlan(p, epochs=1) for p in range(3)), drop_stragglers=False)
+    first = f"rejected reply from {screened.rejected[0]}"
     reporter = RecordingReporter()
-    ok = _check_replies(1, sent, good, ["node 1: w: non-finite values"], minimum=1, reporter=reporter)
-    assert ok == 1
-    assert "2 of 3 clients failed (0 raised, 1 rejected, 1 did not answer" in reporter.warnings[0]
-    assert "rejected reply from node 1: w: non-finite values" in reporter.warnings[0]
-    with pytest.raises(RunError, match="0 of 3 sampled clients replied"):
-        _check_replies(1, sent, [], ["node 0: bad"] * 3, minimum=1, reporter=reporter)
+    attempt = Attempt(plan, screened.accepted, 1, failures, first, 0, 0, 0.0)
+    assert check_delivery(1, attempt, SCENARIO, reporter) is None  # min_train_clients = 1: go on
+    assert f"2 of {len(sent)} clients failed (1 did not answer, 1 rejected" in reporter.warnings[0]
+    assert "rejected reply from node 1: " in reporter.warnings[0]
+    assert "non-finite values" in reporter.warnings[0]
+    none_good = Attempt(plan, [], 0, count([], rejected=3), "rejected reply from node 0: bad", 0, 0, 0.0)
+    shortfall = check_delivery(1, none_good, SCENARIO, reporter)
+    assert shortfall is not None and "0 of 3 sampled clients replied" in shortfall
 
 
 def test_a_scaffold_reply_carries_the_change_of_its_control_variate(global_arrays: ArrayRecord) -> None:

@@ -1,0 +1,130 @@
+"""A training round's plan: which clients train, which of them fail or straggle, how long they take.
+
+Everything is drawn from named streams of the seed (``fedsim.seeding``), so a run and
+its repetition, a resumed run included, plan alike whatever the number of Ray actors:
+
+- the sample: ``(seed, "sample", "train", round)``, as :class:`SeededSampling` draws it;
+- a client's fault (``[faults]``): ``(seed, "faults", round, partition id)``, one uniform
+  number cut into failure, crash and dropout shares, so the kinds exclude each other;
+- the stragglers (``[stragglers]``): ``stragglers.fraction`` of the sample, drawn from
+  ``(seed, "stragglers", round)``; each runs ``(seed, "straggler-epochs", round, partition
+  id)`` local epochs, uniform in ``[1, E]`` (Li et al. 2020, FedProx, Section 5.2);
+- a client's speed: fixed for the run from ``(seed, "speed", partition id)``.
+
+A retried round (``faults.round_retries``) extends each stream with its attempt number,
+so it draws a new sample with new faults rather than failing the same way again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedsim import protocol as keys
+from fedsim.scenario import FaultsConfig, Scenario
+from fedsim.seeding import generator
+from strategies.cohorts import straggler_count
+from strategies.sampling import retry_path, sample_partitions
+
+FAULTS = ("fail", "crash", "dropout")  # in the order their shares cut the unit interval
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """What one sampled client does this round."""
+
+    partition: int
+    epochs: int  # local epochs to run: E, or fewer for a straggler
+    fault: str = ""  # "", or one of FAULTS
+    straggler: bool = False
+
+    def config(self) -> dict[str, int | str]:
+        """Keys its train message adds to the round's config; none for a plain client."""
+        extra: dict[str, int | str] = {}
+        if self.straggler:
+            extra[keys.LOCAL_EPOCHS] = self.epochs
+        if self.fault in ("fail", "crash"):  # a dropout never gets its message
+            extra[keys.FAULT] = self.fault
+        return extra
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    server_round: int
+    attempt: int  # 0, or the retry
+    clients: tuple[ClientPlan, ...]  # the sample, in partition order
+    drop_stragglers: bool  # stragglers.policy = "drop": they get no message and nobody waits for them
+
+    @property
+    def sampled(self) -> list[int]:
+        return [c.partition for c in self.clients]
+
+    @property
+    def stragglers(self) -> int:
+        return sum(c.straggler for c in self.clients)
+
+    def of(self, partition: int) -> ClientPlan:
+        return next(c for c in self.clients if c.partition == partition)
+
+    def trains(self) -> list[int]:
+        """Partitions that get a train message: all but dropped stragglers."""
+        return [c.partition for c in self.clients if not (c.straggler and self.drop_stragglers)]
+
+
+def plan_round(scenario: Scenario, server_round: int, attempt: int, population: int) -> RoundPlan:
+    seed, epochs = scenario.seed, scenario.client.local_epochs
+    size = scenario.train_cohort(population)
+    sampled = sample_partitions(seed, "train", server_round, population, size, attempt)
+    stragglers = choose_stragglers(seed, scenario.stragglers.fraction, server_round, attempt, sampled)
+    clients = tuple(
+        ClientPlan(
+            partition=p,
+            epochs=straggler_epochs(seed, server_round, attempt, p, epochs) if p in stragglers else epochs,
+            fault=fault_of(seed, scenario.faults, server_round, attempt, p),
+            straggler=p in stragglers,
+        )
+        for p in sampled
+    )
+    return RoundPlan(server_round, attempt, clients, scenario.stragglers.policy == "drop")
+
+
+def fault_of(seed: int, cfg: FaultsConfig, server_round: int, attempt: int, partition: int) -> str:
+    shares = (cfg.failure_rate, cfg.crash_rate, cfg.dropout_rate)
+    if not any(shares):
+        return ""
+    u = generator(seed, "faults", server_round, partition, *retry_path(attempt)).random()
+    for fault, edge in zip(FAULTS, np.cumsum(shares), strict=True):
+        if u < edge:
+            return fault
+    return ""
+
+
+def choose_stragglers(
+    seed: int, fraction: float, server_round: int, attempt: int, sampled: list[int]
+) -> frozenset[int]:
+    count = straggler_count(fraction, len(sampled))
+    if count == 0:
+        return frozenset()
+    rng = generator(seed, "stragglers", server_round, *retry_path(attempt))
+    return frozenset(int(p) for p in rng.choice(sampled, size=count, replace=False))
+
+
+def straggler_epochs(seed: int, server_round: int, attempt: int, partition: int, local_epochs: int) -> int:
+    rng = generator(seed, "straggler-epochs", server_round, partition, *retry_path(attempt))
+    return int(rng.integers(1, local_epochs + 1))
+
+
+def speed_factor(seed: int, partition: int, max_slowdown: float) -> float:
+    """How many times slower than the fastest client this one is: log-uniform in ``[1, max_slowdown]``."""
+    if max_slowdown == 1:
+        return 1.0
+    return float(np.exp(generator(seed, "speed", partition).uniform(0.0, math.log(max_slowdown))))
+
+
+def simulated_time(scenario: Scenario, client: ClientPlan, num_examples: float) -> float:
+    """Simulated seconds the client trained: its local steps at its speed."""
+    steps = client.epochs * math.ceil(num_examples / scenario.client.batch_size)
+    slowdown = speed_factor(scenario.seed, client.partition, scenario.stragglers.max_slowdown)
+    return steps * scenario.stragglers.step_time_s * slowdown

@@ -1,0 +1,117 @@
+"""``fedsim run --resume``: what it refuses (exit 2, one line) and a run with nothing left to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fedsim import checkpoint as ckpt
+from fedsim.cli import main
+from fedsim.models import build_model
+from fedsim.results import RoundRecord, RunDirectory
+from fedsim.scenario import Scenario, parse_scenario
+from fedsim.server import scenario_digest
+
+SCENARIO = """
+name = "resumable"
+rounds = 2
+[data]
+dataset = "synthetic"
+partition = "natural"
+num_clients = 3
+[model]
+name = "logreg"
+"""
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fedsim: error: --resume: "), err
+    return err
+
+
+def stopped_run(folder: Path, rounds_done: int) -> tuple[Scenario, dict[str, np.ndarray]]:
+    """A run folder as a run killed after ``rounds_done`` rounds leaves it (no summary, no model)."""
+    scenario = parse_scenario(SCENARIO)
+    run = RunDirectory(folder, scenario)
+    writer = ckpt.CheckpointWriter(folder)
+    model = {
+        k: v.numpy() + 1.0
+        for k, v in build_model(scenario.model, (60,), 10, scenario.seed).state_dict().items()
+    }
+    for k in range(rounds_done + 1):
+        if k:
+            run.append(RoundRecord(k, 0.2 * k, 1.0, 1.0, None, None, 1, 0, 0.1, 0.1))
+        state = ckpt.Checkpoint(
+            k, model, {}, {}, ckpt.rng_state(), run.metrics_bytes, 2.0 * k, scenario_digest(folder)
+        )
+        writer.save(state, [])
+    return scenario, model
+
+
+def test_a_folder_without_a_run_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert "is not a run folder (no scenario.toml in it)" in one_line_error(
+        capsys, ["run", "--resume", str(tmp_path)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--set", "rounds=5"], "--set"),
+        (["scenarios/quickstart.toml"], "SCENARIO"),
+        (["--out", "x"], "--out"),
+    ],
+)
+def test_a_resume_continues_the_scenario_unchanged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], named: str
+) -> None:
+    stopped_run(tmp_path / "run", 1)
+    err = one_line_error(capsys, ["run", "--resume", str(tmp_path / "run"), *extra])
+    assert f"continues RUN_DIR/scenario.toml as it is; drop {named}" in err
+
+
+def test_a_run_stopped_before_its_first_checkpoint_cannot_resume(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    RunDirectory(tmp_path / "run", parse_scenario(SCENARIO))
+    assert "checkpoint.json: missing" in one_line_error(capsys, ["run", "--resume", str(tmp_path / "run")])
+
+
+def test_an_edited_scenario_or_a_damaged_checkpoint_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stopped_run(tmp_path / "edited", 1)
+    toml = tmp_path / "edited" / "scenario.toml"
+    toml.write_text(toml.read_text().replace("rounds = 2", "rounds = 3"))
+    assert "changed since the checkpoint" in one_line_error(
+        capsys, ["run", "--resume", str(tmp_path / "edited")]
+    )
+
+    stopped_run(tmp_path / "damaged", 1)
+    (tmp_path / "damaged" / "checkpoint" / "round-000001.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert "unreadable or corrupt" in one_line_error(capsys, ["run", "--resume", str(tmp_path / "damaged")])
+
+
+def test_a_run_killed_after_its_last_checkpoint_only_writes_its_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Every round is committed: no Ray, no client; the summary and the model are written."""
+    folder = tmp_path / "run"
+    _, model = stopped_run(folder, 2)
+    assert main(["run", "--resume", str(folder)]) == 0
+    assert "resuming " in capsys.readouterr().err
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["status"], summary["rounds_completed"], summary["final_accuracy"]) == (
+        "completed",
+        2,
+        0.4,
+    )
+    assert summary["wall_time_s"] >= 4.0  # the earlier session's time counts
+    saved = torch.load(folder / "model.pt")
+    assert all(np.array_equal(saved[k].numpy(), model[k]) for k in model)

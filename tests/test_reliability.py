@@ -1,0 +1,175 @@
+"""Reliability end to end through Flower + Ray: kill and resume, determinism, faults, stragglers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fedsim import checkpoint, engine
+from fedsim.results import RoundRecord, read_metrics
+from fedsim.scenario import parse_scenario
+from strategies.plan import plan_round
+from tests.conftest import REPO, RecordingReporter, simulate
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
+
+QUICKSTART = (REPO / "fedsim" / "quickstart.toml").read_text()
+# Ten devices, all sampled every round: quick rounds, and 30% of ten is three.
+SMALL = ("rounds=2", "client.local_epochs=1", "data.num_clients=10", "strategy.fraction_train=1.0")
+POPULATION = 10
+WALL_CLOCK = ("round_time_s", "eval_time_s")  # everything else must repeat exactly
+
+
+def comparable(run_dir: Path) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in read_metrics(run_dir)]
+
+
+def same_model(a: Path, b: Path) -> bool:
+    x, y = torch.load(a / "model.pt"), torch.load(b / "model.pt")
+    return list(x) == list(y) and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def fedsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedsim", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_a_run_killed_with_sigkill_and_resumed_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    """FedAdam: the server's moments, the model and the generators must all come back."""
+    overrides = ("rounds=4", "strategy.name=fedadam", "strategy.fraction_evaluate=0.2", *SMALL[2:])
+    scenario = [arg for override in overrides for arg in ("--set", override)]
+    whole = fedsim("run", "--out", str(tmp_path / "whole"), *scenario)
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "fedsim", "run", "--out", str(killed_dir), *scenario]
+    process = subprocess.Popen(
+        command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("round   2"):  # printed once round 2's checkpoint is committed
+            process.send_signal(signal.SIGKILL)
+            break
+    try:
+        assert process.wait(timeout=120) == -signal.SIGKILL  # a bound against hanging, not a speed check
+    finally:
+        process.kill()
+    assert checkpoint.load(killed_dir).round in (2, 3)  # killed mid-run
+    assert not (killed_dir / "summary.json").exists()  # nothing ran after the kill
+
+    resumed = fedsim("run", "--resume", str(killed_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming " in resumed.stderr
+    assert [r["round"] for r in read_metrics(killed_dir)] == [1, 2, 3, 4]  # none lost, none twice
+    assert comparable(killed_dir) == comparable(tmp_path / "whole")
+    summary = json.loads((killed_dir / "summary.json").read_text())
+    expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final_accuracy"] == expected["final_accuracy"]
+    assert same_model(killed_dir, tmp_path / "whole")
+
+
+class StopAfter(RecordingReporter):
+    """Stops the run right after a round is recorded and checkpointed, as a crash there would."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+
+    def round_done(self, record: RoundRecord) -> None:
+        super().round_done(record)
+        if record.round == self.last:
+            raise RuntimeError("stopped for the test")
+
+
+def test_scaffold_clients_get_their_control_variates_back_on_resume(tmp_path: Path) -> None:
+    """The clients' c_i live in the engine's process; the resumed run must hand them back."""
+    overrides = ("rounds=3", "strategy.name=scaffold", *SMALL[1:3], "strategy.fraction_train=0.5")
+    simulate(QUICKSTART, tmp_path / "whole", overrides=overrides)
+    scenario = parse_scenario(QUICKSTART, overrides)
+    with pytest.raises(RuntimeError, match="stopped for the test"):
+        engine.run(engine.prepare(scenario, tmp_path / "stopped", None), StopAfter(2))
+    job = engine.prepare(scenario, tmp_path / "stopped", None, resume=True)
+    assert job.resume is not None and job.resume.round == 2 and job.resume.clients  # c_i of the first rounds
+    reporter = RecordingReporter()
+    engine.run(job, reporter)
+    assert [r.round for r in reporter.rounds] == [3]
+    assert comparable(tmp_path / "stopped") == comparable(tmp_path / "whole")
+    assert same_model(tmp_path / "stopped", tmp_path / "whole")
+
+
+def test_one_actor_or_two_give_identical_metrics(tmp_path: Path) -> None:
+    """2 CPUs: client_cpus 1 makes two actors, 1.5 one; both train with one torch thread."""
+    common = (*SMALL, "strategy.fraction_evaluate=0.2", "stragglers.fraction=0.3", "faults.failure_rate=0.2")
+    simulate(QUICKSTART, tmp_path / "two", overrides=(*common, "resources.client_cpus=1"))
+    simulate(QUICKSTART, tmp_path / "one", overrides=(*common, "resources.client_cpus=1.5"))
+    assert comparable(tmp_path / "one") == comparable(tmp_path / "two")
+    assert read_metrics(tmp_path / "one")[0]["fed_accuracy"] is not None
+
+
+FAULTS = {
+    "failure": ("clients_raised", ()),
+    "crash": ("clients_crashed", ()),
+    # The round waits out the timeout for a dropout: keep it short (clients still get 2 min to start).
+    "dropout": ("clients_timed_out", ("resources.round_timeout_s=10",)),
+}
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_a_30_percent_fault_rate_completes_and_counts_the_failures(tmp_path: Path, kind: str) -> None:
+    column, extra = FAULTS[kind]
+    overrides = (*SMALL, f"faults.{kind}_rate=0.3", *extra)
+    summary, reporter = simulate(QUICKSTART, tmp_path / "run", overrides=overrides)
+    assert summary.status == "completed" and summary.rounds_completed == 2
+    scenario = parse_scenario(QUICKSTART, overrides)
+    fault = {"failure": "fail"}.get(kind, kind)
+    planned = [sum(c.fault == fault for c in plan_round(scenario, r, 0, POPULATION).clients) for r in (1, 2)]
+    assert sum(planned) >= 2  # 30% of 10 sampled clients, in each of 2 rounds
+    rows = read_metrics(tmp_path / "run")
+    for row, expected in zip(rows, planned, strict=True):
+        if kind == "dropout":  # a loaded machine may make an honest client late too
+            assert row[column] >= expected and row["clients_failed"] == row[column]
+        else:
+            assert row[column] == row["clients_failed"] == expected
+        assert row["clients_sampled"] == 10 and row["retries"] == 0
+    assert summary.clients_failed == sum(r["clients_failed"] for r in rows)
+    assert len(reporter.warnings) >= 2  # every round with failures says so
+
+
+def test_too_few_replies_retry_the_round_on_a_new_sample(tmp_path: Path) -> None:
+    overrides = (*SMALL, "faults.failure_rate=0.6", "strategy.min_train_clients=6", "faults.round_retries=20")
+    summary, reporter = simulate(QUICKSTART, tmp_path / "run", overrides=overrides)
+    scenario = parse_scenario(QUICKSTART, overrides)
+    rows = read_metrics(tmp_path / "run")
+    for r, row in zip((1, 2), rows, strict=True):
+        tries = [plan_round(scenario, r, a, POPULATION) for a in range(row["retries"] + 1)]
+        good = [sum(c.fault == "" for c in plan.clients) for plan in tries]
+        assert all(g < 6 for g in good[:-1]) and good[-1] >= 6  # retried exactly while short
+        assert row["clients_raised"] == sum(10 - g for g in good) and row["clients_sampled"] == 10 * len(
+            tries
+        )
+    assert summary.status == "completed" and sum(r["retries"] for r in rows) >= 1
+    assert any("retrying with a new sample" in w for w in reporter.warnings)
+
+
+def test_straggler_policies_drop_or_keep_the_partial_work(tmp_path: Path) -> None:
+    common = (*SMALL, "client.local_epochs=3", "stragglers.fraction=0.5", "stragglers.max_slowdown=4")
+    simulate(QUICKSTART, tmp_path / "drop", overrides=(*common, "stragglers.policy=drop"))
+    simulate(QUICKSTART, tmp_path / "partial", overrides=(*common, "stragglers.policy=partial"))
+    drop, partial = read_metrics(tmp_path / "drop"), read_metrics(tmp_path / "partial")
+    for d, p in zip(drop, partial, strict=True):
+        assert d["stragglers"] == p["stragglers"] == 5 and d["clients_failed"] == p["clients_failed"] == 0
+        per_client = p["bytes_received"] // 10
+        assert d["bytes_received"] == 5 * per_client  # dropped stragglers got no work and sent none
+        assert p["bytes_received"] == 10 * per_client  # partial work is collected ...
+        assert d["train_loss"] != p["train_loss"] and d["simulated_time_s"] > 0
+    # ... and aggregated: a different global model (test loss; 351 test points can tie on accuracy).
+    assert drop[-1]["loss"] != partial[-1]["loss"]
