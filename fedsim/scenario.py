@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import tomli_w
 
 from fedsim.config import ScenarioError, apply_override, bounded, from_table, to_table
+from fedsim.privacy_config import PrivacyConfig, check_privacy, check_privacy_population
 from strategies.cohorts import cohort_size, expected_malicious, malicious_count
 from strategies.params import (
     BulyanParams,
@@ -281,12 +282,15 @@ class Scenario:
     evaluation: EvaluationConfig = EvaluationConfig()
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
+    privacy: PrivacyConfig | None = None  # no [privacy] table: no differential privacy
     compare: CompareConfig = CompareConfig()
 
     def __post_init__(self) -> None:
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
         self._check_model_fits_data()
+        if self.privacy is not None:
+            check_privacy(self)
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
 
@@ -315,6 +319,8 @@ class Scenario:
             )
         _check_attack(self, population)
         _check_strategy(self, population)
+        if self.privacy is not None:
+            check_privacy_population(self, population)
 
     def train_cohort(self, population: int) -> int:
         """Clients sampled to train each round."""
