@@ -29,6 +29,11 @@ CONTROL = "scaffold-c"  # server -> client: the global control variate c
 CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
 CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
 
+# Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
+DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adaptive", the mod to run
+CLIPPING_NORM = "clipping_norm"  # server -> client: set by Flower's client-side DP wrappers
+NORM_BIT = "norm_bit"  # client -> server: 1 if adaptiveclipping_mod clipped the update (Flower's key)
+
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
 PARTITION_ID = "partition-id"
