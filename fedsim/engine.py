@@ -30,6 +30,7 @@ from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.results import RunDirectory, Summary, default_out_dir
 from fedsim.scenario import Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, serve
+from strategies import budget
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
 
@@ -38,13 +39,16 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None) -> J
     """Check resources, find and partition the data, create the run folder.
 
     The data decide the number of simulated clients (``len(data.clients)``): for
-    text that is the roles or files kept, known only now.
+    text that is the roles or files kept, known only now.  So do the privacy settings
+    left to the run (delta's default, ``noise_multiplier = "auto"``): the run folder's
+    ``scenario.toml`` records the values used.
     """
     started_at = time.perf_counter()
     check_resources(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
+    scenario = budget.resolve(scenario, [len(c) for c in data.clients])
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
     if data.vocab is not None:  # once, here: clients rebuild it but never write it
         out.save_vocab(data.vocab)

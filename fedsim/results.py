@@ -49,6 +49,9 @@ class RoundRecord:
     # defaults read rows written before these were recorded.
     bytes_sent: int = 0  # server -> clients, counted once per receiving client
     bytes_received: int = 0  # clients -> server
+    # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
+    epsilon: float | None = None
+    delta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,21 @@ class Summary:
     error: str | None = None
     bytes_sent: int = 0  # over all rounds
     bytes_received: int = 0
+    epsilon: float | None = None  # [privacy]: spent by the whole run, at delta
+    delta: float | None = None
+    noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
+    privacy_stop: str | None = None  # why training stopped early to stay within target_epsilon
 
 
 def summarize(
-    scenario: Scenario, records: Sequence[RoundRecord], wall_time_s: float, error: str | None = None
+    scenario: Scenario,
+    records: Sequence[RoundRecord],
+    wall_time_s: float,
+    error: str | None = None,
+    privacy_stop: str | None = None,
+    epsilon: float | None = None,
 ) -> Summary:
+    """The run's summary; ``epsilon`` (privacy spent) defaults to the last round's."""
     evaluated = [r for r in records if r.accuracy is not None]
     best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
     target = scenario.evaluation.target_accuracy
@@ -87,7 +100,25 @@ def summarize(
         error=error,
         bytes_sent=sum(r.bytes_sent for r in records),
         bytes_received=sum(r.bytes_received for r in records),
+        **_privacy(scenario, records, privacy_stop, epsilon),
     )
+
+
+def _privacy(
+    scenario: Scenario, records: Sequence[RoundRecord], stop: str | None, epsilon: float | None
+) -> dict[str, Any]:
+    privacy = scenario.privacy
+    if privacy is None:
+        return {}
+    if epsilon is None:
+        epsilon = records[-1].epsilon if records else 0.0
+    noise = privacy.noise_multiplier
+    return {
+        "epsilon": epsilon,
+        "delta": privacy.delta,
+        "noise_multiplier": None if isinstance(noise, str) else noise,
+        "privacy_stop": stop,
+    }
 
 
 def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
@@ -120,12 +151,17 @@ class RunDirectory:
         os.fsync(self._metrics.fileno())
 
     def finish(
-        self, model_state: dict[str, torch.Tensor] | None, wall_time_s: float, error: str | None = None
+        self,
+        model_state: dict[str, torch.Tensor] | None,
+        wall_time_s: float,
+        error: str | None = None,
+        privacy_stop: str | None = None,
+        epsilon: float | None = None,
     ) -> Summary:
         self._metrics.close()
         if model_state is not None:
             torch.save(model_state, self.path / MODEL_FILE)
-        summary = summarize(self.scenario, self.records, wall_time_s, error)
+        summary = summarize(self.scenario, self.records, wall_time_s, error, privacy_stop, epsilon)
         text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
         (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
         return summary

@@ -8,6 +8,7 @@ The strategy keeps Flower's four-method interface.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable
@@ -24,9 +25,10 @@ from clients.training import evaluate
 from fedsim import protocol as keys
 from fedsim.data import FederatedData
 from fedsim.models import build_model
-from fedsim.replies import expected_arrays, screen_evaluate, screen_train
+from fedsim.replies import expected_arrays, expected_metrics, screen_evaluate, screen_train
 from fedsim.results import RoundRecord, RunDirectory, Summary
 from fedsim.scenario import Scenario
+from strategies.budget import Budget
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling
 
@@ -70,7 +72,8 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     data = job.data
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     arrays = ArrayRecord(model.state_dict())
-    error: str | None = None
+    error = stop = None
+    budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
     try:
         timeout = scenario.resources.round_timeout_s
         partitions = discover_partitions(grid, len(data.clients), timeout, abort)
@@ -78,7 +81,15 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
         reporter.started(scenario, len(partitions))
         config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
         for server_round in range(1, scenario.rounds + 1):
+            if budget is not None:  # spent before the round: its clients may release even if it fails
+                cohort = strategy.sampled_partitions("train", server_round)
+                if stop := budget.refusal(server_round, cohort):
+                    reporter.warn(stop)
+                    break
+                budget.spend(cohort)
             arrays, record = _round(grid, job, strategy, arrays, model, config, server_round, reporter, abort)
+            if budget is not None:
+                record = dataclasses.replace(record, epsilon=budget.epsilon(), delta=budget.delta)
             job.out.append(record)
             reporter.round_done(record)
     except BaseException as exc:
@@ -86,7 +97,13 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
         raise
     finally:
         model.load_state_dict(arrays.to_torch_state_dict())
-        summary = job.out.finish(model.state_dict(), time.perf_counter() - job.started_at, error)
+        summary = job.out.finish(
+            model.state_dict(),
+            time.perf_counter() - job.started_at,
+            error,
+            privacy_stop=stop,
+            epsilon=budget.epsilon() if budget is not None else None,
+        )
     return summary
 
 
@@ -117,7 +134,11 @@ def _round(
     # Counted before screening and aggregation: every byte crossed the wire, and some
     # strategies (FedMedian, FedTrimmedAvg) empty the replies.
     bytes_sent, bytes_received = array_bytes(sent), array_bytes(received)
-    screened = screen_train(received, arrays, expected_arrays(sent[0]) if sent else frozenset({keys.ARRAYS}))
+    screened = (
+        screen_train(received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0]))
+        if sent
+        else screen_train(received, arrays)
+    )
     for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
         reporter.warn(f"round {server_round}: dropped the reply of {reason}")
     replies = screened.accepted
