@@ -19,6 +19,7 @@ the noise: post-processing, which costs no privacy.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -53,18 +54,10 @@ def train(
 ) -> float:
     """DP-SGD on ``data``; ``model`` gets the result.  Returns the mean loss of the non-empty steps."""
     private = private_copy(model)
-    sampled = GradSampleModule(private)
     n = len(data)
     rate = min(1.0, cfg.batch_size / n)
-    inner = torch.optim.SGD(
-        sampled.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    optimizer = DPOptimizer(
-        inner,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        expected_batch_size=max(1, round(rate * n)),
-        generator=noise,
+    sampled, optimizer = make_private(
+        private, cfg, max(1, round(rate * n)), max_grad_norm, noise_multiplier, noise
     )
     names = [name for name, p in private.named_parameters() if p.requires_grad]
     params = [p for p in private.parameters() if p.requires_grad]
@@ -80,17 +73,47 @@ def train(
         if len(rows):
             x, y = data.batch(rows)
             loss = F.cross_entropy(sampled(x), y)
-            loss.backward()
+            with warnings.catch_warnings():  # Opacus's hooks on a first layer whose input needs no grad
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                loss.backward()
             losses.append(loss.detach())
         else:  # an empty sample still takes a noisy step, as the accounting assumes
-            for p in params:
-                setattr(p, "grad_sample", torch.zeros((0, *p.shape), device=p.device))  # noqa: B010
+            no_examples(params)
         optimizer.pre_step()  # per-example clipping, noise, division by the expected batch
         _post_process(params, anchor, proximal_mu, correction, cfg.max_grad_norm)
-        inner.step()
+        optimizer.original_optimizer.step()
     state = private.state_dict()  # DPLSTM lists nn.LSTM's names beside its own: take the model's
     model.load_state_dict({k: state[k] for k in model.state_dict()})
     return float(torch.stack(losses).mean()) if losses else float("nan")
+
+
+def make_private(
+    module: nn.Module,
+    cfg: ClientConfig,
+    expected_batch: int,
+    max_grad_norm: float,
+    noise_multiplier: float,
+    noise: torch.Generator,
+) -> tuple[GradSampleModule, DPOptimizer]:
+    """Opacus's per-example gradients around ``module``, and SGD as ``cfg`` says behind DP-SGD's step."""
+    sampled = GradSampleModule(module)
+    inner = torch.optim.SGD(
+        sampled.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    optimizer = DPOptimizer(
+        inner,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=expected_batch,
+        generator=noise,
+    )
+    return sampled, optimizer
+
+
+def no_examples(params: Sequence[nn.Parameter]) -> None:
+    """Per-example gradients of an empty Poisson sample: the step is noise alone."""
+    for p in params:
+        setattr(p, "grad_sample", torch.zeros((0, *p.shape), device=p.device))  # noqa: B010
 
 
 def _post_process(

@@ -21,7 +21,10 @@ never on raw updates.  Changes to Flower's wrappers, all in small overrides:
   ``(sum_i (b_i - 1/2) + N(0, s^2)) / D + 1/2`` (Flower divides the raw count by the
   replies, whose number is itself private under Poisson sampling), and the norm moves
   as in their Algorithm 1: up when more than the target share is clipped (Flower 1.42
-  multiplies by ``exp(-lr (clipped - target))``, which moves it away from the target).
+  multiplies by ``exp(-lr (clipped - target))``, which moves it away from the target);
+- a reply equal to the global model skips server-side clipping (Flower's divides by
+  the update's norm, so one free-riding client would crash the round); it adds nothing
+  to the sum and counts as unclipped.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def noised(arrays: ArrayRecord, std: float, rng: np.random.Generator) -> ArrayRe
         values = array.numpy()
         out[name] = Array(values + rng.normal(0.0, std, values.shape).astype(values.dtype))
     return ArrayRecord(out)
+
+
+def _unmoved(reply: Message, current: ArrayRecord) -> bool:
+    arrays = reply.content.array_records[keys.ARRAYS]
+    return all(np.array_equal(arrays[name].numpy(), array.numpy()) for name, array in current.items())
 
 
 class MeanOfUpdates(Strategy):
@@ -108,13 +116,22 @@ class _SeededNoise:
     server_round: int = 0
     noise_multiplier: float
     clipping_norm: float
+    clips_on_server = False
+    unmoved = 0  # replies equal to the global model this round (server-side clipping only)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         self.server_round = server_round
+        replies = list(replies)
+        if self.clips_on_server:
+            # Flower's clipping divides by the update's norm, so a reply equal to the global
+            # model (a free-rider) would crash the round; it adds nothing to the sum anyway.
+            current: ArrayRecord = self.current_arrays  # type: ignore[attr-defined]
+            moved = [r for r in replies if r.has_error() or not _unmoved(r, current)]
+            self.unmoved, replies = len(replies) - len(moved), moved
         result: tuple[ArrayRecord | None, MetricRecord | None] = super().aggregate_train(  # type: ignore[misc]
-            server_round, list(replies)
+            server_round, replies
         )
         return result
 
@@ -137,6 +154,7 @@ class _SeededAdaptive(_SeededNoise):
     target_clipped_quantile: float  # 1 - target_quantile: Flower counts clipped updates
 
     def _noisy_fraction(self, count: int, total: int) -> float:
+        total += self.unmoved  # left out of Flower's clipping: unclipped
         rng = generator(self.seed, "dp", self.server_round, "clipped-count")
         unclipped = (total / 2 - count + rng.normal(0.0, self.clipped_count_stddev)) / self.denominator + 0.5
         return 1.0 - unclipped
@@ -153,7 +171,7 @@ class _SeededAdaptive(_SeededNoise):
 
 
 class ServerFixed(_SeededNoise, DifferentialPrivacyServerSideFixedClipping):
-    pass
+    clips_on_server = True
 
 
 class ClientFixed(_SeededNoise, DifferentialPrivacyClientSideFixedClipping):
@@ -161,7 +179,7 @@ class ClientFixed(_SeededNoise, DifferentialPrivacyClientSideFixedClipping):
 
 
 class ServerAdaptive(_SeededAdaptive, DifferentialPrivacyServerSideAdaptiveClipping):
-    pass
+    clips_on_server = True
 
 
 class ClientAdaptive(_SeededAdaptive, DifferentialPrivacyClientSideAdaptiveClipping):
