@@ -33,7 +33,7 @@ def describe(record: RoundRecord) -> str:
 
 def privacy_line(scenario: Scenario, population: int) -> str | None:
     """The run's privacy guarantee in one sentence, or None without ``[privacy]``."""
-    return guarantee(scenario.privacy, population) if scenario.privacy is not None else None
+    return guarantee(scenario, population) if scenario.privacy is not None else None
 
 
 class ConsoleReporter:

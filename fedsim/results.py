@@ -113,9 +113,11 @@ def _privacy(
     if epsilon is None:
         epsilon = records[-1].epsilon if records else 0.0
     noise = privacy.noise_multiplier
+    # `fedsim submit` holds the scenario as sent; the server resolved delta and recorded it per round.
+    delta = privacy.delta if privacy.delta is not None else next((r.delta for r in records), None)
     return {
         "epsilon": epsilon,
-        "delta": privacy.delta,
+        "delta": delta,
         "noise_multiplier": None if isinstance(noise, str) else noise,
         "privacy_stop": stop,
     }

@@ -22,6 +22,9 @@ never on raw updates.  Changes to Flower's wrappers, all in small overrides:
   replies, whose number is itself private under Poisson sampling), and the norm moves
   as in their Algorithm 1: up when more than the target share is clipped (Flower 1.42
   multiplies by ``exp(-lr (clipped - target))``, which moves it away from the target);
+- the noise scales with the norm the round's updates were clipped to (Flower's adaptive
+  wrappers move the norm first and then scale the noise with the new one, too little
+  noise whenever the norm shrinks);
 - a reply equal to the global model skips server-side clipping (Flower's divides by
   the update's norm, so one free-riding client would crash the round); it adds nothing
   to the sum and counts as unclipped.
@@ -118,11 +121,15 @@ class _SeededNoise:
     clipping_norm: float
     clips_on_server = False
     unmoved = 0  # replies equal to the global model this round (server-side clipping only)
+    round_norm = 0.0  # the norm this round's updates were clipped to
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         self.server_round = server_round
+        # Flower's adaptive wrappers move the norm before they add the noise; the noise must
+        # scale with the norm the updates were clipped to (Andrew et al., Algorithm 1).
+        self.round_norm = self.clipping_norm
         replies = list(replies)
         if self.clips_on_server:
             # Flower's clipping divides by the update's norm, so a reply equal to the global
@@ -136,7 +143,7 @@ class _SeededNoise:
         return result
 
     def _add_noise_to_aggregated_arrays(self, aggregated: ArrayRecord) -> ArrayRecord:
-        std = compute_stdv(self.noise_multiplier, self.clipping_norm, self.denominator)  # type: ignore[arg-type]
+        std = compute_stdv(self.noise_multiplier, self.round_norm, self.denominator)  # type: ignore[arg-type]
         return noised(aggregated, std, generator(self.seed, "dp", self.server_round))
 
     def state(self) -> dict[str, Any]:

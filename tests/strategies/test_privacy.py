@@ -155,6 +155,34 @@ def test_adaptive_clipping_norm_moves_to_the_target_quantile() -> None:
     assert 4.0 < float(np.mean(norms[-20:])) < 7.0
 
 
+@pytest.mark.parametrize("where", ["server", "client"])
+def test_adaptive_noise_scales_with_the_norm_the_round_clipped_to(where: str) -> None:
+    """The norm moves within the round (up: all are clipped, and clip_lr is 2); the noise must not."""
+    cfg = scenario(
+        'privacy.clipping="adaptive"',
+        f'privacy.where="{where}"',
+        "privacy.initial_clipping_norm=0.5",
+        "privacy.clip_lr=2.0",
+        "privacy.noise_multiplier=0.5",
+        "privacy.clipped_count_stddev=0.3",  # Flower needs z < 2 s
+    )
+    private = wrap_central(cfg, FedAvg(**_TAKE_ALL), 20)
+    dim = 200_000
+    x = model(0.0, dim)
+    private.configure_train(1, x, ConfigRecord(), grid(4))
+    updates = [np.eye(1, dim, 0)[0] for _ in range(4)]  # norm 1 > 0.5 on coordinate 0: all clipped
+    replies = [
+        reply(i + 1, u, **({keys.NORM_BIT: 1} if where == "client" else {})) for i, u in enumerate(updates)
+    ]
+    arrays, _ = private.aggregate_train(1, replies)
+    assert private.mechanism.clipping_norm > 1.5 * 0.5
+    noise = arrays["w"].numpy()[1:].astype(np.float64)  # coordinate 0 carries the mean
+    update_noise = private.mechanism.noise_multiplier  # Flower's z for the update: (0.5^-2 - 0.6^-2)^-1/2
+    assert update_noise == pytest.approx((0.5**-2 - 0.6**-2) ** -0.5)
+    std = update_noise * 0.5 / 4
+    assert abs(noise.std() - std) < 4 * std / np.sqrt(2 * dim)
+
+
 def test_flowers_own_adaptive_update_moves_away_from_the_target() -> None:
     """Why strategies/privacy.py overrides it: Flower 1.42 shrinks the norm when everything is clipped."""
     strategy = DifferentialPrivacyServerSideAdaptiveClipping(
