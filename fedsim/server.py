@@ -72,9 +72,11 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     data = job.data
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     arrays = ArrayRecord(model.state_dict())
-    error = stop = None
-    budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
+    error: str | None = None
+    stop: str | None = None  # why the privacy budget ended training early
+    budget: Budget | None = None
     try:
+        budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
         timeout = scenario.resources.round_timeout_s
         partitions = discover_partitions(grid, len(data.clients), timeout, abort)
         strategy = build_strategy(scenario, partitions)
