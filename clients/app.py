@@ -19,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import faults, training
+from clients import dpsgd, faults, privacy, training
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
@@ -73,7 +73,7 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
     return work, int(context.node_config[keys.NODE_PARTITION_ID]), config
 
 
-@app.train()
+@app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
     faults.act_out(keys.text(config, keys.FAULT))
@@ -91,13 +91,22 @@ def train(msg: Message, context: Context) -> Message:
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     rng = torch_generator(scenario.seed, "train", server_round, pid)
     correction = control.correction(work.model, work.device) if control is not None else None
-    loss = training.train(work.model, data, client_cfg, mu, rng, correction)
+    dp = scenario.privacy
+    if dp is not None and dp.mode == "sample":  # DP-SGD, noise from its own stream
+        noise = torch_generator(scenario.seed, "dp", server_round, pid)
+        max_norm = dp.max_grad_norm or 0.0
+        loss = dpsgd.train(work.model, data, client_cfg, max_norm, dp.noise, mu, rng, noise, correction)
+    else:
+        loss = training.train(work.model, data, client_cfg, mu, rng, correction)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
     reply = y
     if malicious:
         reply = attacks.poisoned_model(
             x, y, scenario.attack, generator(scenario.seed, "attack", server_round, pid)
         )
+    if dp is not None and dp.mode == "local":
+        dp_rng = generator(scenario.seed, "dp", server_round, pid)
+        reply = privacy.local_release(x, reply, dp.clipping_norm or 0.0, dp.noise, dp_rng)
     metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
     content = RecordDict({keys.ARRAYS: scaffold.to_record(reply), keys.METRICS: metrics})
     if control is not None:

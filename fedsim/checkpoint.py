@@ -77,10 +77,10 @@ def components(root: object, path: str = "strategy") -> Iterator[tuple[str, obje
     yield from walk(root, path)
 
 
-def collect(root: object) -> dict[str, dict[str, Any]]:
+def collect(root: object, at: str = "strategy") -> dict[str, dict[str, Any]]:
     """Each component's own state, by attribute path; components without state are left out."""
     states = {}
-    for path, component in components(root):
+    for path, component in components(root, at):
         if isinstance(component, Stateful):
             states[path] = component.state()
         elif (adapter := adapter_for(component)) is not None:
@@ -88,10 +88,11 @@ def collect(root: object) -> dict[str, dict[str, Any]]:
     return states
 
 
-def restore(root: object, states: dict[str, dict[str, Any]]) -> None:
-    """Give every component its saved state; the chain must have the saved components."""
+def restore(root: object, states: dict[str, dict[str, Any]], at: str = "strategy") -> None:
+    """Give every component under ``at`` its saved state; the chain must have the saved components."""
+    states = {p: s for p, s in states.items() if p == at or p.startswith(f"{at}.")}
     found = 0
-    for path, component in components(root):
+    for path, component in components(root, at):
         adapter = None if isinstance(component, Stateful) else adapter_for(component)
         if not isinstance(component, Stateful) and adapter is None:
             continue

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from fedsim import deploy_cli
 from fedsim.config import ScenarioError, from_table, one_line
+from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
 from fedsim.variants import Run, parse_seeds, plan
 
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"ok: {scenario.name}: {describe_clients(scenario.data)}, "
                 f"{scenario.strategy.name}, {scenario.model.name}, {scenario.rounds} rounds"
             )
+            if scenario.privacy is not None and scenario.data.num_clients is not None:
+                console.print(guarantee(scenario, scenario.data.num_clients))
             if scenario.compare.variants:
                 runs = comparison_plan(table, scenario, [], None)
                 console.print(

@@ -104,8 +104,15 @@ def parse_value(raw: str) -> Any:
 def _convert(key: str, hint: Any, value: Any) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):  # ``X | None``: TOML cannot say None, so X it is
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(key, inner, value)
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _convert(key, options[0], value)
+        for option in options:  # e.g. ``float | Literal["auto"]``: the first that fits
+            try:
+                return _convert(key, option, value)
+            except ScenarioError:
+                continue
+        raise ScenarioError(key, f"expected {' or '.join(map(_type_name, options))}, got {value!r}")
     if origin is Literal:
         if value not in args:
             raise ScenarioError(key, f"expected one of {_names(args)}, got {_shorten(value)}")
@@ -145,6 +152,8 @@ def _shorten(value: Any, limit: int = 80) -> str:
 
 
 def _check_bounds(key: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value  # a word such as "auto" beside a number: the bounds are the number's
     checks = {
         "ge": (">=", value.__ge__),
         "gt": (">", value.__gt__),
@@ -177,4 +186,6 @@ def _names(options: Any) -> str:
 
 
 def _type_name(hint: Any) -> str:
+    if get_origin(hint) is Literal:
+        return " or ".join(repr(a) for a in get_args(hint))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))

@@ -32,6 +32,7 @@ from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
 from fedsim.scenario import Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, finish_resumed, scenario_digest, serve
+from strategies import budget
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
 ACTOR_RESTARTS = -1  # without limit: each restart is one failed client, counted and reported
@@ -41,14 +42,17 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     """Check resources, find and partition the data, create the run folder.
 
     The data decide the number of simulated clients (``len(data.clients)``): for
-    text that is the roles or files kept, known only now.  ``resume``: ``out_dir`` is a
-    stopped run's folder; its checkpoint is read and checked here, before Ray starts.
+    text that is the roles or files kept, known only now.  So do the privacy settings
+    left to the run (delta's default, ``noise_multiplier = "auto"``): the run folder's
+    ``scenario.toml`` records the values used.  ``resume``: ``out_dir`` is a stopped
+    run's folder; its checkpoint is read and checked here, before Ray starts.
     """
     started_at = time.perf_counter()
     check_resources(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
+    scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
     if resume:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fedsim.privacy_config import guarantee
 from fedsim.results import RoundRecord, Summary
 from fedsim.scenario import Scenario
 
@@ -27,7 +28,14 @@ def describe(record: RoundRecord) -> str:
     parts.append(f"{record.clients_sampled} clients{failed}{stragglers}{retries}")
     parts.append(f"{record.bytes_sent / 1e6:.1f}/{record.bytes_received / 1e6:.1f} MB out/in")
     parts.append(f"{record.round_time_s:.1f}s + eval {record.eval_time_s:.1f}s")
+    if record.epsilon is not None:
+        parts.append(f"epsilon {record.epsilon:.4g}")
     return "  ".join(parts)
+
+
+def privacy_line(scenario: Scenario, population: int) -> str | None:
+    """The run's privacy guarantee in one sentence, or None without ``[privacy]``."""
+    return guarantee(scenario, population) if scenario.privacy is not None else None
 
 
 class ConsoleReporter:
@@ -61,6 +69,8 @@ class ConsoleReporter:
             f"{scenario.model.name} on {scenario.data.dataset} ({scenario.data.partition}), "
             f"{scenario.rounds} rounds"
         )
+        if line := privacy_line(scenario, population):
+            self.console.print(line, highlight=False)
         self.progress.update(self.task, description="rounds", total=scenario.rounds)
 
     def round_done(self, record: RoundRecord) -> None:
@@ -78,6 +88,8 @@ class LogReporter:
 
     def started(self, scenario: Scenario, population: int) -> None:
         self.log.info("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
+        if line := privacy_line(scenario, population):
+            self.log.info("%s", line)
 
     def round_done(self, record: RoundRecord) -> None:
         self.log.info("%s", describe(record))
@@ -96,6 +108,10 @@ def print_summary(console: Console, summary: Summary, out_dir: str) -> None:
     table.add_row(f"best accuracy (round {show(summary.best_round, '{}')})", show(summary.best_accuracy))
     if summary.target_accuracy is not None:
         table.add_row(f"round reaching {summary.target_accuracy:g}", show(summary.round_reached_target, "{}"))
+    if summary.epsilon is not None and summary.delta is not None:
+        table.add_row(f"privacy spent (delta {summary.delta:.3g})", f"epsilon {summary.epsilon:.4g}")
+    if summary.privacy_stop is not None:
+        table.add_row("privacy budget", summary.privacy_stop)
     table.add_row("wall time (s)", show(summary.wall_time_s, "{:.1f}"))
     table.add_row("results", out_dir)
     console.print(table)

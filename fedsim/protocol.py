@@ -35,6 +35,11 @@ CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.sta
 # hands back the server's copies, fedsim/clientstate.py).
 CLIENT_STATE = frozenset({CLIENT_CONTROL})
 
+# Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
+DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adaptive", the mod to run
+CLIPPING_NORM = "clipping_norm"  # server -> client: set by Flower's client-side DP wrappers
+NORM_BIT = "norm_bit"  # client -> server: 1 if adaptiveclipping_mod clipped the update (Flower's key)
+
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
 PARTITION_ID = "partition-id"

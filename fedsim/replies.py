@@ -28,6 +28,9 @@ TRAIN_METRICS = frozenset({keys.NUM_EXAMPLES, keys.TRAIN_LOSS})
 # A train request carrying the first record is answered with the second as well (SCAFFOLD's
 # control variate c, and the change of the client's c_i); both have the model's arrays.
 ANSWERED_WITH = {keys.CONTROL: keys.CONTROL_DELTA}
+# A train request asking for client-side adaptive clipping is answered with the clipped bit
+# that Flower's adaptiveclipping_mod adds (central DP, strategies/privacy.py).
+METRICS_ANSWERED_WITH = {"adaptive": keys.NORM_BIT}
 EVALUATE_METRICS = frozenset({keys.NUM_EXAMPLES, keys.EVAL_LOSS, keys.EVAL_ACCURACY})
 
 
@@ -43,11 +46,22 @@ def expected_arrays(request: Message) -> frozenset[str]:
     return frozenset({keys.ARRAYS, *extra})
 
 
+def expected_metrics(request: Message) -> frozenset[str]:
+    """The train metrics a reply to this request must carry."""
+    config = request.content.config_records.get(keys.CONFIG)
+    clipping = config.get(keys.DP_CLIENT_CLIPPING) if config is not None else None
+    extra = METRICS_ANSWERED_WITH.get(clipping) if isinstance(clipping, str) else None
+    return TRAIN_METRICS | {extra} if extra else TRAIN_METRICS
+
+
 def screen_train(
-    replies: Iterable[Message], reference: ArrayRecord, expected: frozenset[str] = frozenset({keys.ARRAYS})
+    replies: Iterable[Message],
+    reference: ArrayRecord,
+    expected: frozenset[str] = frozenset({keys.ARRAYS}),
+    metrics: frozenset[str] = TRAIN_METRICS,
 ) -> Screened:
     """Keep the train replies whose arrays fit ``reference`` and whose numbers are finite."""
-    return _screen(replies, lambda m: train_problem(m, reference, expected))
+    return _screen(replies, lambda m: train_problem(m, reference, expected, metrics))
 
 
 def screen_evaluate(replies: Iterable[Message]) -> Screened:
@@ -55,7 +69,10 @@ def screen_evaluate(replies: Iterable[Message]) -> Screened:
 
 
 def train_problem(
-    reply: Message, reference: ArrayRecord, expected: frozenset[str] = frozenset({keys.ARRAYS})
+    reply: Message,
+    reference: ArrayRecord,
+    expected: frozenset[str] = frozenset({keys.ARRAYS}),
+    metrics: frozenset[str] = TRAIN_METRICS,
 ) -> str | None:
     """Why a train reply must not be aggregated, or None if it may."""
     content = reply.content
@@ -65,7 +82,7 @@ def train_problem(
         problem = arrays_problem(content.array_records[name], reference)
         if problem:
             return problem if name == keys.ARRAYS else f"{name}: {problem}"
-    return _metrics_problem(reply, TRAIN_METRICS)
+    return _metrics_problem(reply, metrics)
 
 
 def evaluate_problem(reply: Message) -> str | None:

@@ -59,6 +59,9 @@ class RoundRecord:
     stragglers: int = 0  # sampled clients that ran fewer epochs ([stragglers])
     retries: int = 0  # attempts re-run below strategy.min_train_clients (faults.round_retries)
     simulated_time_s: float = 0.0  # the round as the clients' speeds would make it (strategies/plan.py)
+    # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
+    epsilon: float | None = None
+    delta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,21 @@ class Summary:
     bytes_received: int = 0
     clients_failed: int = 0  # over all rounds
     simulated_time_s: float = 0.0  # over all rounds
+    epsilon: float | None = None  # [privacy]: spent by the whole run, at delta
+    delta: float | None = None
+    noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
+    privacy_stop: str | None = None  # why training stopped early to stay within target_epsilon
 
 
 def summarize(
-    scenario: Scenario, records: Sequence[RoundRecord], wall_time_s: float, error: str | None = None
+    scenario: Scenario,
+    records: Sequence[RoundRecord],
+    wall_time_s: float,
+    error: str | None = None,
+    privacy_stop: str | None = None,
+    epsilon: float | None = None,
 ) -> Summary:
+    """The run's summary; ``epsilon`` (privacy spent) defaults to the last round's."""
     evaluated = [r for r in records if r.accuracy is not None]
     best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
     target = scenario.evaluation.target_accuracy
@@ -101,7 +114,27 @@ def summarize(
         bytes_received=sum(r.bytes_received for r in records),
         clients_failed=sum(r.clients_failed for r in records),
         simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
+        **_privacy(scenario, records, privacy_stop, epsilon),
     )
+
+
+def _privacy(
+    scenario: Scenario, records: Sequence[RoundRecord], stop: str | None, epsilon: float | None
+) -> dict[str, Any]:
+    privacy = scenario.privacy
+    if privacy is None:
+        return {}
+    if epsilon is None:
+        epsilon = records[-1].epsilon if records else 0.0
+    noise = privacy.noise_multiplier
+    # `fedsim submit` holds the scenario as sent; the server resolved delta and recorded it per round.
+    delta = privacy.delta if privacy.delta is not None else next((r.delta for r in records), None)
+    return {
+        "epsilon": epsilon,
+        "delta": delta,
+        "noise_multiplier": None if isinstance(noise, str) else noise,
+        "privacy_stop": stop,
+    }
 
 
 def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
@@ -170,12 +203,17 @@ class RunDirectory:
         os.fsync(self._metrics.fileno())
 
     def finish(
-        self, model_state: dict[str, torch.Tensor] | None, wall_time_s: float, error: str | None = None
+        self,
+        model_state: dict[str, torch.Tensor] | None,
+        wall_time_s: float,
+        error: str | None = None,
+        privacy_stop: str | None = None,
+        epsilon: float | None = None,
     ) -> Summary:
         self._metrics.close()
         if model_state is not None:
             torch.save(model_state, self.path / MODEL_FILE)
-        summary = summarize(self.scenario, self.records, wall_time_s, error)
+        summary = summarize(self.scenario, self.records, wall_time_s, error, privacy_stop, epsilon)
         text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
         (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
         return summary

@@ -28,6 +28,7 @@ from fedsim.failures import Failures
 from fedsim.replies import expected_arrays, screen_evaluate, screen_train
 from fedsim.results import RoundRecord
 from fedsim.scenario import Scenario
+from strategies.budget import Budget, BudgetSpent
 from strategies.plan import RoundPlan, plan_round, simulated_time
 from strategies.sampling import SeededSampling
 
@@ -74,6 +75,7 @@ class RoundLoop:
     abort: Abort
     clients: ClientStates
     population: int
+    budget: Budget | None = None  # [privacy]: the accountant, and target_epsilon
 
     def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
         started = time.perf_counter()
@@ -105,6 +107,8 @@ class RoundLoop:
             stragglers=sum(a.plan.stragglers for a in attempts),
             retries=len(attempts) - 1,
             simulated_time_s=sum(a.simulated_time_s for a in attempts),
+            epsilon=self.budget.epsilon() if self.budget else None,
+            delta=self.budget.delta if self.budget else None,
         )
         return arrays, record
 
@@ -126,6 +130,7 @@ class RoundLoop:
 
     def _attempt(self, server_round: int, arrays: ArrayRecord, attempt: int) -> Attempt:
         plan = plan_round(self.scenario, server_round, attempt, self.population)
+        self._spend(server_round, attempt, plan.trains())
         config = ConfigRecord(dict(self.config))
         sent = list(self.strategy.configure_train(server_round, arrays, config, self.grid, plan))
         # A dropout never gets its message; the server, not knowing, waits the round out.
@@ -153,6 +158,18 @@ class RoundLoop:
             bytes_received=array_bytes(received),
             simulated_time_s=self._simulated_time(plan, good, missing > 0),
         )
+
+    def _spend(self, server_round: int, attempt: int, cohort: list[int]) -> None:
+        """Spend the attempt's privacy before it runs (its clients may release even if it fails).
+
+        A retried attempt is spent again: conservative for central DP, whose failed
+        attempt releases no aggregate, exact for local DP and DP-SGD, whose clients did.
+        """
+        if self.budget is None:
+            return
+        if refusal := self.budget.refusal(server_round, cohort):
+            raise BudgetSpent(refusal + (f" (retry {attempt})" if attempt else ""))
+        self.budget.spend(cohort)
 
     def _simulated_time(self, plan: RoundPlan, good: list[Message], timed_out: bool) -> float:
         """The slowest delivering client's simulated time; the whole timeout if one never answered."""

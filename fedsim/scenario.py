@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import tomli_w
 
 from fedsim.config import ScenarioError, apply_override, bounded, from_table, to_table
+from fedsim.privacy_config import PrivacyConfig, check_privacy, check_privacy_population
 from strategies.cohorts import cohort_size, expected_malicious, malicious_count, straggler_count
 from strategies.params import (
     BulyanParams,
@@ -313,6 +314,7 @@ class Scenario:
     evaluation: EvaluationConfig = EvaluationConfig()
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
+    privacy: PrivacyConfig | None = None  # no [privacy] table: no differential privacy
     compare: CompareConfig = CompareConfig()
     faults: FaultsConfig = FaultsConfig()
     stragglers: StragglersConfig = StragglersConfig()
@@ -325,6 +327,8 @@ class Scenario:
                 "name", f"expected at most {MAX_NAME_LENGTH} printable characters, got {self.name[:120]!r}"
             )
         self._check_model_fits_data()
+        if self.privacy is not None:
+            check_privacy(self)
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
 
@@ -354,6 +358,8 @@ class Scenario:
         _check_attack(self, population)
         _check_strategy(self, population)
         _check_stragglers(self, population)
+        if self.privacy is not None:
+            check_privacy_population(self, population)
 
     def train_cohort(self, population: int) -> int:
         """Clients sampled to train each round."""

@@ -35,6 +35,7 @@ from fedsim.results import SCENARIO_FILE, RoundRecord, RunDirectory, Summary
 from fedsim.rounds import Reporter, RoundLoop, in_dtypes_of
 from fedsim.scenario import Scenario
 from fedsim.statetree import sha256
+from strategies.budget import Budget, BudgetSpent
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling
 
@@ -80,7 +81,10 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
     error: str | None = None
+    stop: str | None = None  # why the privacy budget ended training early
+    budget: Budget | None = None
     try:
+        budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
         partitions = discover_partitions(grid, len(data.clients), timeout, abort)
         strategy = build_strategy(scenario, partitions)
@@ -88,25 +92,41 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
         writer = ckpt.CheckpointWriter(job.out.path)
         if job.resume is None:
             ckpt.seed_globals(scenario.seed)
-            _checkpoint(writer, job, 0, arrays, strategy, clients)
+            _checkpoint(writer, job, 0, arrays, strategy, budget, clients)
         else:
-            _restore(job.resume, strategy, clients)
+            _restore(job.resume, strategy, budget, clients)
             query(grid, clients.handback(strategy.node_of), timeout, abort, "did not take back their state")
         reporter.started(scenario, len(partitions))
         config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
         loop = RoundLoop(
-            grid, scenario, data.test, strategy, model, config, reporter, abort, clients, len(partitions)
+            grid,
+            scenario,
+            data.test,
+            strategy,
+            model,
+            config,
+            reporter,
+            abort,
+            clients,
+            len(partitions),
+            budget,
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
-            arrays, record = loop.run(server_round, arrays)
+            try:
+                arrays, record = loop.run(server_round, arrays)
+            except BudgetSpent as spent:
+                stop = str(spent)
+                reporter.warn(stop)
+                break
             job.out.append(record)  # the row first: the checkpoint then commits it
-            _checkpoint(writer, job, server_round, arrays, strategy, clients)
+            _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
             reporter.round_done(record)
     except BaseException as exc:
         error = _describe(exc)
         raise
     finally:
-        summary = _finish(job, model, arrays, error)
+        epsilon = budget.epsilon() if budget is not None else None
+        summary = _finish(job, model, arrays, error, stop, epsilon)
     return summary
 
 
@@ -118,9 +138,17 @@ def finish_resumed(job: Job) -> Summary:
     return _finish(job, model, _model_arrays(job.resume), None)
 
 
-def _finish(job: Job, model: nn.Module, arrays: ArrayRecord, error: str | None) -> Summary:
+def _finish(
+    job: Job,
+    model: nn.Module,
+    arrays: ArrayRecord,
+    error: str | None,
+    privacy_stop: str | None = None,
+    epsilon: float | None = None,
+) -> Summary:
+    """``epsilon``: spent by the whole run (None: the last round's, as recorded)."""
     model.load_state_dict(arrays.to_torch_state_dict())
-    return job.out.finish(model.state_dict(), job.wall_time_s, error)
+    return job.out.finish(model.state_dict(), job.wall_time_s, error, privacy_stop, epsilon)
 
 
 def _checkpoint(
@@ -129,12 +157,13 @@ def _checkpoint(
     server_round: int,
     arrays: ArrayRecord,
     strategy: SeededSampling,
+    budget: Budget | None,
     clients: ClientStates,
 ) -> None:
     state = ckpt.Checkpoint(
         round=server_round,
         model={k: a.numpy() for k, a in arrays.items()},
-        strategy=ckpt.collect(strategy),
+        strategy={**ckpt.collect(strategy), **(ckpt.collect(budget, "budget") if budget else {})},
         clients=clients.state(),
         rng=ckpt.rng_state(),
         metrics_bytes=job.out.metrics_bytes,
@@ -149,9 +178,13 @@ def scenario_digest(run_dir: Path) -> str:
     return sha256((run_dir / SCENARIO_FILE).read_bytes())
 
 
-def _restore(saved: ckpt.Checkpoint, strategy: SeededSampling, clients: ClientStates) -> None:
+def _restore(
+    saved: ckpt.Checkpoint, strategy: SeededSampling, budget: Budget | None, clients: ClientStates
+) -> None:
     try:
         ckpt.restore(strategy, saved.strategy)
+        if budget is not None:  # the privacy accountant
+            ckpt.restore(budget, saved.strategy, "budget")
     except ckpt.CheckpointError as error:
         raise RunError(f"cannot resume: {error}") from None
     clients.restore(saved.clients)

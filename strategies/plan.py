@@ -3,7 +3,8 @@
 Everything is drawn from named streams of the seed (``fedsim.seeding``), so a run and
 its repetition, a resumed run included, plan alike whatever the number of Ray actors:
 
-- the sample: ``(seed, "sample", "train", round)``, as :class:`SeededSampling` draws it;
+- the sample: ``(seed, "sample", "train", round)``, as :class:`SeededSampling` draws it
+  (``m`` of ``N``, or Poisson with rate ``fraction_train`` under ``privacy.sampling``);
 - a client's fault (``[faults]``): ``(seed, "faults", round, partition id)``, one uniform
   number cut into failure, crash and dropout shares, so the kinds exclude each other;
 - the stragglers (``[stragglers]``): ``stragglers.fraction`` of the sample, drawn from
@@ -26,7 +27,7 @@ from fedsim import protocol as keys
 from fedsim.scenario import FaultsConfig, Scenario
 from fedsim.seeding import generator
 from strategies.cohorts import straggler_count
-from strategies.sampling import retry_path, sample_partitions
+from strategies.sampling import poisson_partitions, retry_path, sample_partitions
 
 FAULTS = ("fail", "crash", "dropout")  # in the order their shares cut the unit interval
 
@@ -75,8 +76,7 @@ class RoundPlan:
 
 def plan_round(scenario: Scenario, server_round: int, attempt: int, population: int) -> RoundPlan:
     seed, epochs = scenario.seed, scenario.client.local_epochs
-    size = scenario.train_cohort(population)
-    sampled = sample_partitions(seed, "train", server_round, population, size, attempt)
+    sampled = train_sample(scenario, server_round, attempt, population)
     stragglers = choose_stragglers(seed, scenario.stragglers.fraction, server_round, attempt, sampled)
     clients = tuple(
         ClientPlan(
@@ -88,6 +88,16 @@ def plan_round(scenario: Scenario, server_round: int, attempt: int, population: 
         for p in sampled
     )
     return RoundPlan(server_round, attempt, clients, scenario.stragglers.policy == "drop")
+
+
+def train_sample(scenario: Scenario, server_round: int, attempt: int, population: int) -> list[int]:
+    """The partition ids sampled for an attempt at ``server_round``, sorted."""
+    seed = scenario.seed
+    if scenario.privacy is not None and scenario.privacy.sampling == "poisson":
+        rate = scenario.strategy.fraction_train
+        return poisson_partitions(seed, "train", server_round, population, rate, attempt)
+    size = scenario.train_cohort(population)
+    return sample_partitions(seed, "train", server_round, population, size, attempt)
 
 
 def fault_of(seed: int, cfg: FaultsConfig, server_round: int, attempt: int, partition: int) -> str:

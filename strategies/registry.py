@@ -1,4 +1,4 @@
-"""Scenario strategy names -> (parameters, builder), wrapped for seeded sampling.
+"""Scenario strategy names -> (parameters, builder), wrapped for seeded sampling and privacy.
 
 Every strategy but SCAFFOLD is Flower's own Message-API strategy, told to use every
 node it is shown; :class:`SeededSampling` decides which nodes those are.
@@ -28,6 +28,7 @@ from flwr.serverapp.strategy import (
 
 from fedsim.scenario import Scenario
 from strategies import params as p
+from strategies.privacy import wrap_central
 from strategies.sampling import SeededSampling, cohort_size
 from strategies.scaffold import Scaffold
 
@@ -105,13 +106,23 @@ STRATEGIES: dict[str, Entry[Any]] = {
 
 
 def build_strategy(scenario: Scenario, partitions: Mapping[int, int]) -> SeededSampling:
-    """The scenario's strategy over the nodes in ``partitions`` (node id -> partition id)."""
+    """The scenario's strategy over the nodes in ``partitions`` (node id -> partition id).
+
+    With central differential privacy it sits behind the DP mechanism (strategies/privacy.py);
+    with Poisson sampling each client trains with probability ``fraction_train``.
+    """
     cfg = scenario.strategy
     population = len(partitions)
+    strategy = STRATEGIES[cfg.name].build(scenario, cfg.params, population)
+    privacy = scenario.privacy
+    if privacy is not None and privacy.mode == "central":
+        strategy = wrap_central(scenario, strategy, population)
+    poisson = privacy is not None and privacy.sampling == "poisson"
     return SeededSampling(
-        STRATEGIES[cfg.name].build(scenario, cfg.params, population),
+        strategy,
         partitions,
         seed=scenario.seed,
         train_size=cohort_size(cfg.fraction_train, population, cfg.min_train_clients),
         evaluate_size=cohort_size(cfg.fraction_evaluate, population, 1),
+        train_rate=cfg.fraction_train if poisson else None,
     )

@@ -5,6 +5,13 @@ run cannot be repeated.  :class:`SeededSampling` picks the round's partition ids
 from ``(seed, stage, round)`` and shows the wrapped strategy only those nodes; it
 also hands replies on in partition-id order, so float sums in the aggregation do
 not depend on which client answered first.
+
+Training cohorts are ``m`` of ``N`` without replacement, or, with ``[privacy]
+sampling = "poisson"``, every client independently with rate ``q`` (the sampling that
+DP-FedAvg's privacy amplification assumes, McMahan et al. 2018): the cohort's size
+varies and may be empty.  An empty round sends nothing; the wrapped strategy still
+prepares the round (as for one client), so central DP can release the model plus
+noise, as its fixed-denominator estimator does with no updates.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
@@ -21,10 +29,10 @@ from fedsim import protocol as keys
 from fedsim.seeding import generator
 from strategies.cohorts import cohort_size
 
-if TYPE_CHECKING:  # strategies.plan draws its sample with this module's sample_partitions
+if TYPE_CHECKING:  # strategies.plan draws its sample with this module's functions
     from strategies.plan import RoundPlan
 
-__all__ = ["SeededSampling", "cohort_size", "retry_path", "sample_partitions"]
+__all__ = ["SeededSampling", "cohort_size", "poisson_partitions", "retry_path", "sample_partitions"]
 
 
 def sample_partitions(
@@ -36,6 +44,14 @@ def sample_partitions(
     """
     rng = generator(seed, "sample", stage, server_round, *retry_path(attempt))
     return sorted(int(p) for p in rng.choice(population, size=size, replace=False))
+
+
+def poisson_partitions(
+    seed: int, stage: str, server_round: int, population: int, rate: float, attempt: int = 0
+) -> list[int]:
+    """Each of ``range(population)`` independently with probability ``rate``, sorted."""
+    rng = generator(seed, "sample", stage, server_round, *retry_path(attempt))
+    return [int(p) for p in np.flatnonzero(rng.random(population) < rate)]
 
 
 def retry_path(attempt: int) -> tuple[int | str, ...]:
@@ -53,16 +69,24 @@ class SeededSampling(Strategy):
         seed: int,
         train_size: int,
         evaluate_size: int,
+        train_rate: float | None = None,
     ) -> None:
         self.inner = inner
         self.partition_of = dict(partitions)  # node id -> partition id
         self.node_of = {p: n for n, p in self.partition_of.items()}
         self.seed = seed
         self.sizes = {"train": train_size, "evaluate": evaluate_size}
+        self.train_rate = train_rate  # set: Poisson sampling of the training cohort
+
+    def sampled_partitions(self, stage: str, server_round: int) -> list[int]:
+        """The partition ids that ``stage`` of ``server_round`` addresses (known before it runs)."""
+        population = len(self.node_of)
+        if stage == "train" and self.train_rate is not None:
+            return poisson_partitions(self.seed, stage, server_round, population, self.train_rate)
+        return sample_partitions(self.seed, stage, server_round, population, self.sizes[stage])
 
     def sampled_nodes(self, stage: str, server_round: int) -> list[int]:
-        ids = sample_partitions(self.seed, stage, server_round, len(self.node_of), self.sizes[stage])
-        return [self.node_of[p] for p in ids]
+        return [self.node_of[p] for p in self.sampled_partitions(stage, server_round)]
 
     def in_partition_order(self, replies: Iterable[Message]) -> list[Message]:
         return sorted(replies, key=lambda m: self.partition_of[m.metadata.src_node_id])
@@ -80,11 +104,14 @@ class SeededSampling(Strategy):
         The plan (strategies/plan.py) names the sample, leaves out dropped stragglers
         and adds a straggler's epochs or an injected fault to that client's config.
         """
-        if plan is None:
-            nodes = self.sampled_nodes("train", server_round)
-            return self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
-        nodes = [self.node_of[p] for p in plan.trains()]
+        parts = self.sampled_partitions("train", server_round) if plan is None else plan.trains()
+        if not parts:  # e.g. an empty Poisson round: prepare it as for one client, send nothing
+            self.inner.configure_train(server_round, arrays, config, _Subset(grid, [self.node_of[0]]))
+            return []
+        nodes = [self.node_of[p] for p in parts]
         messages = self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
+        if plan is None:
+            return messages
         return [
             _with_config(m, plan.of(self.partition_of[m.metadata.dst_node_id]).config()) for m in messages
         ]

@@ -106,6 +106,41 @@ def test_scaffold_clients_get_their_control_variates_back_on_resume(tmp_path: Pa
     assert same_model(tmp_path / "stopped", tmp_path / "whole")
 
 
+@pytest.mark.parametrize(
+    "privacy",
+    [
+        (
+            'privacy.mode="central"',
+            'privacy.clipping="adaptive"',
+            'privacy.sampling="poisson"',
+            "privacy.noise_multiplier=0.8",
+            "privacy.clipped_count_stddev=1.0",
+        ),
+        ('privacy.mode="local"', "privacy.noise_multiplier=0.01", "privacy.clipping_norm=5.0"),
+    ],
+    ids=["central-adaptive-poisson", "local"],
+)
+def test_a_private_run_resumes_with_its_accountant_and_clipping_norm(
+    tmp_path: Path, privacy: tuple[str, ...]
+) -> None:
+    """The accountant (rounds, or each client's participations) and the adaptive norm come back:
+    the resumed run reports the epsilons and trains the model of an uninterrupted one."""
+    overrides = ("rounds=3", *SMALL[1:3], "strategy.fraction_train=0.5", *privacy)
+    simulate(QUICKSTART, tmp_path / "whole", overrides=overrides)
+    scenario = parse_scenario(QUICKSTART, overrides)
+    with pytest.raises(RuntimeError, match="stopped for the test"):
+        engine.run(engine.prepare(scenario, tmp_path / "stopped", None), StopAfter(2))
+    job = engine.prepare(scenario, tmp_path / "stopped", None, resume=True)
+    assert job.resume is not None and any(path.startswith("budget.") for path in job.resume.strategy)
+    engine.run(job, RecordingReporter())
+    rows = read_metrics(tmp_path / "stopped")
+    assert 0 < rows[0]["epsilon"] < rows[2]["epsilon"]
+    assert comparable(tmp_path / "stopped") == comparable(tmp_path / "whole")
+    assert same_model(tmp_path / "stopped", tmp_path / "whole")
+    summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
+    assert summary["epsilon"] == rows[2]["epsilon"]
+
+
 def test_one_actor_or_two_give_identical_metrics(tmp_path: Path) -> None:
     """2 CPUs: client_cpus 1 makes two actors, 1.5 one; both train with one torch thread."""
     common = (*SMALL, "strategy.fraction_evaluate=0.2", "stragglers.fraction=0.3", "faults.failure_rate=0.2")

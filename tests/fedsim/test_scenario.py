@@ -88,6 +88,14 @@ def test_readme_documents_every_scenario_key_and_file() -> None:
             text = f"{strategy}\n[attack]\nfraction = 0.1\n{attack}\n[data]\nroot = 'x'\n"
             text += "[evaluation]\ntarget_accuracy = 0.5\n[data.synthetic]\n"
             documented.update(leaf_keys(to_table(parse_scenario(text))))
+    for privacy in (  # each privacy mode's keys, central in both clippings
+        'mode = "central"',
+        'mode = "central"\nclipping = "adaptive"\nnoise_multiplier = 0.5\nclipped_count_stddev = 1.0',
+        'mode = "local"',
+        'mode = "sample"',
+    ):
+        text = f"[privacy]\n{privacy}\ndelta = 1e-5\ntarget_epsilon = 2.0\n"
+        documented.update(leaf_keys(to_table(parse_scenario(text))))
     missing = sorted(
         k for k in documented | {"compare.seeds", "compare.variants"} if f"| `{k}` |" not in readme
     )

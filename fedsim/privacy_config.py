@@ -1,0 +1,208 @@
+"""The ``[privacy]`` section: which differential-privacy mechanism a run uses, validated.
+
+Three modes, each protecting a different unit:
+
+- ``central``: client-level DP-FedAvg (McMahan et al. 2018, "Learning Differentially
+  Private Recurrent Language Models"): every client update is clipped to an L2 norm
+  (``fixed``, or ``adaptive`` as in Andrew et al. 2021, "Differentially Private
+  Learning with Adaptive Clipping"), on the server or on the client, and the server
+  adds Gaussian noise to their mean.  Protects a client's whole data set.
+- ``local``: each client clips and noises its own update before it leaves the client.
+  Protects a client's whole data set, even from the server.
+- ``sample``: example-level DP-SGD (Abadi et al. 2016) inside every client's local
+  training, with Opacus.  Protects each training example.
+
+Plain data, free of Flower, torch and the accountant, so the scenario loader can check
+it; the mechanisms are in strategies/privacy.py and clients/, the accounting in
+strategies/accounting.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from fedsim.config import ScenarioError, bounded
+from strategies.cohorts import cohort_size
+
+if TYPE_CHECKING:  # the scenario imports this module
+    from fedsim.scenario import Scenario
+
+PrivacyMode = Literal["central", "local", "sample"]
+
+# Each mode's own keys (central mode: per clipping) and their defaults; None: resolved
+# once the population is known (clipped_count_stddev: the cohort / 20, Andrew et al.).
+OWN_KEYS: dict[str, dict[str, Any]] = {
+    "central/fixed": {"clipping": "fixed", "where": "server", "clipping_norm": 1.0},
+    "central/adaptive": {
+        "clipping": "adaptive",
+        "where": "server",
+        "initial_clipping_norm": 0.1,  # Andrew et al.'s recommendation, and Flower's default
+        "target_quantile": 0.5,
+        "clip_lr": 0.2,
+        "clipped_count_stddev": None,
+    },
+    "local": {"clipping_norm": 1.0},
+    "sample": {"max_grad_norm": 1.0},
+}
+MODE_KEYS = sorted({key for keys in OWN_KEYS.values() for key in keys})
+
+# The strategies whose aggregate is the mean of the updates (then, at most, a server
+# optimizer step on it): the mean is what central mode's noise is calibrated to.
+CENTRAL_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad")
+DELTA_EXPONENT = 1.1  # default delta = 1 / n**1.1, n the protected units: below 1/n
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Differential privacy; see the module docstring and the README's "Differential privacy"."""
+
+    mode: PrivacyMode
+    # Noise std / clipping norm; "auto": the smallest that keeps the planned rounds
+    # within target_epsilon.  Central adaptive: the effective multiplier of update and
+    # clipped count together, as in Flower and Andrew et al.
+    noise_multiplier: float | Literal["auto"] = bounded(1.0, gt=0)
+    delta: float | None = bounded(None, gt=0, lt=1)  # None: 1 / n**1.1 (see default_delta)
+    target_epsilon: float | None = bounded(None, gt=0)  # stop (or calibrate) to stay within it
+    sampling: Literal["fixed", "poisson"] = "fixed"  # fixed: m of N; poisson: each client w.p. q
+    clipping: Literal["fixed", "adaptive"] | None = None  # central
+    where: Literal["server", "client"] | None = None  # central: who clips the update
+    clipping_norm: float | None = bounded(None, gt=0)  # central fixed, local
+    initial_clipping_norm: float | None = bounded(None, gt=0)  # central adaptive
+    target_quantile: float | None = bounded(None, ge=0, le=1)  # adaptive: share left unclipped
+    clip_lr: float | None = bounded(None, gt=0)  # adaptive: geometric step of the norm
+    clipped_count_stddev: float | None = bounded(None, gt=0)  # adaptive: noise on the count
+    max_grad_norm: float | None = bounded(None, gt=0)  # sample: per-example clipping
+
+    def __post_init__(self) -> None:
+        own = OWN_KEYS[self.variant]
+        for key in MODE_KEYS:
+            if key in own and getattr(self, key) is None:
+                object.__setattr__(self, key, own[key])  # frozen: set once, while building
+            elif key not in own and getattr(self, key) is not None:
+                users = [v for v, keys in OWN_KEYS.items() if key in keys]
+                raise ScenarioError(
+                    f"privacy.{key}", f"only used by {' or '.join(map(repr, users))}, not {self.variant!r}"
+                )
+        if self.noise_multiplier == "auto" and self.target_epsilon is None:
+            raise ScenarioError(
+                "privacy.noise_multiplier", "'auto' calibrates the noise to privacy.target_epsilon: set it"
+            )
+
+    @property
+    def variant(self) -> str:
+        """The mode, with the clipping in central mode: the key of OWN_KEYS."""
+        return f"central/{self.clipping or 'fixed'}" if self.mode == "central" else self.mode
+
+    @property
+    def noise(self) -> float:
+        """The noise multiplier, once resolved (``"auto"`` is calibrated before the run)."""
+        if isinstance(self.noise_multiplier, str):
+            raise ValueError("privacy.noise_multiplier is 'auto': resolve it first (strategies.budget)")
+        return self.noise_multiplier
+
+    @property
+    def unit(self) -> str:
+        return "example" if self.mode == "sample" else "client"
+
+
+def check_privacy(scenario: Scenario) -> None:
+    """Rules that involve other sections; ``privacy`` must be set."""
+    privacy = scenario.privacy
+    assert privacy is not None
+    if privacy.sampling == "poisson" and scenario.data.num_clients is None:
+        raise ScenarioError(
+            "privacy.sampling",
+            "'poisson' samples each of data.num_clients clients with rate strategy.fraction_train, "
+            "so the population size must be fixed up front: set data.num_clients, or use 'fixed'",
+        )
+    name = scenario.strategy.name
+    if privacy.mode == "central" and name not in CENTRAL_STRATEGIES:
+        raise ScenarioError(
+            "privacy.mode",
+            f"'central' noises the mean of the clipped updates, which {', '.join(CENTRAL_STRATEGIES)} "
+            f"apply; {name!r} aggregates otherwise (use mode 'local' or 'sample', or one of those)",
+        )
+    if privacy.mode == "local" and name == "scaffold":
+        raise ScenarioError(
+            "privacy.mode", "'local' noises the model update only; SCAFFOLD's control variate would leak"
+        )
+
+
+def check_privacy_population(scenario: Scenario, population: int) -> None:
+    """What needs the client count: Flower's limit on adaptive clipping's noise."""
+    privacy = scenario.privacy
+    assert privacy is not None
+    if privacy.clipping != "adaptive" or isinstance(privacy.noise_multiplier, str):
+        return
+    stddev = count_stddev(scenario, population)
+    if privacy.noise_multiplier >= 2 * stddev:
+        given = (
+            ""
+            if privacy.clipped_count_stddev
+            else f" (the default: {expected_cohort(scenario, population):g} / 20)"
+        )
+        raise ScenarioError(
+            "privacy.noise_multiplier",
+            f"Flower's adaptive clipping needs noise_multiplier < 2 * clipped_count_stddev = {2 * stddev:g}"
+            f"{given}, got {privacy.noise_multiplier:g}; raise privacy.clipped_count_stddev or lower "
+            "the noise",
+        )
+
+
+def expected_cohort(scenario: Scenario, population: int) -> float:
+    """Clients per round: m of N (fixed), or q * N on average (poisson): the mean's denominator."""
+    cfg = scenario.strategy
+    if scenario.privacy is not None and scenario.privacy.sampling == "poisson":
+        return cfg.fraction_train * population
+    return float(cohort_size(cfg.fraction_train, population, cfg.min_train_clients))
+
+
+def count_stddev(scenario: Scenario, population: int) -> float:
+    """Adaptive clipping's noise on the clipped count: as set, else the cohort / 20 (Andrew et al.)."""
+    assert scenario.privacy is not None
+    return scenario.privacy.clipped_count_stddev or expected_cohort(scenario, population) / 20
+
+
+def default_delta(units: int) -> float:
+    """``1 / units**1.1``: below ``1 / units``, the usual bound for a meaningful guarantee."""
+    return float(units**-DELTA_EXPONENT)
+
+
+def guarantee(scenario: Scenario, population: int) -> str:
+    """One sentence: what is protected, by which mechanism, at which delta."""
+    privacy = scenario.privacy
+    assert privacy is not None
+    delta = (
+        f"delta = {privacy.delta:.3g}" if privacy.delta is not None else "delta = 1 / n^1.1 (set at start)"
+    )
+    noise = (
+        privacy.noise_multiplier
+        if isinstance(privacy.noise_multiplier, str)
+        else f"{privacy.noise_multiplier:.4g}"
+    )
+    if privacy.mode == "local":
+        return (
+            f"privacy: client-level local DP (each update clipped to {privacy.clipping_norm:g} and noised "
+            f"with multiplier {noise} before it leaves the client) protects each client's whole data, "
+            f"even from the server, at {delta}; epsilon is the most any client has spent"
+        )
+    if privacy.mode == "sample":
+        return (
+            f"privacy: example-level DP (DP-SGD with Opacus in every client, per-example clipping at "
+            f"{privacy.max_grad_norm:g}, noise multiplier {noise}) protects each training example, at "
+            f"{delta}; epsilon is the most any client's examples have spent"
+        )
+    fraction = scenario.strategy.fraction_train
+    sampling = (
+        f"Poisson sampling with q = {fraction:g}"
+        if privacy.sampling == "poisson"
+        else f"{expected_cohort(scenario, population):g} sampled"
+    )
+    norm = privacy.clipping_norm if privacy.clipping == "fixed" else privacy.initial_clipping_norm
+    return (
+        f"privacy: client-level central DP (DP-FedAvg: {privacy.clipping} clipping at {norm:g} on the "
+        f"{privacy.where}, noise multiplier {noise}, {sampling} of {population} clients per round) protects "
+        f"each client's whole data from anyone who sees the models, at {delta}; epsilon is what the "
+        "rounds so far spent"
+    )
