@@ -19,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import dpsgd, faults, privacy, training
+from clients import faults, privacy, training
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
@@ -93,6 +93,10 @@ def train(msg: Message, context: Context) -> Message:
     correction = control.correction(work.model, work.device) if control is not None else None
     dp = scenario.privacy
     if dp is not None and dp.mode == "sample":  # DP-SGD, noise from its own stream
+        # Imported here: Opacus calls logging.basicConfig on import, and a handler on the
+        # root logger would print every line of the ServerApp's log (its events too) twice.
+        from clients import dpsgd
+
         noise = torch_generator(scenario.seed, "dp", server_round, pid)
         max_norm = dp.max_grad_norm or 0.0
         loss = dpsgd.train(work.model, data, client_cfg, max_norm, dp.noise, mu, rng, noise, correction)

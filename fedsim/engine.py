@@ -186,6 +186,7 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     log = logging.getLogger("fedsim")
     log.addHandler(logging.StreamHandler())
     log.setLevel(logging.INFO)
+    log.propagate = False  # each line once, whatever a library puts on the root logger
     reporter = StreamReporter()
     try:
         scenario = scenario_from_run_config(context.run_config)

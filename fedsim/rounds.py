@@ -25,7 +25,7 @@ from fedsim.clientstate import ClientStates
 from fedsim.data import Split
 from fedsim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.failures import Failures
-from fedsim.replies import expected_arrays, screen_evaluate, screen_train
+from fedsim.replies import expected_arrays, expected_metrics, screen_evaluate, screen_train
 from fedsim.results import RoundRecord
 from fedsim.scenario import Scenario
 from strategies.budget import Budget, BudgetSpent
@@ -138,8 +138,11 @@ class RoundLoop:
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
         timeout = self.scenario.resources.round_timeout_s
         received = exchange(self.grid, delivered, timeout, self.abort, linger=bool(withheld))
-        expected = expected_arrays(sent[0]) if sent else frozenset({keys.ARRAYS})
-        screened = screen_train(received, arrays, expected)
+        screened = (
+            screen_train(received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0]))
+            if sent
+            else screen_train(received, arrays)
+        )
         for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
             self.reporter.warn(f"round {server_round}: dropped the reply of {reason}")
         good = [r for r in screened.accepted if not r.has_error()]

@@ -128,7 +128,8 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     assert len(run.pids) >= 8  # fedsim, SuperLink + SuperExec + ServerApp, 3 x (SuperNode + SuperExec), ...
     assert not fleet.left_running() and not fleet.left_files()
 
-    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt"}
+    expected = {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt", "checkpoint"}
+    assert {p.name for p in out.iterdir()} == expected
     rows = read_metrics(out)
     assert [r["round"] for r in rows] == [1, 2]
     assert set(rows[0]) == {f.name for f in dataclasses.fields(RoundRecord)}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import subprocess
+import sys
 
 import pytest
 
 from fedsim import wire
 from fedsim.results import RoundRecord
+from tests.conftest import REPO
 
 RECORD = RoundRecord(
     round=2,
@@ -50,3 +53,10 @@ def test_the_reporter_logs_readable_lines_and_events(caplog: pytest.LogCaptureFi
     events = [e for e in map(wire.decode, lines) if e is not None]
     assert [e.kind for e in events] == ["round", "warn", "failed", "done"]
     assert events[2].data == {"text": "round 3: 0 of 3 sampled clients replied"}
+
+
+def test_loading_the_apps_leaves_the_root_logger_alone() -> None:
+    """A root handler (Opacus adds one on import) would print every event line twice."""
+    code = "import logging, fedsim.engine, clients.app; print(len(logging.root.handlers))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "0"
