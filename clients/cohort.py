@@ -31,10 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from fedsim.cohort_choice import VECTORIZED_MODELS
 from fedsim.data import Split
 from fedsim.scenario import ClientConfig
-
-VECTORIZED_MODELS: frozenset[str] = frozenset({"cnn", "mlp", "logreg"})
 
 Params = dict[str, torch.Tensor]
 

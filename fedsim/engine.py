@@ -189,6 +189,10 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     reporter = StreamReporter()
     try:
         scenario = scenario_from_run_config(context.run_config)
+        if scenario.resources.engine == "cohort":  # a group's node would need the others' data
+            raise ScenarioError(
+                "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
+            )
         out = str(context.run_config.get("out", "")) or None
         job = prepare(scenario, Path(out) if out else None, None)
         reporter.results(job.out.path.resolve())
