@@ -5,6 +5,7 @@ Free of torch and Flower, so the command line can print it before either loads.
 
 from __future__ import annotations
 
+from fedsim.config import ScenarioError
 from fedsim.scenario import Scenario
 
 # Models whose batches' rows are independent (no dropout, no batch norm): clients/cohort.py.
@@ -43,3 +44,11 @@ def engine_line(scenario: Scenario) -> str | None:
     size = scenario.resources.cohort_size
     groups = "all of each round's clients in one group" if size is None else f"groups of {size} clients"
     return f"engine: cohort, {groups} trained together (vmap) on the group's first node"
+
+
+def refuse_in_deployment(scenario: Scenario) -> None:
+    """On real SuperNodes a group's first node would need the other clients' data: refused."""
+    if scenario.resources.engine == "cohort":
+        raise ScenarioError(
+            "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
+        )

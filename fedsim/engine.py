@@ -26,6 +26,7 @@ from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
 from fedsim import checkpoint, failures
+from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.models import build_model
@@ -189,10 +190,7 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     reporter = StreamReporter()
     try:
         scenario = scenario_from_run_config(context.run_config)
-        if scenario.resources.engine == "cohort":  # a group's node would need the others' data
-            raise ScenarioError(
-                "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
-            )
+        refuse_in_deployment(scenario)
         out = str(context.run_config.get("out", "")) or None
         job = prepare(scenario, Path(out) if out else None, None)
         reporter.results(job.out.path.resolve())
