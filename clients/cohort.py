@@ -67,7 +67,8 @@ class _Schedule:
 
     rows: torch.Tensor  # (steps, k, B) int64; padding points at a valid row
     weight: torch.Tensor  # (steps, k, B) float: 1 for a real row, 0 for padding
-    active: torch.Tensor  # (steps, k) bool: the client takes this step
+    active: torch.Tensor  # (steps, k) float: 1 if the client takes this step, else 0
+    everyone: list[bool]  # per step: every client takes it (no masking needed)
     steps: torch.Tensor  # (k,) float: each client's number of steps
 
 
@@ -89,9 +90,10 @@ def _schedule(members: Sequence[Member], batch_size: int, device: torch.device) 
         for t, batch in enumerate(batches):
             rows[t, i, : len(batch)] = batch
             weight[t, i, : len(batch)] = 1.0
-    active = weight.sum(dim=2) > 0
+    active = (weight.sum(dim=2) > 0).float()
+    everyone = [bool(a) for a in active.all(dim=1)]  # on the host: no device sync per step
     steps = torch.tensor([float(len(b)) for b in per_client])
-    return _Schedule(rows.to(device), weight.to(device), active.to(device), steps.to(device))
+    return _Schedule(rows.to(device), weight.to(device), active.to(device), everyone, steps.to(device))
 
 
 def _stack(model: nn.Module, k: int) -> Params:
@@ -174,9 +176,9 @@ def train_cohort(
             grads = {n: g + corrections[n] for n, g in grads.items()}
         if cfg.max_grad_norm is not None:
             grads = _clip(grads, cfg.max_grad_norm)
-        active = plan.active[t]
-        params, momentum = _sgd(params, grads, momentum, active, cfg)
-        totals += torch.where(active, loss.detach(), torch.zeros_like(loss))
+        active = None if plan.everyone[t] else plan.active[t]
+        _sgd(params, grads, momentum, active, cfg)
+        totals += loss.detach() if active is None else loss.detach() * active
     losses = (totals / plan.steps).tolist()
     return [
         Result({n: p[i].detach().clone() for n, p in params.items()}, losses[i]) for i in range(len(members))
@@ -184,21 +186,29 @@ def train_cohort(
 
 
 def _sgd(
-    params: Params, grads: Params, momentum: Params, active: torch.Tensor, cfg: ClientConfig
-) -> tuple[Params, Params]:
-    """``torch.optim.SGD``'s step (no dampening, no Nesterov), for active clients only."""
-    new_params: Params = {}
-    new_momentum: Params = {}
+    params: Params, grads: Params, momentum: Params, active: torch.Tensor | None, cfg: ClientConfig
+) -> None:
+    """``torch.optim.SGD``'s step (no dampening, no Nesterov), in place, for active clients only.
+
+    ``active`` (None: all) is 1 or 0 per client.  A masked client's step is multiplied by
+    0: its momentum becomes ``buf * 1 + 0`` and its parameters ``p + 0``, so both stay exactly
+    as they are (its gradient is finite: its batch weighs 0, the FedProx and SCAFFOLD terms are
+    finite).
+    """
     for n, p in params.items():
         g = grads[n]
         if cfg.weight_decay:
             g = g.add(p, alpha=cfg.weight_decay)
-        buf = momentum[n]
+        mask = None if active is None else _per_client(active, g)
+        if mask is not None:
+            g = g * mask
         if cfg.momentum:
+            buf = momentum[n]
             # SGD starts the buffer at the first gradient; from zeros, momentum * 0 + g is that exactly.
-            buf = buf.mul(cfg.momentum).add(g)
-            g = buf
-        keep = _per_client(active, p)
-        new_params[n] = torch.where(keep, p.add(g, alpha=-cfg.lr), p)
-        new_momentum[n] = torch.where(keep, buf, momentum[n])
-    return new_params, new_momentum
+            if mask is None:
+                buf.mul_(cfg.momentum).add_(g)
+                g = buf
+            else:  # a masked client keeps its buffer (* 1 + 0) and does not step along it
+                buf.mul_(torch.where(mask > 0, cfg.momentum, 1.0)).add_(g)
+                g = buf * mask
+        p.add_(g, alpha=-cfg.lr)
