@@ -141,13 +141,17 @@ def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions:
     """
     scenario = work.scenario
     server_round = int(keys.number(config, keys.SERVER_ROUND))
+    given = config.get(keys.COHORT_EPOCHS)
+    epochs = [e for e in given if isinstance(e, int)] if isinstance(given, list) else []
+    if len(epochs) != len(partitions):
+        raise ValueError(f"{keys.COHORT_EPOCHS}: expected one epoch count per client, got {given!r}")
     members = [
         cohort.Member(
             _training_data(work, pid),
             torch_generator(scenario.seed, "train", server_round, pid),
-            scenario.client.local_epochs,
+            own_epochs,
         )
-        for pid in partitions
+        for pid, own_epochs in zip(partitions, epochs, strict=True)
     ]
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     results = cohort.train_cohort(work.model, members, scenario.client, mu)

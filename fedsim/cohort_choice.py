@@ -26,8 +26,6 @@ def fallback_reason(scenario: Scenario) -> str | None:
     faults = scenario.faults
     if faults.failure_rate or faults.crash_rate or faults.dropout_rate:
         return "injected faults act per client node"
-    if scenario.stragglers.fraction:
-        return "stragglers are planned per client message"
     return None
 
 

@@ -32,23 +32,36 @@ class Group:
     partitions: tuple[int, ...]
 
 
-def group(messages: Iterable[Message], partition_of: Mapping[int, int], size: int | None) -> list[Group]:
-    """Cut the per-client train messages (the same content each) into groups of ``size``."""
+def group(
+    messages: Iterable[Message], partition_of: Mapping[int, int], size: int | None, epochs: int
+) -> list[Group]:
+    """Cut the per-client train messages into groups of ``size`` (None: one group).
+
+    The strategy gives every client the same content but for a straggler's fewer local
+    epochs (strategies/plan.py); the group message lists each member's (``epochs``: the
+    scenario's, where a member's config names none).
+    """
     ordered = sorted(messages, key=lambda m: partition_of[m.metadata.dst_node_id])
     step = size or max(len(ordered), 1)
     groups = []
     for start in range(0, len(ordered), step):
         members = tuple(ordered[start : start + step])
         partitions = tuple(partition_of[m.metadata.dst_node_id] for m in members)
-        groups.append(Group(_group_message(members[0], partitions), members, partitions))
+        own = [
+            int(keys.number(m.content.config_records[keys.CONFIG], keys.LOCAL_EPOCHS, epochs))
+            for m in members
+        ]
+        groups.append(Group(_group_message(members[0], partitions, own), members, partitions))
     return groups
 
 
-def _group_message(first: Message, partitions: tuple[int, ...]) -> Message:
+def _group_message(first: Message, partitions: tuple[int, ...], epochs: list[int]) -> Message:
     content = first.content
-    config = ConfigRecord({**content.config_records[keys.CONFIG], keys.COHORT_PARTITIONS: list(partitions)})
+    config = {**content.config_records[keys.CONFIG]}
+    config.pop(keys.LOCAL_EPOCHS, None)  # the first member's; each member's is in COHORT_EPOCHS
+    config.update({keys.COHORT_PARTITIONS: list(partitions), keys.COHORT_EPOCHS: epochs})
     return Message(
-        RecordDict({**dict(content.items()), keys.CONFIG: config}),
+        RecordDict({**dict(content.items()), keys.CONFIG: ConfigRecord(config)}),
         dst_node_id=first.metadata.dst_node_id,
         message_type=first.metadata.message_type,
         group_id=first.metadata.group_id,

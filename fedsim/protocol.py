@@ -30,6 +30,7 @@ FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the 
 # group's first node, naming the partitions to train; the reply holds each one's records
 # under member_record(ARRAYS, pid) and member_record(METRICS, pid).
 COHORT_PARTITIONS = "cohort-partitions"  # list of partition ids
+COHORT_EPOCHS = "cohort-epochs"  # each one's local epochs (a straggler's are fewer), in that order
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
 CONTROL = "scaffold-c"  # server -> client: the global control variate c

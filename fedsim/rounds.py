@@ -169,7 +169,8 @@ class RoundLoop:
         if not uses_cohorts(self.scenario):
             return exchange(self.grid, messages, timeout, self.abort, linger=linger)
         size = self.scenario.resources.cohort_size
-        groups = cohort_engine.group(messages, self.strategy.partition_of, size)
+        epochs = self.scenario.client.local_epochs
+        groups = cohort_engine.group(messages, self.strategy.partition_of, size, epochs)
         replies = exchange(self.grid, [g.message for g in groups], timeout, self.abort, linger=linger)
         return cohort_engine.split(replies, groups)
 

@@ -67,7 +67,7 @@ def cohort_replies(
 ) -> tuple[list[cohort_engine.Group], list[Message]]:
     arrays = global_arrays(s)
     sent = [ask(s, arrays, node, mu) for node in (2, 0, 1)]  # any order: groups follow partitions
-    groups = cohort_engine.group(sent, PARTITION_OF, size)
+    groups = cohort_engine.group(sent, PARTITION_OF, size, s.client.local_epochs)
     answers = [client_app.train(g.message, context(g.message.metadata.dst_node_id)) for g in groups]
     return groups, cohort_engine.split(answers, groups)
 
@@ -106,12 +106,38 @@ def test_groups_of_a_given_size_go_to_their_first_nodes() -> None:
     assert [g.message.metadata.dst_node_id for g in groups] == [0, 2]
     assert [r.metadata.src_node_id for r in replies] == [0, 1, 2]
     config = groups[0].message.content.config_records[keys.CONFIG]
-    assert config[keys.COHORT_PARTITIONS] == [0, 1]
+    assert config[keys.COHORT_PARTITIONS] == [0, 1] and config[keys.COHORT_EPOCHS] == [2, 2]
+
+
+def test_a_straggler_trains_its_own_fewer_epochs_in_a_group() -> None:
+    # The plan gives node 1 one local epoch instead of the scenario's 2 (strategies/plan.py).
+    s = scenario("resources.engine=cohort", "stragglers.fraction=0.34")
+    assert uses_cohorts(s)
+    arrays = global_arrays(s)
+    sent = [ask(s, arrays, n, 0.0) for n in range(3)]
+    straggler = sent[1].content.config_records[keys.CONFIG]
+    sent[1].content = RecordDict(
+        {keys.ARRAYS: arrays, keys.CONFIG: ConfigRecord({**straggler, keys.LOCAL_EPOCHS: 1})}
+    )
+    groups = cohort_engine.group(sent, PARTITION_OF, None, s.client.local_epochs)
+    config = groups[0].message.content.config_records[keys.CONFIG]
+    assert config[keys.COHORT_EPOCHS] == [2, 1, 2] and keys.LOCAL_EPOCHS not in config
+    replies = cohort_engine.split([client_app.train(groups[0].message, context(0))], groups)
+    for node, reply in enumerate(replies):
+        own = client_app.train(sent[node], context(node))
+        for name, array in own.content.array_records[keys.ARRAYS].items():
+            got = reply.content.array_records[keys.ARRAYS][name].numpy()
+            np.testing.assert_allclose(got, array.numpy(), rtol=0, atol=ATOL)
+    # And the straggler's one epoch made a difference: two epochs end elsewhere.
+    two = client_app.train(ask(s, arrays, 1, 0.0), context(1)).content.array_records[keys.ARRAYS]
+    one = replies[1].content.array_records[keys.ARRAYS]
+    name = next(iter(two.keys()))
+    assert not np.allclose(one[name].numpy(), two[name].numpy(), rtol=0, atol=1e-4)
 
 
 def test_a_groups_error_fails_each_of_its_clients() -> None:
     s = scenario()
-    groups = cohort_engine.group([ask(s, global_arrays(s), n, 0.0) for n in range(3)], PARTITION_OF, None)
+    groups = cohort_engine.group([ask(s, global_arrays(s), n, 0.0) for n in range(3)], PARTITION_OF, None, 2)
     failed = Message(Error(code=1, reason="boom"), reply_to=groups[0].message)
     replies = cohort_engine.split([failed], groups)
     assert [r.metadata.src_node_id for r in replies] == [0, 1, 2]
@@ -121,7 +147,7 @@ def test_a_groups_error_fails_each_of_its_clients() -> None:
 def test_a_client_missing_from_a_group_reply_is_rejected_by_screening() -> None:
     s = scenario()
     arrays = global_arrays(s)
-    groups = cohort_engine.group([ask(s, arrays, n, 0.0) for n in range(3)], PARTITION_OF, None)
+    groups = cohort_engine.group([ask(s, arrays, n, 0.0) for n in range(3)], PARTITION_OF, None, 2)
     answer = client_app.train(groups[0].message, context(0))
     partial = RecordDict({name: record for name, record in answer.content.items() if not name.endswith("-1")})
     replies = cohort_engine.split([Message(partial, reply_to=groups[0].message)], groups)
@@ -134,7 +160,6 @@ def test_a_client_missing_from_a_group_reply_is_rejected_by_screening() -> None:
     [
         (("strategy.name=scaffold",), "SCAFFOLD"),
         (("faults.failure_rate=0.1",), "faults"),
-        (("stragglers.fraction=0.5",), "stragglers"),
         (("privacy.mode=sample", "privacy.noise_multiplier=0.5", "privacy.max_grad_norm=1"), "DP-SGD"),
         (
             ("privacy.mode=central", "privacy.where=client", "privacy.noise_multiplier=0.5"),
