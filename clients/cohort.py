@@ -38,6 +38,20 @@ from fedsim.scenario import ClientConfig
 Params = dict[str, torch.Tensor]
 
 
+# Layers whose output depends on random numbers, on other rows of the batch, or on a time loop.
+_ROW_COUPLED = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm, nn.RNNBase)
+
+
+def not_vectorizable(model: nn.Module) -> str | None:
+    """Why stacking this model's parameters would not give per-client training, if it would not."""
+    if any(True for _ in model.buffers()):
+        return "it has buffers (running statistics) that a cohort would share"
+    for module in model.modules():
+        if isinstance(module, _ROW_COUPLED):
+            return f"{type(module).__name__} layers are not vectorized per client"
+    return None
+
+
 def supports(model_name: str) -> bool:
     """Whether ``model_name`` can be trained as a cohort (else: client by client)."""
     return model_name in VECTORIZED_MODELS
@@ -153,6 +167,8 @@ def train_cohort(
     """
     if not members:
         return []
+    if problem := not_vectorizable(model):
+        raise ValueError(f"cannot train this model as a cohort: {problem}; train it client by client")
     if any(len(m.data) == 0 for m in members):
         raise ValueError("every member of a cohort needs at least one sample")
     device = next(model.parameters()).device

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from clients import training
-from clients.cohort import Member, supports, train_cohort
+from clients.cohort import Member, not_vectorizable, supports, train_cohort
 from fedsim.data import Split
 from fedsim.models import build_model
 from fedsim.scenario import ClientConfig, ModelConfig
@@ -174,3 +174,15 @@ def test_in_float64_the_arithmetic_is_the_same_to_the_last_bits(name: str) -> No
     for (want, _), (got, _) in zip(expected, actual, strict=True):
         for n in want:
             torch.testing.assert_close(got[n], want[n], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("layer", "reason"),
+    [(nn.Dropout(0.5), "Dropout"), (nn.BatchNorm1d(4), "buffers"), (nn.LSTM(4, 4), "LSTM")],
+)
+def test_models_with_random_or_row_coupled_layers_are_refused(layer: nn.Module, reason: str) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(144, 4), layer)
+    with pytest.raises(ValueError, match=reason):
+        train_cohort(model, [Member(client_data(5, 0), rng(0), 1)], ClientConfig(), 0.0)
+    for name in ("cnn", "mlp", "logreg"):  # the vectorized models have none of them
+        assert not_vectorizable(model_for(name)) is None
