@@ -19,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import faults, privacy, training
+from clients import cohort, faults, privacy, training
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
@@ -76,16 +76,17 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
 @app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
+    # The cohort engine sends a group's partition ids: this node trains them all (fedsim/cohort_engine.py).
+    group = config.get(keys.COHORT_PARTITIONS)
+    if isinstance(group, list):
+        return _train_group(msg, work, config, [int(p) for p in group])
     faults.act_out(keys.text(config, keys.FAULT))
     scenario = work.scenario
     # A straggler runs fewer epochs than the scenario's (strategies/plan.py).
     epochs = int(keys.number(config, keys.LOCAL_EPOCHS, scenario.client.local_epochs))
     client_cfg = dataclasses.replace(scenario.client, local_epochs=epochs)
     server_round = int(keys.number(config, keys.SERVER_ROUND))
-    malicious = pid in work.malicious
-    data = work.client(pid)
-    if malicious and scenario.attack.kind == "label_flip":
-        data = Split(data.x, attacks.flip_labels(data.y, work.data.num_classes))
+    data = _training_data(work, pid)
     x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
     control = _Control.received(msg, context, work.model)
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
@@ -103,19 +104,68 @@ def train(msg: Message, context: Context) -> Message:
     else:
         loss = training.train(work.model, data, client_cfg, mu, rng, correction)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
-    reply = y
-    if malicious:
-        reply = attacks.poisoned_model(
-            x, y, scenario.attack, generator(scenario.seed, "attack", server_round, pid)
-        )
-    if dp is not None and dp.mode == "local":
-        dp_rng = generator(scenario.seed, "dp", server_round, pid)
-        reply = privacy.local_release(x, reply, dp.clipping_norm or 0.0, dp.noise, dp_rng)
     metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
-    content = RecordDict({keys.ARRAYS: scaffold.to_record(reply), keys.METRICS: metrics})
+    released = _release(work, x, y, pid, server_round)
+    content = RecordDict({keys.ARRAYS: scaffold.to_record(released), keys.METRICS: metrics})
     if control is not None:
         steps = training.local_steps(len(data), client_cfg)
         content[keys.CONTROL_DELTA] = control.update(context, x, y, steps, scenario.client.lr)
+    return Message(content, reply_to=msg)
+
+
+def _training_data(work: Workload, pid: int) -> Split:
+    """The partition's samples; a label-flipping attacker's with its labels flipped."""
+    data = work.client(pid)
+    if pid in work.malicious and work.scenario.attack.kind == "label_flip":
+        return Split(data.x, attacks.flip_labels(data.y, work.data.num_classes))
+    return data
+
+
+def _release(
+    work: Workload, x: dict[str, np.ndarray], y: dict[str, np.ndarray], pid: int, server_round: int
+) -> dict[str, np.ndarray]:
+    """The model the client sends: its own, an attacker's poisoned one, noised under local DP."""
+    scenario, reply = work.scenario, y
+    if pid in work.malicious:
+        rng = generator(scenario.seed, "attack", server_round, pid)
+        reply = attacks.poisoned_model(x, y, scenario.attack, rng)
+    dp = scenario.privacy
+    if dp is not None and dp.mode == "local":
+        dp_rng = generator(scenario.seed, "dp", server_round, pid)
+        reply = privacy.local_release(x, reply, dp.clipping_norm or 0.0, dp.noise, dp_rng)
+    return reply
+
+
+def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: list[int]) -> Message:
+    """Train the group's clients together; one ArrayRecord and MetricRecord per client.
+
+    Each client's data, shuffling stream, attack and local-DP noise are its own, as in
+    :func:`train`; fedsim/cohort_choice.py sends groups only when nothing else differs.
+    """
+    scenario = work.scenario
+    server_round = int(keys.number(config, keys.SERVER_ROUND))
+    given = config.get(keys.COHORT_EPOCHS)
+    epochs = [e for e in given if isinstance(e, int)] if isinstance(given, list) else []
+    if len(epochs) != len(partitions):
+        raise ValueError(f"{keys.COHORT_EPOCHS}: expected one epoch count per client, got {given!r}")
+    members = [
+        cohort.Member(
+            _training_data(work, pid),
+            torch_generator(scenario.seed, "train", server_round, pid),
+            own_epochs,
+        )
+        for pid, own_epochs in zip(partitions, epochs, strict=True)
+    ]
+    mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
+    results = cohort.train_cohort(work.model, members, scenario.client, mu)
+    x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
+    content = RecordDict()
+    for pid, member, result in zip(partitions, members, results, strict=True):
+        y = {name: result.params[name].cpu().numpy() for name in x}  # the model's state-dict order
+        released = _release(work, x, y, pid, server_round)
+        content[keys.member_record(keys.ARRAYS, pid)] = scaffold.to_record(released)
+        metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(member.data)), keys.TRAIN_LOSS: result.loss})
+        content[keys.member_record(keys.METRICS, pid)] = metrics
     return Message(content, reply_to=msg)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from fedsim import certs, deploy_args, probe
+from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.flower import (
     SuperLinkOptions,
@@ -225,7 +226,9 @@ def _scenario(args: argparse.Namespace, clients: int | None = None) -> Scenario:
     overrides = list(args.overrides)
     if clients is not None:
         overrides.append(f"data.num_clients={clients}")  # one partition per SuperNode
-    return read_scenario(args.scenario, overrides)
+    scenario = read_scenario(args.scenario, overrides)
+    refuse_in_deployment(scenario)
+    return scenario
 
 
 def _default_out(scenario: Scenario) -> Path:

@@ -26,6 +26,7 @@ from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
 from fedsim import checkpoint, failures
+from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.models import build_model
@@ -190,6 +191,7 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     reporter = StreamReporter()
     try:
         scenario = scenario_from_run_config(context.run_config)
+        refuse_in_deployment(scenario)
         out = str(context.run_config.get("out", "")) or None
         job = prepare(scenario, Path(out) if out else None, None)
         reporter.results(job.out.path.resolve())

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fedsim.cohort_choice import engine_line
 from fedsim.privacy_config import guarantee
 from fedsim.results import RoundRecord, Summary
 from fedsim.scenario import Scenario
@@ -69,8 +70,9 @@ class ConsoleReporter:
             f"{scenario.model.name} on {scenario.data.dataset} ({scenario.data.partition}), "
             f"{scenario.rounds} rounds"
         )
-        if line := privacy_line(scenario, population):
-            self.console.print(line, highlight=False)
+        for line in (privacy_line(scenario, population), engine_line(scenario)):
+            if line:
+                self.console.print(line, highlight=False)
         self.progress.update(self.task, description="rounds", total=scenario.rounds)
 
     def round_done(self, record: RoundRecord) -> None:
@@ -88,8 +90,9 @@ class LogReporter:
 
     def started(self, scenario: Scenario, population: int) -> None:
         self.log.info("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
-        if line := privacy_line(scenario, population):
-            self.log.info("%s", line)
+        for line in (privacy_line(scenario, population), engine_line(scenario)):
+            if line:
+                self.log.info("%s", line)
 
     def round_done(self, record: RoundRecord) -> None:
         self.log.info("%s", describe(record))

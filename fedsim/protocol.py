@@ -26,6 +26,11 @@ PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.
 LOCAL_EPOCHS = "local-epochs"  # a straggler's epochs, fewer than client.local_epochs
 FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the process exits)
+# The cohort engine (fedsim/cohort_engine.py): one train message per group of clients, to the
+# group's first node, naming the partitions to train; the reply holds each one's records
+# under member_record(ARRAYS, pid) and member_record(METRICS, pid).
+COHORT_PARTITIONS = "cohort-partitions"  # list of partition ids
+COHORT_EPOCHS = "cohort-epochs"  # each one's local epochs (a straggler's are fewer), in that order
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
 CONTROL = "scaffold-c"  # server -> client: the global control variate c
@@ -51,6 +56,11 @@ EVAL_ACCURACY = "accuracy"
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
 NODE_DATA_DIR = "data-dir"
+
+
+def member_record(name: str, partition_id: int) -> str:
+    """The name of a group reply's record ``name`` (ARRAYS, METRICS) for one of its clients."""
+    return f"{name}-{partition_id}"
 
 
 def number(record: ConfigRecord | MetricRecord, key: str, default: float | None = None) -> float:

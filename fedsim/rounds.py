@@ -19,9 +19,10 @@ from flwr.serverapp import Grid
 from torch import nn
 
 from clients.training import evaluate
-from fedsim import failures
+from fedsim import cohort_engine, failures
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
+from fedsim.cohort_choice import uses_cohorts
 from fedsim.data import Split
 from fedsim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.failures import Failures
@@ -136,8 +137,7 @@ class RoundLoop:
         # A dropout never gets its message; the server, not knowing, waits the round out.
         withheld = {self.strategy.node_of[c.partition] for c in plan.clients if c.fault == "dropout"}
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
-        timeout = self.scenario.resources.round_timeout_s
-        received = exchange(self.grid, delivered, timeout, self.abort, linger=bool(withheld))
+        received = self._exchange_train(delivered, linger=bool(withheld))
         screened = (
             screen_train(received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0]))
             if sent
@@ -161,6 +161,21 @@ class RoundLoop:
             bytes_received=array_bytes(received),
             simulated_time_s=self._simulated_time(plan, good, missing > 0),
         )
+
+    def _exchange_train(self, messages: list[Message], linger: bool) -> list[Message]:
+        """The replies to the train messages: one per client whichever engine trains them.
+
+        The cohort engine sends one message per group and splits each group's reply into
+        its clients' replies (fedsim/cohort_engine.py); bytes are still counted per client.
+        """
+        timeout = self.scenario.resources.round_timeout_s
+        if not uses_cohorts(self.scenario):
+            return exchange(self.grid, messages, timeout, self.abort, linger=linger)
+        size = self.scenario.resources.cohort_size
+        epochs = self.scenario.client.local_epochs
+        groups = cohort_engine.group(messages, self.strategy.partition_of, size, epochs)
+        replies = exchange(self.grid, [g.message for g in groups], timeout, self.abort, linger=linger)
+        return cohort_engine.split(replies, groups)
 
     def _spend(self, server_round: int, attempt: int, cohort: list[int]) -> None:
         """Spend the attempt's privacy before it runs (its clients may release even if it fails).

@@ -271,6 +271,13 @@ class ResourcesConfig:
     client_cpus: float = bounded(1.0, gt=0)
     client_gpus: float = bounded(0.0, ge=0, le=1)
     round_timeout_s: float = bounded(600.0, gt=0)  # a round waits at most this for replies
+    # "cohort": a worker trains a group of the round's clients together (clients/cohort.py).
+    engine: Literal["per_client", "cohort"] = "per_client"
+    cohort_size: int | None = bounded(None, ge=1)  # clients per group; None: the whole round's sample
+
+    def __post_init__(self) -> None:
+        if self.cohort_size is not None and self.engine != "cohort":
+            raise ScenarioError("resources.cohort_size", f"only used by engine 'cohort', not {self.engine!r}")
 
 
 @dataclass(frozen=True)

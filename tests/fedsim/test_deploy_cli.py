@@ -96,6 +96,8 @@ def test_launch_refuses_bad_counts_and_a_used_out_folder(tmp_path: Path) -> None
     one_line_error(fedsim("launch", "--clients", "2", "--out", str(tmp_path)), 2, "--out: ")
     result = fedsim("launch", "--clients", "2", "--set", "strategy.min_train_clients=3")
     one_line_error(result, 2, "strategy.min_train_clients: expected at most the 2 clients, got 3")
+    result = fedsim("launch", "--clients", "2", "--set", "resources.engine=cohort")
+    one_line_error(result, 2, "resources.engine: 'cohort' runs in simulation only")
 
 
 def test_the_command_line_loads_without_flower_or_torch() -> None:

@@ -1,0 +1,230 @@
+"""Cohort training: k clients trained together, one vectorized step for all of them.
+
+The clients' parameters are stacked along a leading client axis and every local
+step runs one ``torch.func.vmap``-ed forward/backward over per-client batches,
+then one SGD update of the whole stack.  The training is the one of
+:func:`clients.training.train`, client by client:
+
+* each client's data order comes from its own generator, drawn as the per-client
+  path draws it (one ``randperm`` per epoch), so its batches are the same rows;
+* each client takes its own number of steps (``epochs * ceil(n / B)``); once a
+  client has taken its last step it is *masked*: its parameters, momentum and
+  loss stop changing while the others go on;
+* a short batch (the last of an epoch) is padded to ``B`` rows whose loss weight is
+  zero, and the loss is divided by the client's real rows: the batch mean;
+* FedProx's ``mu/2 * ||w - w_global||^2``, SCAFFOLD's per-step correction, gradient
+  norm clipping, momentum and weight decay follow ``training.train`` and PyTorch's SGD.
+
+Only models whose rows are independent can be batched this way: the image models
+here have no dropout and no batch norm, so no RNG or batch statistics are involved.
+Recurrent models (lstm, gru) are not vectorized: :func:`supports` says so, and the
+caller trains them client by client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from fedsim.cohort_choice import VECTORIZED_MODELS
+from fedsim.data import Split
+from fedsim.scenario import ClientConfig
+
+Params = dict[str, torch.Tensor]
+
+
+# Layers whose output depends on random numbers, on other rows of the batch, or on a time loop.
+_ROW_COUPLED = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm, nn.RNNBase)
+
+
+def not_vectorizable(model: nn.Module) -> str | None:
+    """Why stacking this model's parameters would not give per-client training, if it would not."""
+    if any(True for _ in model.buffers()):
+        return "it has buffers (running statistics) that a cohort would share"
+    for module in model.modules():
+        if isinstance(module, _ROW_COUPLED):
+            return f"{type(module).__name__} layers are not vectorized per client"
+    return None
+
+
+def supports(model_name: str) -> bool:
+    """Whether ``model_name`` can be trained as a cohort (else: client by client)."""
+    return model_name in VECTORIZED_MODELS
+
+
+@dataclass(frozen=True)
+class Member:
+    """One client of a cohort: its data, its own shuffling stream, its epochs."""
+
+    data: Split
+    generator: torch.Generator
+    local_epochs: int
+    correction: Sequence[torch.Tensor] | None = None  # SCAFFOLD's c - c_i, in parameter order
+
+
+@dataclass(frozen=True)
+class Result:
+    """One client's trained parameters (by state-dict name) and its mean loss over steps."""
+
+    params: Params
+    loss: float
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """Every step's rows for every client, as indices into the cohort's concatenated data."""
+
+    rows: torch.Tensor  # (steps, k, B) int64; padding points at a valid row
+    weight: torch.Tensor  # (steps, k, B) float: 1 for a real row, 0 for padding
+    active: torch.Tensor  # (steps, k) float: 1 if the client takes this step, else 0
+    everyone: list[bool]  # per step: every client takes it (no masking needed)
+    steps: torch.Tensor  # (k,) float: each client's number of steps
+
+
+def _schedule(members: Sequence[Member], batch_size: int, device: torch.device) -> _Schedule:
+    """Draw each client's epochs' orders exactly as ``training.train`` does and lay them out."""
+    per_client: list[list[torch.Tensor]] = []
+    offset = 0
+    for member in members:
+        batches: list[torch.Tensor] = []
+        for _ in range(member.local_epochs):  # one randperm per epoch, in order, as the per-client path
+            order = torch.randperm(len(member.data), generator=member.generator) + offset
+            batches.extend(order.split(batch_size))
+        per_client.append(batches)
+        offset += len(member.data)
+    k, longest = len(members), max(len(b) for b in per_client)
+    rows = torch.zeros(longest, k, batch_size, dtype=torch.int64)
+    weight = torch.zeros(longest, k, batch_size)
+    for i, batches in enumerate(per_client):
+        for t, batch in enumerate(batches):
+            rows[t, i, : len(batch)] = batch
+            weight[t, i, : len(batch)] = 1.0
+    active = (weight.sum(dim=2) > 0).float()
+    everyone = [bool(a) for a in active.all(dim=1)]  # on the host: no device sync per step
+    steps = torch.tensor([float(len(b)) for b in per_client])
+    return _Schedule(rows.to(device), weight.to(device), active.to(device), everyone, steps.to(device))
+
+
+def _stack(model: nn.Module, k: int) -> Params:
+    return {n: p.detach().unsqueeze(0).repeat(k, *([1] * p.dim())) for n, p in model.named_parameters()}
+
+
+Objective = Callable[
+    [Params, Params, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+def _objective(model: nn.Module, mu: float) -> Objective:
+    """One client's loss on its batch: (objective to differentiate, cross-entropy to report)."""
+
+    def objective(
+        params: Params, anchor: Params, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = functional_call(model, params, (x,))
+        per_row = F.cross_entropy(logits, y, reduction="none")
+        loss = (per_row * weight).sum() / weight.sum().clamp(min=1.0)  # the batch mean over real rows
+        if mu <= 0:
+            return loss, loss
+        squares = [(params[n] - anchor[n]).pow(2).sum() for n in params]
+        return loss + 0.5 * mu * torch.stack(squares).sum(), loss
+
+    return objective
+
+
+def _clip(grads: Params, max_norm: float) -> Params:
+    """``clip_grad_norm_`` per client: one total 2-norm over all of a client's parameters."""
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1) for g in grads.values()], dim=1)
+    total = torch.linalg.vector_norm(norms, 2, dim=1)
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    return {n: g * _per_client(scale, g) for n, g in grads.items()}
+
+
+def _per_client(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (k,) tensor shaped to broadcast over a stacked (k, ...) tensor."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _corrections(members: Sequence[Member], params: Params) -> Params | None:
+    if all(m.correction is None for m in members):
+        return None
+    if any(m.correction is None for m in members):
+        raise ValueError("SCAFFOLD corrections must be given for every member of a cohort or none")
+    stacked = zip(*(m.correction for m in members if m.correction is not None), strict=True)
+    return {n: torch.stack(list(c)).to(params[n]) for n, c in zip(params, stacked, strict=True)}
+
+
+def train_cohort(
+    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, proximal_mu: float
+) -> list[Result]:
+    """Train every member from ``model``'s parameters; ``model`` itself is left unchanged.
+
+    ``cfg.local_epochs`` is ignored in favour of each member's own (a straggler's are fewer).
+    """
+    if not members:
+        return []
+    if problem := not_vectorizable(model):
+        raise ValueError(f"cannot train this model as a cohort: {problem}; train it client by client")
+    if any(len(m.data) == 0 for m in members):
+        raise ValueError("every member of a cohort needs at least one sample")
+    device = next(model.parameters()).device
+    data_x = torch.cat([m.data.x for m in members]).to(device)
+    data_y = torch.cat([m.data.y for m in members]).to(device)
+    plan = _schedule(members, cfg.batch_size, device)
+    params = _stack(model, len(members))
+    anchor = {n: p.clone() for n, p in params.items()}
+    corrections = _corrections(members, params)
+    momentum: Params = {n: torch.zeros_like(p) for n, p in params.items()}
+    step = vmap(grad_and_value(_objective(model, proximal_mu), has_aux=True))
+    totals = torch.zeros(len(members), device=device)
+    model.train()
+    for t in range(plan.rows.shape[0]):
+        rows = plan.rows[t]
+        x = data_x[rows]
+        if not x.is_floating_point():  # token ids widen to the int64 an embedding takes
+            x = x.long()
+        grads, (_, loss) = step(params, anchor, x, data_y[rows], plan.weight[t])
+        if corrections is not None:
+            grads = {n: g + corrections[n] for n, g in grads.items()}
+        if cfg.max_grad_norm is not None:
+            grads = _clip(grads, cfg.max_grad_norm)
+        active = None if plan.everyone[t] else plan.active[t]
+        _sgd(params, grads, momentum, active, cfg)
+        totals += loss.detach() if active is None else loss.detach() * active
+    losses = (totals / plan.steps).tolist()
+    return [
+        Result({n: p[i].detach().clone() for n, p in params.items()}, losses[i]) for i in range(len(members))
+    ]
+
+
+def _sgd(
+    params: Params, grads: Params, momentum: Params, active: torch.Tensor | None, cfg: ClientConfig
+) -> None:
+    """``torch.optim.SGD``'s step (no dampening, no Nesterov), in place, for active clients only.
+
+    ``active`` (None: all) is 1 or 0 per client.  A masked client's step is multiplied by
+    0: its momentum becomes ``buf * 1 + 0`` and its parameters ``p + 0``, so both stay exactly
+    as they are (its gradient is finite: its batch weighs 0, the FedProx and SCAFFOLD terms are
+    finite).
+    """
+    for n, p in params.items():
+        g = grads[n]
+        if cfg.weight_decay:
+            g = g.add(p, alpha=cfg.weight_decay)
+        mask = None if active is None else _per_client(active, g)
+        if mask is not None:
+            g = g * mask
+        if cfg.momentum:
+            buf = momentum[n]
+            # SGD starts the buffer at the first gradient; from zeros, momentum * 0 + g is that exactly.
+            if mask is None:
+                buf.mul_(cfg.momentum).add_(g)
+                g = buf
+            else:  # a masked client keeps its buffer (* 1 + 0) and does not step along it
+                buf.mul_(torch.where(mask > 0, cfg.momentum, 1.0)).add_(g)
+                g = buf * mask
+        p.add_(g, alpha=-cfg.lr)

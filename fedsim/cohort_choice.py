@@ -1,0 +1,52 @@
+"""Whether a run trains in cohorts (``[resources] engine = "cohort"``), and the line saying so.
+
+Free of torch and Flower, so the command line can print it before either loads.
+"""
+
+from __future__ import annotations
+
+from fedsim.config import ScenarioError
+from fedsim.scenario import Scenario
+
+# Models whose batches' rows are independent (no dropout, no batch norm): clients/cohort.py.
+VECTORIZED_MODELS: frozenset[str] = frozenset({"cnn", "mlp", "logreg"})
+
+
+def fallback_reason(scenario: Scenario) -> str | None:
+    """Why ``engine = "cohort"`` trains client by client in this scenario; None if it need not."""
+    privacy = scenario.privacy
+    if scenario.model.name not in VECTORIZED_MODELS:
+        return f"model {scenario.model.name!r} is recurrent and not vectorized"
+    if scenario.strategy.name == "scaffold":
+        return "SCAFFOLD keeps each client's control variate in its own node's state"
+    if privacy is not None and privacy.mode == "sample":
+        return "DP-SGD clips and noises per example in each client (Opacus)"
+    if privacy is not None and privacy.mode == "central" and privacy.where == "client":
+        return "client-side clipping runs as a Flower mod on each client's own reply"
+    faults = scenario.faults
+    if faults.failure_rate or faults.crash_rate or faults.dropout_rate:
+        return "injected faults act per client node"
+    return None
+
+
+def uses_cohorts(scenario: Scenario) -> bool:
+    return scenario.resources.engine == "cohort" and fallback_reason(scenario) is None
+
+
+def engine_line(scenario: Scenario) -> str | None:
+    """The log line saying how clients train, for the cohort engine; None for the default."""
+    if scenario.resources.engine != "cohort":
+        return None
+    if reason := fallback_reason(scenario):
+        return f"engine: per-client training, not 'cohort': {reason}"
+    size = scenario.resources.cohort_size
+    groups = "all of each round's clients in one group" if size is None else f"groups of {size} clients"
+    return f"engine: cohort, {groups} trained together (vmap) on the group's first node"
+
+
+def refuse_in_deployment(scenario: Scenario) -> None:
+    """On real SuperNodes a group's first node would need the other clients' data: refused."""
+    if scenario.resources.engine == "cohort":
+        raise ScenarioError(
+            "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
+        )

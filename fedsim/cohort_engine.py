@@ -1,0 +1,94 @@
+"""The cohort engine's server side: one train message per group of clients, one reply per client.
+
+With ``[resources] engine = "cohort"`` the strategy still configures one train message
+per sampled client.  The round loop then cuts the sample (in partition order) into
+groups of ``resources.cohort_size`` (default: the whole sample) and sends each group one
+message, to its first client's node, with the group's partition ids in the config.  That
+node's ClientApp trains the group together (clients/cohort.py) and answers with each
+client's arrays and metrics under its own record names.  :func:`split` turns that answer
+back into one reply per client, as if each client's node had answered its own message,
+so screening, the strategies (FedAvg, FedProx, the robust ones), server-side DP and
+the records see exactly what the per-client engine gives them.  A group's error, or no
+answer, counts for each of its clients.
+
+What the cohort path cannot do the same way makes the run train client by client,
+with one line saying why (fedsim/cohort_choice.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from flwr.app import ConfigRecord, Message, RecordDict
+
+from fedsim import protocol as keys
+
+
+@dataclass(frozen=True)
+class Group:
+    message: Message  # the one train message sent, to the first member's node
+    members: tuple[Message, ...]  # the strategy's messages, one per client, in partition order
+    partitions: tuple[int, ...]
+
+
+def group(
+    messages: Iterable[Message], partition_of: Mapping[int, int], size: int | None, epochs: int
+) -> list[Group]:
+    """Cut the per-client train messages into groups of ``size`` (None: one group).
+
+    The strategy gives every client the same content but for a straggler's fewer local
+    epochs (strategies/plan.py); the group message lists each member's (``epochs``: the
+    scenario's, where a member's config names none).
+    """
+    ordered = sorted(messages, key=lambda m: partition_of[m.metadata.dst_node_id])
+    step = size or max(len(ordered), 1)
+    groups = []
+    for start in range(0, len(ordered), step):
+        members = tuple(ordered[start : start + step])
+        partitions = tuple(partition_of[m.metadata.dst_node_id] for m in members)
+        own = [
+            int(keys.number(m.content.config_records[keys.CONFIG], keys.LOCAL_EPOCHS, epochs))
+            for m in members
+        ]
+        groups.append(Group(_group_message(members[0], partitions, own), members, partitions))
+    return groups
+
+
+def _group_message(first: Message, partitions: tuple[int, ...], epochs: list[int]) -> Message:
+    content = first.content
+    config = {**content.config_records[keys.CONFIG]}
+    config.pop(keys.LOCAL_EPOCHS, None)  # the first member's; each member's is in COHORT_EPOCHS
+    config.update({keys.COHORT_PARTITIONS: list(partitions), keys.COHORT_EPOCHS: epochs})
+    return Message(
+        RecordDict({**dict(content.items()), keys.CONFIG: ConfigRecord(config)}),
+        dst_node_id=first.metadata.dst_node_id,
+        message_type=first.metadata.message_type,
+        group_id=first.metadata.group_id,
+    )
+
+
+def split(replies: Iterable[Message], groups: list[Group]) -> list[Message]:
+    """One reply per client of every group that answered, in partition order."""
+    by_node = {g.message.metadata.dst_node_id: g for g in groups}
+    out: list[Message] = []
+    for reply in replies:
+        g = by_node[reply.metadata.src_node_id]
+        for member, pid in zip(g.members, g.partitions, strict=True):
+            out.append(_member_reply(reply, member, pid))
+    return out
+
+
+def _member_reply(reply: Message, member: Message, pid: int) -> Message:
+    """The reply ``member``'s own node would have sent: its records under the plain names."""
+    if reply.has_error():
+        return Message(reply.error, reply_to=member)
+    content = reply.content
+    own = RecordDict()
+    arrays = content.array_records.get(keys.member_record(keys.ARRAYS, pid))
+    metrics = content.metric_records.get(keys.member_record(keys.METRICS, pid))
+    if arrays is not None:  # a missing record leaves the reply malformed: screening drops it
+        own[keys.ARRAYS] = arrays
+    if metrics is not None:
+        own[keys.METRICS] = metrics
+    return Message(own, reply_to=member)
