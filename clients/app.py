@@ -52,8 +52,7 @@ class Workload:
 @functools.lru_cache(maxsize=2)
 def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     scenario = parse_scenario(scenario_toml)
-    threads = max(1, int(scenario.resources.client_cpus))
-    torch.set_num_threads(threads)  # match the CPUs Ray reserved for this worker
+    torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
     root = resolve_root(scenario.data, data_root)
     data = load_federated(scenario.data, scenario.seed, root)
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)

@@ -272,6 +272,11 @@ class ResourcesConfig:
     client_gpus: float = bounded(0.0, ge=0, le=1)
     round_timeout_s: float = bounded(600.0, gt=0)  # a round waits at most this for replies
 
+    @property
+    def threads(self) -> int:
+        """Torch threads per client actor: its whole CPUs, at least one."""
+        return max(1, int(self.client_cpus))
+
 
 @dataclass(frozen=True)
 class FaultsConfig:

@@ -1,0 +1,73 @@
+"""Peak resident memory of a benchmark's process tree, sampled from outside it.
+
+Ray's actors are grandchildren of the driver (driver -> raylet -> worker) when the
+driver starts a private cluster, so the tree holds everything the run uses.  Actors
+are the processes Ray names ``ray::<class>``; its services (GCS, raylet, agents) are
+reported together.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import psutil
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Peaks:
+    driver_mb: float = 0.0
+    actors_mb: dict[int, float] = field(default_factory=dict)  # pid -> peak RSS
+    services_mb: float = 0.0  # Ray's own processes, summed
+    total_mb: float = 0.0  # the whole tree, summed at one instant
+
+    @property
+    def actor_max_mb(self) -> float:
+        return max(self.actors_mb.values(), default=0.0)
+
+
+class TreeSampler:
+    """Samples RSS of ``pid`` and its descendants every ``interval`` seconds in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peaks = Peaks()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except psutil.NoSuchProcess:  # the root exited
+                return
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        driver = self.root.memory_info().rss / MB
+        peaks, total, services = self.peaks, driver, 0.0
+        peaks.driver_mb = max(peaks.driver_mb, driver)
+        for child in self.root.children(recursive=True):
+            try:
+                rss = child.memory_info().rss / MB
+                name = child.name()
+            except psutil.Error:  # exited between listing and reading
+                continue
+            total += rss
+            if name.startswith("ray::") and not name.startswith("ray::IDLE"):
+                peaks.actors_mb[child.pid] = max(peaks.actors_mb.get(child.pid, 0.0), rss)
+            else:
+                services += rss
+        peaks.services_mb = max(peaks.services_mb, services)
+        peaks.total_mb = max(peaks.total_mb, total)
