@@ -2,8 +2,8 @@
 
 Ray's actors are grandchildren of the driver (driver -> raylet -> worker) when the
 driver starts a private cluster, so the tree holds everything the run uses.  Actors
-are the processes Ray names ``ray::<class>``; its services (GCS, raylet, agents) are
-reported together.
+are the processes Ray names ``ray::<class>`` (``ray::ClientAppActor``); its services
+(GCS, raylet, the agents, idle workers) are reported together.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psutil
 
 MB = 1024 * 1024
+SERVICES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")  # named like actors
 
 
 @dataclass
@@ -65,7 +66,7 @@ class TreeSampler:
             except psutil.Error:  # exited between listing and reading
                 continue
             total += rss
-            if name.startswith("ray::") and not name.startswith("ray::IDLE"):
+            if name.startswith("ray::") and not name.startswith(SERVICES):
                 peaks.actors_mb[child.pid] = max(peaks.actors_mb.get(child.pid, 0.0), rss)
             else:
                 services += rss
