@@ -22,7 +22,10 @@ class Peaks:
     driver_mb: float = 0.0
     actors_mb: dict[int, float] = field(default_factory=dict)  # pid -> peak RSS
     services_mb: float = 0.0  # Ray's own processes, summed
-    total_mb: float = 0.0  # the whole tree, summed at one instant
+    total_mb: float = 0.0  # the whole tree's RSS, summed at one instant
+    # The whole tree's proportional set size: a page shared by k processes counts 1/k in
+    # each, so this is the memory the run really holds (RSS counts shared data once per process).
+    total_pss_mb: float = 0.0
 
     @property
     def actor_max_mb(self) -> float:
@@ -32,10 +35,13 @@ class Peaks:
 class TreeSampler:
     """Samples RSS of ``pid`` and its descendants every ``interval`` seconds in a thread."""
 
+    PSS_EVERY = 4  # samples; reading smaps is slower than reading RSS
+
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.peaks = Peaks()
+        self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -59,10 +65,14 @@ class TreeSampler:
         driver = self.root.memory_info().rss / MB
         peaks, total, services = self.peaks, driver, 0.0
         peaks.driver_mb = max(peaks.driver_mb, driver)
+        with_pss = self._samples % self.PSS_EVERY == 0
+        self._samples += 1
+        pss = _pss(self.root) if with_pss else 0.0
         for child in self.root.children(recursive=True):
             try:
                 rss = child.memory_info().rss / MB
                 name = child.name()
+                pss += _pss(child) if with_pss else 0.0
             except psutil.Error:  # exited between listing and reading
                 continue
             total += rss
@@ -72,3 +82,9 @@ class TreeSampler:
                 services += rss
         peaks.services_mb = max(peaks.services_mb, services)
         peaks.total_mb = max(peaks.total_mb, total)
+        peaks.total_pss_mb = max(peaks.total_pss_mb, pss)
+
+
+def _pss(process: psutil.Process) -> float:
+    info = process.memory_full_info()
+    return float(getattr(info, "pss", info.rss)) / MB  # Linux has PSS; elsewhere RSS

@@ -27,6 +27,7 @@ class Result:
     actor_mb: float  # the largest actor's peak RSS
     actors: int
     total_mb: float  # the whole process tree's peak RSS, summed
+    total_pss_mb: float  # the same in PSS: shared pages counted once
     sgd_steps: int = 0
 
 
@@ -62,6 +63,7 @@ def result(
         actor_mb=peaks.actor_max_mb,
         actors=len(peaks.actors_mb),
         total_mb=peaks.total_mb,
+        total_pss_mb=peaks.total_pss_mb,
         sgd_steps=sgd_steps,
     )
 
@@ -104,14 +106,15 @@ def table(results: list[Result], title: str) -> Table:
         "driver MB",
         "actor MB",
         "actors",
-        "tree MB",
+        "tree RSS MB",
+        "tree PSS MB",
     ):
         t.add_column(name, justify="left" if name in ("workload", "system") else "right")
     for workload in dict.fromkeys(r.workload for r in results):
         limit = two_core_limit(results, workload)
         rows = ratios(results, workload)
         if limit is not None:
-            t.add_row(workload, "2-core limit", f"{limit:.3f}", "1.00", *[""] * 7)
+            t.add_row(workload, "2-core limit", f"{limit:.3f}", "1.00", *[""] * 8)
         for r in (r for r in results if r.workload == workload):
             ratio = rows.get(r.system, {})
             t.add_row(
@@ -126,6 +129,7 @@ def table(results: list[Result], title: str) -> Table:
                 f"{r.actor_mb:.0f}" if r.actors else "-",
                 str(r.actors) if r.actors else "-",
                 f"{r.total_mb:.0f}",
+                f"{r.total_pss_mb:.0f}",
             )
     return t
 

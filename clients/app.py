@@ -42,7 +42,14 @@ class Workload:
     _splits: dict[int, Split] = field(default_factory=dict)
 
     def client(self, partition_id: int) -> Split:
-        """The partition's samples, on the training device, sliced once."""
+        """The partition's samples on the training device.
+
+        On the CPU they are sliced per message from the data set every process shares
+        (fedsim/data/shared.py): a few MB copied per client, instead of every partition
+        an actor has trained kept in its memory.  A GPU gets each partition once.
+        """
+        if self.device.type == "cpu":
+            return self.data.client(partition_id)
         if partition_id not in self._splits:
             split = self.data.client(partition_id)
             self._splits[partition_id] = Split(split.x.to(self.device), split.y.to(self.device))
