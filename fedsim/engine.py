@@ -108,7 +108,8 @@ class ActorPlan:
 
     def describe(self) -> str:
         where = f"{self.cpus} CPUs" if self.cpus is not None else "the Ray cluster at RAY_ADDRESS"
-        count = f"{self.actors} client actors" if self.actors is not None else "client actors"
+        count = "client actors" if self.actors is None else f"{self.actors} client actor"
+        count += "" if self.actors == 1 else "s"
         unit = "thread" if self.threads == 1 else "threads"
         return f"{count} x {self.threads} {unit} ({where}, resources.client_cpus = {self.client_cpus:g})"
 
