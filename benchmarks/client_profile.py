@@ -38,7 +38,10 @@ def messages(workload: Workload, data_dir: str, server_round: int) -> list[tuple
     content = RecordDict({keys.ARRAYS: ArrayRecord(model.state_dict()), keys.CONFIG: config})
     out = []
     for pid in plain.cohort(workload, server_round):
-        node = {keys.NODE_PARTITION_ID: pid, keys.NODE_NUM_PARTITIONS: workload.num_clients}
+        node: dict[str, bool | float | int | str] = {
+            keys.NODE_PARTITION_ID: pid,
+            keys.NODE_NUM_PARTITIONS: workload.num_clients,
+        }
         context = Context(1, pid + 1, node, RecordDict(), {})
         out.append((Message(content, dst_node_id=pid + 1, message_type="train"), context))
     return out
