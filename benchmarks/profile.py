@@ -28,11 +28,11 @@ CATEGORIES = (
     ("compute: optimizer", ("torch/optim",)),
     ("client: train loop", ("clients/training.py",)),
     ("client: data", ("fedsim/data", "clients/app.py:client")),
+    ("imports and start-up", ("_find_and_load", "<module>", "init_ray")),
     ("serialization", ("serde", "ArrayRecord", "to_torch_state_dict", "array_record", "pickle", "numpy")),
     ("server: rounds", ("fedsim/rounds.py", "fedsim/server.py", "strategies/")),
     ("flower: link state", ("linkstate", "vce_api")),
     ("ray: calls and scheduling", ("ray/_private", "ray/actor", "_raylet")),
-    ("imports and start-up", ("_find_and_load", "<module>")),
 )
 
 
