@@ -102,8 +102,16 @@ def main(argv: list[str] | None = None) -> None:
         series = scaling.series(args.quick, args.data_dir, lambda w: measure(w, "fedsim", args.data_dir))
         console.print(report.table(series.results, "fedsim scaling (2NN, E=1, B=10)"))
         console.print(f"partitioning {scaling.PARTITION_CLIENTS} IID clients: {series.partition_s:.3f} s")
+        steps = [scaling.sgd_steps_per_round(w) for w in scaling.workloads(args.quick)]
+        console.print(
+            "SGD steps per round: "
+            + ", ".join(f"{r.workload} {s}" for r, s in zip(series.results, steps, strict=True))
+        )
         output["scaling"] = {
-            "results": [dataclasses.asdict(r) for r in series.results],
+            "results": [
+                {**dataclasses.asdict(r), "sgd_steps_per_round": s}
+                for r, s in zip(series.results, steps, strict=True)
+            ],
             "partition_s": series.partition_s,
         }
     output["load_average_after"] = os.getloadavg()

@@ -57,3 +57,10 @@ def test_tree_sampler_sees_a_childs_memory() -> None:
         time.sleep(0.05)
     assert sampler.peaks.driver_mb > 190 and sampler.peaks.total_pss_mb > 190
     assert sampler.peaks.actors_mb == {}
+
+
+def test_scaling_counts_the_work_each_round_does() -> None:
+    from benchmarks import scaling
+
+    steps = [scaling.sgd_steps_per_round(w) for w in scaling.workloads(quick=False)]
+    assert steps == [600, 60, 10, 3000, 6000]  # 100, 1,000, 10,000 clients x 10; 100 x 50, x 100
