@@ -89,12 +89,17 @@ def main(argv: list[str] | None = None) -> None:
     rounds = 3 if args.quick else args.rounds
     output: dict[str, object] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     results: list[report.Result] = []
+    failed: list[str] = []
     if not args.scaling_only:
         for model in models:
             workload = Workload(model=model, rounds=rounds)
             for system in systems:
                 console.print(f"[dim]{workload.label}: {system}...[/]")
-                results.append(measure(workload, system, args.data_dir))
+                try:
+                    results.append(measure(workload, system, args.data_dir))
+                except RuntimeError as error:  # one system failing leaves the others' numbers
+                    console.print(f"[red]{error}[/]")
+                    failed.append(str(error))
         console.print(report.table(results, "seconds per round after warm-up (median), memory peaks"))
         output["results"] = [dataclasses.asdict(r) for r in results]
         output["ratios"] = {w: report.ratios(results, w) for w in dict.fromkeys(r.workload for r in results)}
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             ],
             "partition_s": series.partition_s,
         }
+    output["failed"] = failed
     output["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=2))
