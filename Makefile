@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FEDSIM_DATA_DIR ?= $(abspath ../shared/data)
 export FEDSIM_DATA_DIR
 
-.PHONY: demo test lint unit clean
+.PHONY: demo test lint unit bench bench-quick clean
 
 # Create the virtual environment and install fedsim with its test tools (once per pyproject change).
 $(BIN)/.installed: pyproject.toml
@@ -23,6 +23,12 @@ test: lint $(BIN)/.installed  ## install, then lint, type-check and run the whol
 
 unit: $(BIN)/.installed  ## the fast tests only: no Flower/Ray engine runs
 	$(BIN)/python -m pytest -m "not engine"
+
+bench: $(BIN)/.installed  ## fedsim vs the plain loop vs a quickstart-style Flower client, plus scaling
+	$(BIN)/python -m benchmarks.run --scaling
+
+bench-quick: $(BIN)/.installed  ## a short smoke run of the same (2NN, 3 rounds)
+	$(BIN)/python -m benchmarks.run --quick
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .

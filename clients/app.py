@@ -42,7 +42,14 @@ class Workload:
     _splits: dict[int, Split] = field(default_factory=dict)
 
     def client(self, partition_id: int) -> Split:
-        """The partition's samples, on the training device, sliced once."""
+        """The partition's samples on the training device.
+
+        On the CPU they are sliced per message from the data set every process shares
+        (fedsim/data/shared.py): a few MB copied per client, instead of every partition
+        an actor has trained kept in its memory.  A GPU gets each partition once.
+        """
+        if self.device.type == "cpu":
+            return self.data.client(partition_id)
         if partition_id not in self._splits:
             split = self.data.client(partition_id)
             self._splits[partition_id] = Split(split.x.to(self.device), split.y.to(self.device))
@@ -52,8 +59,7 @@ class Workload:
 @functools.lru_cache(maxsize=2)
 def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     scenario = parse_scenario(scenario_toml)
-    threads = max(1, int(scenario.resources.client_cpus))
-    torch.set_num_threads(threads)  # match the CPUs Ray reserved for this worker
+    torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
     root = resolve_root(scenario.data, data_root)
     data = load_federated(scenario.data, scenario.seed, root)
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)

@@ -16,6 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
-from fedsim.scenario import Scenario, load_scenario, parse_scenario
+from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
 
@@ -92,6 +93,39 @@ def check_population(scenario: Scenario, data: FederatedData) -> None:
     scenario.check_population(len(data.clients))  # text data set their own client count
 
 
+@dataclass(frozen=True)
+class ActorPlan:
+    """How the clients run: Flower's Ray backend starts ``floor(cpus / client_cpus)`` actors
+    (fewer if GPUs bound them), each training with ``threads`` torch threads.
+
+    On 2 cores two 1-thread actors beat one 2-thread actor: batches of 10 leave a second
+    thread idle, while a second actor trains another client (benchmarks/README.md).
+    """
+
+    cpus: int | None  # None: a cluster joined through RAY_ADDRESS, sized by Ray
+    actors: int | None
+    threads: int
+    client_cpus: float
+
+    def describe(self) -> str:
+        where = f"{self.cpus} CPUs" if self.cpus is not None else "the Ray cluster at RAY_ADDRESS"
+        count = "client actors" if self.actors is None else f"{self.actors} client actor"
+        count += "" if self.actors == 1 else "s"
+        unit = "thread" if self.threads == 1 else "threads"
+        return f"{count} x {self.threads} {unit} ({where}, resources.client_cpus = {self.client_cpus:g})"
+
+
+def actor_plan(res: ResourcesConfig) -> ActorPlan:
+    """The actors and threads a run on this machine gets (a private cluster uses every CPU we may)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return ActorPlan(None, None, res.threads, res.client_cpus)
+    cpus = len(os.sched_getaffinity(0))
+    actors = int(cpus / res.client_cpus)
+    if res.client_gpus > 0:
+        actors = min(actors, int(torch.cuda.device_count() / res.client_gpus))
+    return ActorPlan(cpus, actors, res.threads, res.client_cpus)
+
+
 def check_resources(scenario: Scenario) -> None:
     """Refuse what Ray would accept and then hang on ("ActorPool is empty")."""
     res = scenario.resources
@@ -109,6 +143,7 @@ def check_resources(scenario: Scenario) -> None:
 def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     """Run ``job`` on Flower's simulation engine; raise RunError if it does not complete."""
     res = job.scenario.resources
+    plan = actor_plan(res)
     outcome: list[Summary] = []
     done, abort = threading.Event(), Abort()
     app = ServerApp()
@@ -136,8 +171,8 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
             "log_to_driver": verbose,
             "include_dashboard": False,
             # Without RAY_ADDRESS, start a private cluster rather than join one that
-            # `ray start` left running on this machine.
-            **({} if os.environ.get("RAY_ADDRESS") else {"address": "local"}),
+            # `ray start` left running on this machine; its CPUs are those actor_plan counts.
+            **({} if plan.cpus is None else {"address": "local", "num_cpus": plan.cpus}),
         },
     }
     try:

@@ -279,6 +279,11 @@ class ResourcesConfig:
         if self.cohort_size is not None and self.engine != "cohort":
             raise ScenarioError("resources.cohort_size", f"only used by engine 'cohort', not {self.engine!r}")
 
+    @property
+    def threads(self) -> int:
+        """Torch threads per client actor: its whole CPUs, at least one."""
+        return max(1, int(self.client_cpus))
+
 
 @dataclass(frozen=True)
 class FaultsConfig:

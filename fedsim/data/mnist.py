@@ -15,6 +15,7 @@ import torch
 from fedsim.config import ScenarioError
 from fedsim.data.idx import read_idx
 from fedsim.data.roots import cache_dir
+from fedsim.data.shared import cached_array
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -61,14 +62,25 @@ def _download(root: Path) -> None:
 
 
 def load_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalized images (N, 1, 28, 28) float32 and labels (N,) int64."""
+    """Normalized images (N, 1, 28, 28) float32 and labels (N,) int64.
+
+    The images are shared by every process on the machine (fedsim/data/shared.py).
+    """
     images_name, labels_name = FILES[split]
-    images = read_idx(_existing(root, images_name))
-    labels = read_idx(_existing(root, labels_name))
-    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+    images_path, labels_path = _existing(root, images_name), _existing(root, labels_name)
+    labels = read_idx(labels_path)
+
+    def normalized() -> np.ndarray:
+        images = read_idx(images_path)
+        if images.shape[1:] != (28, 28):
+            raise ScenarioError("data.root", f"{root}: MNIST {split} images are not 28x28")
+        x = torch.from_numpy(images.astype(np.float32)).div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
+        return x.numpy()
+
+    x = cached_array(f"mnist-{split}", [images_path], normalized)
+    if x.shape[0] != labels.shape[0] or x.shape[1:] != (1, 28, 28):
         raise ScenarioError("data.root", f"{root}: MNIST {split} files do not match")
-    x = torch.from_numpy(images.astype(np.float32)).div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
-    return x, torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
 
 
 def _existing(root: Path, name: str) -> Path:

@@ -1,0 +1,59 @@
+"""The reference: the same SGD steps as a fedsim round, in one process, with no framework.
+
+Each round trains the clients fedsim would sample (same seeded draw, same per-client
+generators, same partitions and batches) one after another with
+:func:`clients.training.train`, then averages the models weighted by examples.  Its
+time with one thread, halved, is the "2-core limit": what two cores could at best do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from benchmarks.workloads import Workload
+from clients import training
+from fedsim.data import FederatedData, load_federated, resolve_root
+from fedsim.models import build_model
+from fedsim.seeding import torch_generator
+from strategies.cohorts import cohort_size
+from strategies.sampling import sample_partitions
+
+
+def load(workload: Workload, data_dir: str | None) -> FederatedData:
+    scenario = workload.scenario()
+    return load_federated(scenario.data, scenario.seed, resolve_root(scenario.data, data_dir))
+
+
+def cohort(workload: Workload, server_round: int) -> list[int]:
+    """The partition ids fedsim's seeded sampling trains in ``server_round``."""
+    strategy = workload.scenario().strategy
+    size = cohort_size(strategy.fraction_train, workload.num_clients, strategy.min_train_clients)
+    return sample_partitions(workload.seed, "train", server_round, workload.num_clients, size)
+
+
+def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[list[float], int]:
+    """Seconds per round and the SGD steps taken in all, training with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    scenario = workload.scenario()
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    global_state = {k: v.clone() for k, v in model.state_dict().items()}
+    seconds: list[float] = []
+    steps = 0
+    for server_round in range(1, workload.rounds + 1):
+        started = time.perf_counter()
+        total = {k: torch.zeros_like(v) for k, v in global_state.items()}
+        examples = 0
+        for pid in cohort(workload, server_round):
+            split = data.client(pid)
+            model.load_state_dict(global_state)
+            rng = torch_generator(scenario.seed, "train", server_round, pid)
+            training.train(model, split, scenario.client, 0.0, rng)
+            steps += training.local_steps(len(split), scenario.client)
+            for k, v in model.state_dict().items():
+                total[k] += v * len(split)
+            examples += len(split)
+        global_state = {k: v / examples for k, v in total.items()}
+        seconds.append(time.perf_counter() - started)
+    return seconds, steps

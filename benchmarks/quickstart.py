@@ -1,0 +1,127 @@
+"""A Flower client written the way Flower's PyTorch quickstart writes it, on the same workload.
+
+Per sample: uint8 image -> PIL image -> ``ToTensor`` -> ``Normalize``; batches from a
+shuffling ``DataLoader``; a fresh model built for every message.  The raw data are read
+once per worker process (the tutorial caches its ``FederatedDataset`` the same way), and
+the partitions are fedsim's, so both take the same number of SGD steps per client.
+The server is Flower's own ``FedAvg``, timed at each round's aggregation.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from benchmarks.workloads import Workload
+from fedsim.data import mnist, resolve_root
+from fedsim.data.idx import read_idx
+from fedsim.data.partition import iid
+from fedsim.models import build_model
+from fedsim.seeding import generator
+
+TRANSFORM = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mnist.MEAN,), (mnist.STD,))])
+
+
+class Images(Dataset[tuple[torch.Tensor, int]]):
+    """One partition of MNIST, transformed per sample as torchvision datasets are."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image: torch.Tensor = TRANSFORM(Image.fromarray(self.images[i], mode="L"))
+        return image, int(self.labels[i])
+
+
+@functools.lru_cache(maxsize=1)
+def _raw(workload_json: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    workload = Workload.from_json(workload_json)
+    root = resolve_root(workload.scenario().data, data_dir or None)
+    assert root is not None
+    images = read_idx(root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz")
+    labels = read_idx(root / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz")
+    parts = iid(len(labels), workload.num_clients, generator(workload.seed, "partition"))
+    return images, labels, tuple(parts)
+
+
+client_app = ClientApp()
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    config = msg.content.config_records["config"]
+    workload = Workload.from_json(str(config["workload"]))
+    torch.set_num_threads(max(1, int(workload.client_cpus)))
+    images, labels, parts = _raw(str(config["workload"]), str(config["data-dir"]))
+    rows = parts[int(context.node_config["partition-id"])]
+    loader = DataLoader(Images(images[rows], labels[rows]), batch_size=workload.batch_size, shuffle=True)
+    scenario = workload.scenario()
+    model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=workload.lr)
+    model.train()
+    losses = []
+    for _ in range(workload.local_epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    metrics = MetricRecord({"train_loss": float(np.mean(losses)), "num-examples": len(rows)})
+    return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
+
+
+class TimedFedAvg(FedAvg):
+    """Flower's FedAvg, noting the wall-clock time each round starts and ends."""
+
+    def __init__(self, workload: Workload) -> None:
+        super().__init__(
+            fraction_train=workload.fraction,
+            fraction_evaluate=0.0,
+            min_train_nodes=workload.per_round,
+            min_available_nodes=workload.num_clients,
+        )
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.starts.append(time.time())
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        result = super().aggregate_train(server_round, replies)
+        self.ends.append(time.time())
+        return result
+
+
+def server_app(workload: Workload, data_dir: str, strategy: TimedFedAvg) -> ServerApp:
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        scenario = workload.scenario()
+        model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed)
+        config = ConfigRecord({"workload": workload.to_json(), "data-dir": data_dir})
+        strategy.start(grid, ArrayRecord(model.state_dict()), workload.rounds, train_config=config)
+
+    return app

@@ -1,0 +1,130 @@
+"""``python -m benchmarks.run``: fedsim, the plain loop and a quickstart-style Flower client, side by side.
+
+Each (workload, system) runs in a child process (benchmarks/child.py) while this
+process samples the memory of the child's process tree.  Prints a table and writes
+JSON (``--out``).  ``--quick`` shortens everything to a smoke run; ``--scaling`` adds
+fedsim's series over total clients and clients per round, and partitioning time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+
+from benchmarks import report, scaling
+from benchmarks.child import SYSTEMS
+from benchmarks.memory import TreeSampler
+from benchmarks.workloads import Workload
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(workload: Workload, system: str, data_dir: str) -> report.Result:
+    """Run one system on one workload in a fresh process; raise if it fails."""
+    with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as tmp:
+        out = Path(tmp) / "timeline.json"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("RAY_ADDRESS", None)
+        command = [sys.executable, "-m", "benchmarks.child", system, workload.to_json(), data_dir, str(out)]
+        launched = time.time()
+        child = subprocess.Popen(command, cwd=REPO, env=env)
+        with TreeSampler(child.pid) as sampler:
+            code = child.wait()
+        if code != 0:
+            raise RuntimeError(f"{system} on {workload.label} exited with {code}")
+        timeline = json.loads(out.read_text())
+    return report.result(
+        workload.label,
+        system,
+        launched,
+        timeline["ready"],
+        timeline["round_ends"],
+        sampler.peaks,
+        timeline["sgd_steps"],
+    )
+
+
+def machine() -> dict[str, object]:
+    """Where and under what load the numbers were taken."""
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu": platform.processor() or platform.machine(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_before": os.getloadavg(),
+        "python": platform.python_version(),
+    }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p.add_argument("--models", default="cnn,2nn", help="comma-separated: cnn, 2nn")
+    p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated of {', '.join(SYSTEMS)}")
+    p.add_argument("--rounds", type=int, default=5, help="rounds per run; the first is warm-up")
+    p.add_argument("--quick", action="store_true", help="2NN only, 3 rounds, no 2-thread loop")
+    p.add_argument("--scaling", action="store_true", help="also fedsim's scaling series (2NN)")
+    p.add_argument("--scaling-only", action="store_true", help="only the scaling series")
+    p.add_argument("--data-dir", default=os.environ.get("FEDSIM_DATA_DIR", ""))
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "latest.json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    console = Console(width=max(Console().width, 150))
+    models = ["2nn"] if args.quick else args.models.split(",")
+    systems = args.systems.split(",")
+    if args.quick:
+        systems = [s for s in systems if s != "plain-2threads"]
+    rounds = 3 if args.quick else args.rounds
+    output: dict[str, object] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    results: list[report.Result] = []
+    failed: list[str] = []
+    if not args.scaling_only:
+        for model in models:
+            workload = Workload(model=model, rounds=rounds)
+            for system in systems:
+                console.print(f"[dim]{workload.label}: {system}...[/]")
+                try:
+                    results.append(measure(workload, system, args.data_dir))
+                except RuntimeError as error:  # one system failing leaves the others' numbers
+                    console.print(f"[red]{error}[/]")
+                    failed.append(str(error))
+        console.print(report.table(results, "seconds per round after warm-up (median), memory peaks"))
+        output["results"] = [dataclasses.asdict(r) for r in results]
+        output["ratios"] = {w: report.ratios(results, w) for w in dict.fromkeys(r.workload for r in results)}
+    if args.scaling or args.scaling_only:
+        series = scaling.series(args.quick, args.data_dir, lambda w: measure(w, "fedsim", args.data_dir))
+        console.print(report.table(series.results, "fedsim scaling (2NN, E=1, B=10)"))
+        console.print(f"partitioning {scaling.PARTITION_CLIENTS} IID clients: {series.partition_s:.3f} s")
+        steps = [scaling.sgd_steps_per_round(w) for w in scaling.workloads(args.quick)]
+        console.print(
+            "SGD steps per round: "
+            + ", ".join(f"{r.workload} {s}" for r, s in zip(series.results, steps, strict=True))
+        )
+        output["scaling"] = {
+            "results": [
+                {**dataclasses.asdict(r), "sgd_steps_per_round": s}
+                for r, s in zip(series.results, steps, strict=True)
+            ],
+            "partition_s": series.partition_s,
+        }
+    output["failed"] = failed
+    output["load_average_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(output, indent=2))
+    console.print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
