@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import deploy_cli
+from fedsim import deploy_args, deploy_cli
 from fedsim.config import ScenarioError, from_table, one_line
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="run a scenario", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    _add_scenario_args(run)
+    deploy_args.add_scenario_args(run)
     run.add_argument(
         "--out",
         type=Path,
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
 
     validate = commands.add_parser("validate", help="check a scenario without running it")
-    _add_scenario_args(validate)
+    deploy_args.add_scenario_args(validate)
 
     compare = commands.add_parser(
         "compare",
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_scenario_args(compare)
+    deploy_args.add_scenario_args(compare)
     compare.add_argument(
         "--strategy",
         dest="strategies",
@@ -114,23 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy_cli.add_commands(commands)  # certs, server, client, submit, launch
     return parser
-
-
-def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "scenario",
-        nargs="?",
-        metavar="SCENARIO",
-        help=f"scenario TOML file (default: the built-in {DEFAULT_SCENARIO})",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set client.lr=0.05 (repeatable)",
-    )
 
 
 def read_table(path: str | None, overrides: list[str]) -> dict[str, Any]:

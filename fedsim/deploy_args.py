@@ -116,7 +116,8 @@ def _launch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder holding MNIST/raw (read only)")
 
 
-def _scenario(p: argparse.ArgumentParser) -> None:
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    """SCENARIO and ``--set``, as every command that takes a scenario has them (fedsim/cli.py too)."""
     p.add_argument(
         "scenario",
         nargs="?",
@@ -129,8 +130,12 @@ def _scenario(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a scenario key (repeatable)",
+        help="override a scenario key, e.g. --set client.lr=0.05 (repeatable)",
     )
+
+
+def _scenario(p: argparse.ArgumentParser) -> None:
+    add_scenario_args(p)
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="results folder, new or empty (default: runs/<name>-<time>)"
     )

@@ -68,7 +68,24 @@ def _unmoved(reply: Message, current: ArrayRecord) -> bool:
     return all(np.array_equal(arrays[name].numpy(), array.numpy()) for name, array in current.items())
 
 
-class MeanOfUpdates(Strategy):
+class _AroundAlgorithm(Strategy):
+    """A wrapper that changes training only: evaluation and the summary are ``algorithm``'s."""
+
+    algorithm: Strategy
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return self.algorithm.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return self.algorithm.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        self.algorithm.summary()
+
+
+class MeanOfUpdates(_AroundAlgorithm):
     """``x + sum_i (y_i - x) / D`` of the (clipped) replies: the estimator the noise protects.
 
     Every client weighs the same, whatever its number of examples: a weight would let one
@@ -98,17 +115,6 @@ class MeanOfUpdates(Strategy):
         losses = [keys.number(c.metric_records[keys.METRICS], keys.TRAIN_LOSS) for c in contents]
         metrics = MetricRecord({keys.TRAIN_LOSS: float(np.mean(losses))}) if losses else None
         return ArrayRecord(mean), metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.algorithm.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.algorithm.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.algorithm.summary()
 
 
 class _SeededNoise:
@@ -193,7 +199,7 @@ class ClientAdaptive(_SeededAdaptive, DifferentialPrivacyClientSideAdaptiveClipp
     pass
 
 
-class PrivateAggregation(Strategy):
+class PrivateAggregation(_AroundAlgorithm):
     """The registry strategy, fed the noised mean of the clipped updates as its one reply."""
 
     def __init__(
@@ -224,17 +230,6 @@ class PrivateAggregation(Strategy):
         )
         stepped, _ = self.algorithm.aggregate_train(server_round, [reply])
         return stepped, metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.algorithm.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.algorithm.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.algorithm.summary()
 
     def state(self) -> dict[str, Any]:
         """What the mechanism carries from round to round (adaptive clipping: the norm)."""
