@@ -3,8 +3,10 @@
 Each message carries the resolved scenario; a worker process builds the data set,
 partition and model for it once and reuses them for every later message
 (``_workload`` is cached per process), so a round costs training, not set-up.
-What must outlive a message for one node (SCAFFOLD's ``c_i``) lives in that node's
-``Context.state``, which Flower keeps per node across rounds.
+What must outlive a message for one client (SCAFFOLD's ``c_i``) lives in its node's
+``Context.state``, which Flower keeps per node across rounds; a simulated node of a pool
+stands in for a different client each round, so its messages name the client and carry
+that state, whose copy the server keeps (strategies/placement.py, fedsim/clientstate.py).
 """
 
 from __future__ import annotations
@@ -76,7 +78,17 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
     work = _workload(keys.text(config, keys.SCENARIO), data_root)
     work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
-    return work, int(context.node_config[keys.NODE_PARTITION_ID]), config
+    named = config.get(keys.PARTITION_ID)  # a pooled node's message names its client
+    pid = named if isinstance(named, int) else context.node_config[keys.NODE_PARTITION_ID]
+    return work, int(pid), config
+
+
+def _kept_state(msg: Message, context: Context) -> RecordDict:
+    """Where the client's state between rounds lives: its node's, or the message's copy (a pool)."""
+    if keys.PARTITION_ID not in msg.content.config_records[keys.CONFIG]:
+        return context.state
+    carried = msg.content.array_records
+    return RecordDict({name: carried[name] for name in keys.CLIENT_STATE if name in carried})
 
 
 @app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
@@ -94,7 +106,8 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(keys.number(config, keys.SERVER_ROUND))
     data = _training_data(work, pid)
     x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
-    control = _Control.received(msg, context, work.model)
+    kept = _kept_state(msg, context)
+    control = _Control.received(msg, kept, work.model)
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     rng = torch_generator(scenario.seed, "train", server_round, pid)
     correction = control.correction(work.model, work.device) if control is not None else None
@@ -115,7 +128,7 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict({keys.ARRAYS: scaffold.to_record(released), keys.METRICS: metrics})
     if control is not None:
         steps = training.local_steps(len(data), client_cfg)
-        content[keys.CONTROL_DELTA] = control.update(context, x, y, steps, scenario.client.lr)
+        content[keys.CONTROL_DELTA] = control.update(kept, x, y, steps, scenario.client.lr)
     return Message(content, reply_to=msg)
 
 
@@ -183,12 +196,12 @@ class _Control:
     c_i: dict[str, np.ndarray]  # one per trainable parameter
 
     @staticmethod
-    def received(msg: Message, context: Context, model: nn.Module) -> _Control | None:
-        """None unless the strategy is SCAFFOLD; ``c_i`` is zero until the node's first reply."""
+    def received(msg: Message, state: RecordDict, model: nn.Module) -> _Control | None:
+        """None unless the strategy is SCAFFOLD; ``c_i`` is zero until the client's first reply."""
         c = msg.content.array_records.get(keys.CONTROL)
         if c is None:
             return None
-        kept = context.state.array_records.get(keys.CLIENT_CONTROL)
+        kept = state.array_records.get(keys.CLIENT_CONTROL)
         if kept is not None:
             return _Control(scaffold.to_numpy(c), scaffold.to_numpy(kept))
         zeros = {name: np.zeros(tuple(p.shape), dtype=np.float32) for name, p in model.named_parameters()}
@@ -199,9 +212,9 @@ class _Control:
         return [torch.from_numpy(self.c[n] - self.c_i[n]).to(device) for n, _ in model.named_parameters()]
 
     def update(
-        self, context: Context, x: dict[str, np.ndarray], y: dict[str, np.ndarray], steps: int, lr: float
+        self, state: RecordDict, x: dict[str, np.ndarray], y: dict[str, np.ndarray], steps: int, lr: float
     ) -> ArrayRecord:
-        """Keep the new ``c_i`` in the node's state; return its change for the server.
+        """Keep the new ``c_i`` in the client's ``state``; return its change for the server.
 
         The kept value is ``c_i + delta``, not option II's ``c_i+`` itself: the two differ in
         the last bits, and this one the server can repeat exactly from the change it receives
@@ -209,7 +222,7 @@ class _Control:
         """
         _, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
         kept = {k: self.c_i[k] + delta[k] for k in self.c_i}
-        context.state[keys.CLIENT_CONTROL] = scaffold.to_record(kept)
+        state[keys.CLIENT_CONTROL] = scaffold.to_record(kept)
         return scaffold.to_record(delta)
 
 

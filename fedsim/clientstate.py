@@ -6,7 +6,9 @@ with it, so a resumed run would restart every client from ``c_i = 0``.  The serv
 sees each change ``dc_i`` in the replies and keeps ``c_i = sum of dc_i`` per
 partition, computed as the client computes the value it keeps (``c_i + dc_i`` in the
 same dtype: clients/app.py), so the copy matches bit for bit.  After a resume the
-discovery's second query hands each node its partition's copy.
+discovery's second query hands each node its partition's copy.  A simulation's pooled
+nodes (strategies/placement.py) keep nothing: each train message carries its client's
+copy (:meth:`ClientStates.attach`).
 
 Limit: a reply that arrives after ``resources.round_timeout_s`` is not seen; its client
 moved on without the server, and after a resume restarts from the server's copy.
@@ -40,6 +42,17 @@ class ClientStates:
             k: (old[k] if old is not None else np.zeros_like(d)) + d for k, d in delta.items()
         }
         self.changed.add(partition)
+
+    def attach(self, messages: Iterable[Message], partition_of: Mapping[int, int]) -> list[Message]:
+        """Train messages to pooled nodes, each with its client's state (none before its first reply)."""
+        out = []
+        for message in messages:
+            c_i = self.controls.get(partition_of[message.metadata.dst_node_id])
+            if c_i is not None:
+                content = {**dict(message.content.items()), keys.CLIENT_CONTROL: to_record(c_i)}
+                message.content = RecordDict(content)
+            out.append(message)
+        return out
 
     def handback(self, node_of: Mapping[int, int]) -> list[Message]:
         """Query messages that set each node's kept state to the server's copy."""

@@ -59,6 +59,7 @@ def _group_message(first: Message, partitions: tuple[int, ...], epochs: list[int
     content = first.content
     config = {**content.config_records[keys.CONFIG]}
     config.pop(keys.LOCAL_EPOCHS, None)  # the first member's; each member's is in COHORT_EPOCHS
+    config.pop(keys.PARTITION_ID, None)  # the first member's; the group's are in COHORT_PARTITIONS
     config.update({keys.COHORT_PARTITIONS: list(partitions), keys.COHORT_EPOCHS: epochs})
     return Message(
         RecordDict({**dict(content.items()), keys.CONFIG: ConfigRecord(config)}),

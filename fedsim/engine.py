@@ -35,6 +35,7 @@ from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
 from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
+from strategies.plan import largest_stage
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
 ACTOR_RESTARTS = -1  # without limit: each restart is one failed client, counted and reported
@@ -148,10 +149,13 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     done, abort = threading.Event(), Abort()
     app = ServerApp()
 
+    # Nodes stand in for any client (strategies/placement.py): as many as a stage addresses.
+    nodes = largest_stage(job.scenario, len(job.data.clients))
+
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         try:
-            outcome.append(serve(grid, job, reporter, abort))
+            outcome.append(serve(grid, job, reporter, abort, pool=nodes))
         finally:
             done.set()
 
@@ -177,7 +181,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     }
     try:
         with _flower_logs(verbose):
-            run_simulation(app, client_app, len(job.data.clients), "ray", backend, verbose_logging=verbose)
+            run_simulation(app, client_app, nodes, "ray", backend, verbose_logging=verbose)
     except BaseException as exc:
         # End the server's waits, so that it records why the run stopped and closes the folder.
         interrupted = isinstance(exc, KeyboardInterrupt)

@@ -105,7 +105,8 @@ def array_bytes(messages: Iterable[Message]) -> int:
         record.count_bytes()
         for message in messages
         if not message.has_error()
-        for record in message.content.array_records.values()
+        for name, record in message.content.array_records.items()
+        if name not in keys.CLIENT_STATE  # a pooled node's copy of its client's state: not sent in earnest
     )
 
 
@@ -120,11 +121,7 @@ def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort)
     ``expected`` is the data's client count (``len(FederatedData.clients)``), which
     text data sets decide themselves (one client per role or file).
     """
-    deadline = time.monotonic() + timeout
-    while len(nodes := list(grid.get_node_ids())) < expected:
-        if time.monotonic() > deadline or abort.is_set():
-            raise RunError(f"only {len(nodes)} of the data's {expected} clients connected")
-        time.sleep(0.5)
+    nodes = wait_for_nodes(grid, expected, timeout, abort)
     asked = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
     replies = query(grid, asked, timeout, abort, "failed to start")
     partitions = {
@@ -137,6 +134,16 @@ def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort)
             f"but the data has {expected} clients (partitions 0..{expected - 1})"
         )
     return partitions
+
+
+def wait_for_nodes(grid: Grid, expected: int, timeout: float, abort: Abort) -> list[int]:
+    """The node ids, once ``expected`` nodes have connected (the simulation registers them at once)."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < expected:
+        if time.monotonic() > deadline or abort.is_set():
+            raise RunError(f"only {len(nodes)} of the {expected} expected client nodes connected")
+        abort.wait(0.5)
+    return nodes
 
 
 def query(grid: Grid, asked: list[Message], timeout: float, abort: Abort, failure: str) -> list[Message]:

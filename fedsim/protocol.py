@@ -26,6 +26,9 @@ PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.
 LOCAL_EPOCHS = "local-epochs"  # a straggler's epochs, fewer than client.local_epochs
 FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the process exits)
+# A simulated node of a pool stands in for any client (strategies/placement.py): its messages
+# name the client (PARTITION_ID) and carry the client's kept state (CLIENT_STATE records).
+PARTITION_ID = "partition-id"  # also the query reply's metric: the partition a SuperNode holds
 # The cohort engine (fedsim/cohort_engine.py): one train message per group of clients, to the
 # group's first node, naming the partitions to train; the reply holds each one's records
 # under member_record(ARRAYS, pid) and member_record(METRICS, pid).
@@ -37,7 +40,7 @@ CONTROL = "scaffold-c"  # server -> client: the global control variate c
 CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
 CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
 # Records a client keeps in its Context.state, which a query message may set (a resumed run
-# hands back the server's copies, fedsim/clientstate.py).
+# hands back the server's copies, fedsim/clientstate.py); a pooled node's messages carry them.
 CLIENT_STATE = frozenset({CLIENT_CONTROL})
 
 # Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
@@ -47,7 +50,6 @@ NORM_BIT = "norm_bit"  # client -> server: 1 if adaptiveclipping_mod clipped the
 
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
-PARTITION_ID = "partition-id"
 TRAIN_LOSS = "train_loss"
 EVAL_LOSS = "loss"
 EVAL_ACCURACY = "accuracy"

@@ -134,6 +134,8 @@ class RoundLoop:
         self._spend(server_round, attempt, plan.trains())
         config = ConfigRecord(dict(self.config))
         sent = list(self.strategy.configure_train(server_round, arrays, config, self.grid, plan))
+        if self.strategy.placement.pooled:  # a pooled node keeps no client's state: it travels along
+            sent = self.clients.attach(sent, self.strategy.partition_of)
         # A dropout never gets its message; the server, not knowing, waits the round out.
         withheld = {self.strategy.node_of[c.partition] for c in plan.clients if c.fault == "dropout"}
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]

@@ -29,6 +29,7 @@ from fedsim.exchange import (
     exchange,
     query,
     startup_timeout,
+    wait_for_nodes,
 )
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RoundRecord, RunDirectory, Summary
@@ -36,6 +37,7 @@ from fedsim.rounds import Reporter, RoundLoop, in_dtypes_of
 from fedsim.scenario import Scenario
 from fedsim.statetree import sha256
 from strategies.budget import Budget, BudgetSpent
+from strategies.placement import Placement
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling
 
@@ -75,8 +77,12 @@ class Job:
         return self.scenario.rounds - (self.resume.round if self.resume else 0)
 
 
-def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
-    """Run every round left; always close the run folder, with the error if one stopped it."""
+def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: int | None = None) -> Summary:
+    """Run every round left; always close the run folder, with the error if one stopped it.
+
+    ``pool``: the simulation started that many nodes, to stand in for any client
+    (strategies/placement.py); None: each node holds its own partition, as SuperNodes do.
+    """
     scenario, data = job.scenario, job.data
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
@@ -86,8 +92,8 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
     try:
         budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
-        partitions = discover_partitions(grid, len(data.clients), timeout, abort)
-        strategy = build_strategy(scenario, partitions)
+        placement = _place(grid, len(data.clients), pool, timeout, abort)
+        strategy = build_strategy(scenario, placement)
         clients = ClientStates()
         writer = ckpt.CheckpointWriter(job.out.path)
         if job.resume is None:
@@ -95,8 +101,11 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
             _checkpoint(writer, job, 0, arrays, strategy, budget, clients)
         else:
             _restore(job.resume, strategy, budget, clients)
-            query(grid, clients.handback(strategy.node_of), timeout, abort, "did not take back their state")
-        reporter.started(scenario, len(partitions))
+            if not placement.pooled:  # a pool's messages carry the state themselves
+                query(
+                    grid, clients.handback(strategy.node_of), timeout, abort, "did not take back their state"
+                )
+        reporter.started(scenario, placement.population)
         config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
         loop = RoundLoop(
             grid,
@@ -108,7 +117,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
             reporter,
             abort,
             clients,
-            len(partitions),
+            placement.population,
             budget,
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
@@ -128,6 +137,12 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort) -> Summary:
         epsilon = budget.epsilon() if budget is not None else None
         summary = _finish(job, model, arrays, error, stop, epsilon)
     return summary
+
+
+def _place(grid: Grid, population: int, pool: int | None, timeout: float, abort: Abort) -> Placement:
+    if pool is not None:
+        return Placement.pool(wait_for_nodes(grid, pool, timeout, abort), population)
+    return Placement.fixed(discover_partitions(grid, population, timeout, abort))
 
 
 def finish_resumed(job: Job) -> Summary:

@@ -26,7 +26,7 @@ import numpy as np
 from fedsim import protocol as keys
 from fedsim.scenario import FaultsConfig, Scenario
 from fedsim.seeding import generator
-from strategies.cohorts import straggler_count
+from strategies.cohorts import cohort_size, straggler_count
 from strategies.sampling import poisson_partitions, retry_path, sample_partitions
 
 FAULTS = ("fail", "crash", "dropout")  # in the order their shares cut the unit interval
@@ -98,6 +98,22 @@ def train_sample(scenario: Scenario, server_round: int, attempt: int, population
         return poisson_partitions(seed, "train", server_round, population, rate, attempt)
     size = scenario.train_cohort(population)
     return sample_partitions(seed, "train", server_round, population, size, attempt)
+
+
+def largest_stage(scenario: Scenario, population: int) -> int:
+    """The most clients one stage of the run addresses: the nodes a simulation's pool needs.
+
+    A fixed-size sample is the same size every round; a Poisson one is drawn here for
+    every round and retry, as the rounds will draw it (a function of the seed).
+    """
+    rounds, attempts = range(1, scenario.rounds + 1), range(scenario.faults.round_retries + 1)
+    poisson = scenario.privacy is not None and scenario.privacy.sampling == "poisson"
+    if poisson:
+        train = max(len(train_sample(scenario, r, a, population)) for r in rounds for a in attempts)
+    else:
+        train = scenario.train_cohort(population)
+    evaluate = cohort_size(scenario.strategy.fraction_evaluate, population, 1)
+    return max(1, train, evaluate)
 
 
 def fault_of(seed: int, cfg: FaultsConfig, server_round: int, attempt: int, partition: int) -> str:

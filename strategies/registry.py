@@ -6,7 +6,7 @@ node it is shown; :class:`SeededSampling` decides which nodes those are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,6 +28,7 @@ from flwr.serverapp.strategy import (
 
 from fedsim.scenario import Scenario
 from strategies import params as p
+from strategies.placement import Placement
 from strategies.privacy import wrap_central
 from strategies.sampling import SeededSampling, cohort_size
 from strategies.scaffold import Scaffold
@@ -105,14 +106,14 @@ STRATEGIES: dict[str, Entry[Any]] = {
 }
 
 
-def build_strategy(scenario: Scenario, partitions: Mapping[int, int]) -> SeededSampling:
-    """The scenario's strategy over the nodes in ``partitions`` (node id -> partition id).
+def build_strategy(scenario: Scenario, placement: Placement) -> SeededSampling:
+    """The scenario's strategy over ``placement``'s partitions and nodes.
 
     With central differential privacy it sits behind the DP mechanism (strategies/privacy.py);
     with Poisson sampling each client trains with probability ``fraction_train``.
     """
     cfg = scenario.strategy
-    population = len(partitions)
+    population = placement.population
     strategy = STRATEGIES[cfg.name].build(scenario, cfg.params, population)
     privacy = scenario.privacy
     if privacy is not None and privacy.mode == "central":
@@ -120,7 +121,7 @@ def build_strategy(scenario: Scenario, partitions: Mapping[int, int]) -> SeededS
     poisson = privacy is not None and privacy.sampling == "poisson"
     return SeededSampling(
         strategy,
-        partitions,
+        placement,
         seed=scenario.seed,
         train_size=cohort_size(cfg.fraction_train, population, cfg.min_train_clients),
         evaluate_size=cohort_size(cfg.fraction_evaluate, population, 1),

@@ -28,6 +28,7 @@ from flwr.supercore.run import Run
 from fedsim import protocol as keys
 from fedsim.seeding import generator
 from strategies.cohorts import cohort_size
+from strategies.placement import Placement
 
 if TYPE_CHECKING:  # strategies.plan draws its sample with this module's functions
     from strategies.plan import RoundPlan
@@ -60,33 +61,44 @@ def retry_path(attempt: int) -> tuple[int | str, ...]:
 
 
 class SeededSampling(Strategy):
-    """Wrap ``inner`` (configured to use every node it is shown) with seeded sampling."""
+    """Wrap ``inner`` (configured to use every node it is shown) with seeded sampling.
+
+    ``placement`` says which node each sampled partition's message goes to
+    (strategies/placement.py); from a pool of nodes each stage's messages name their
+    partition.  ``partition_of`` and ``node_of`` are the current stage's.
+    """
 
     def __init__(
         self,
         inner: Strategy,
-        partitions: Mapping[int, int],
+        placement: Placement,
         seed: int,
         train_size: int,
         evaluate_size: int,
         train_rate: float | None = None,
     ) -> None:
         self.inner = inner
-        self.partition_of = dict(partitions)  # node id -> partition id
-        self.node_of = {p: n for n, p in self.partition_of.items()}
+        self.placement = placement
         self.seed = seed
         self.sizes = {"train": train_size, "evaluate": evaluate_size}
         self.train_rate = train_rate  # set: Poisson sampling of the training cohort
 
+    @property
+    def partition_of(self) -> dict[int, int]:
+        """node id -> partition id."""
+        return self.placement.partition_of
+
+    @property
+    def node_of(self) -> dict[int, int]:
+        """partition id -> node id."""
+        return self.placement.node_of
+
     def sampled_partitions(self, stage: str, server_round: int) -> list[int]:
         """The partition ids that ``stage`` of ``server_round`` addresses (known before it runs)."""
-        population = len(self.node_of)
+        population = self.placement.population
         if stage == "train" and self.train_rate is not None:
             return poisson_partitions(self.seed, stage, server_round, population, self.train_rate)
         return sample_partitions(self.seed, stage, server_round, population, self.sizes[stage])
-
-    def sampled_nodes(self, stage: str, server_round: int) -> list[int]:
-        return [self.node_of[p] for p in self.sampled_partitions(stage, server_round)]
 
     def in_partition_order(self, replies: Iterable[Message]) -> list[Message]:
         return sorted(replies, key=lambda m: self.partition_of[m.metadata.src_node_id])
@@ -106,15 +118,18 @@ class SeededSampling(Strategy):
         """
         parts = self.sampled_partitions("train", server_round) if plan is None else plan.trains()
         if not parts:  # e.g. an empty Poisson round: prepare it as for one client, send nothing
-            self.inner.configure_train(server_round, arrays, config, _Subset(grid, [self.node_of[0]]))
+            nodes = list(self.placement.nodes[:1])
+            self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
             return []
-        nodes = [self.node_of[p] for p in parts]
+        nodes = self.placement.place(parts)
         messages = self.inner.configure_train(server_round, arrays, config, _Subset(grid, nodes))
-        if plan is None:
-            return messages
-        return [
-            _with_config(m, plan.of(self.partition_of[m.metadata.dst_node_id]).config()) for m in messages
-        ]
+        return [self._addressed(m, plan) for m in messages]
+
+    def _addressed(self, message: Message, plan: RoundPlan | None) -> Message:
+        """``message`` with its partition named (from a pool) and its client's part of the plan."""
+        partition = self.partition_of[message.metadata.dst_node_id]
+        extra = {keys.PARTITION_ID: partition} if self.placement.pooled else {}
+        return _with_config(message, {**extra, **(plan.of(partition).config() if plan else {})})
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -124,10 +139,12 @@ class SeededSampling(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        nodes = self.sampled_nodes("evaluate", server_round)
-        if not nodes:
+        parts = self.sampled_partitions("evaluate", server_round)
+        if not parts:
             return []
-        return self.inner.configure_evaluate(server_round, arrays, config, _Subset(grid, nodes))
+        nodes = self.placement.place(parts)
+        messages = self.inner.configure_evaluate(server_round, arrays, config, _Subset(grid, nodes))
+        return [self._addressed(m, None) for m in messages]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return self.inner.aggregate_evaluate(server_round, self.in_partition_order(replies))

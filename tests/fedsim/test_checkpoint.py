@@ -17,6 +17,7 @@ from fedsim import checkpoint as ckpt
 from fedsim import protocol as keys
 from fedsim import statetree
 from fedsim.statetree import pack, unpack
+from strategies.placement import Placement
 from strategies.sampling import SeededSampling
 from strategies.scaffold import Scaffold
 
@@ -90,7 +91,7 @@ def chain() -> SeededSampling:
     """Our sampling around Flower's adaptive-clipping DP wrapper around FedAdam, plus an accountant."""
     dp = DifferentialPrivacyServerSideAdaptiveClipping(FedAdam(**TAKE_ALL), 0.1, 2)
     dp.accountant = Accountant()  # type: ignore[attr-defined]
-    return SeededSampling(dp, {1: 0, 2: 1}, seed=0, train_size=2, evaluate_size=0)
+    return SeededSampling(dp, Placement.fixed({1: 0, 2: 1}), seed=0, train_size=2, evaluate_size=0)
 
 
 def test_every_stateful_component_of_the_chain_is_found_by_its_path() -> None:

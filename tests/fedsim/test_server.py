@@ -25,6 +25,13 @@ def test_array_bytes_counts_each_message_and_every_array_record() -> None:
     assert array_bytes([Message(RecordDict(), dst_node_id=1, message_type=MessageType.QUERY)]) == 0
 
 
+def test_array_bytes_leaves_out_the_client_state_a_pooled_nodes_message_carries() -> None:
+    model = ArrayRecord([np.zeros(10, dtype=np.float32)])
+    carried = RecordDict({keys.ARRAYS: model, keys.CONTROL: model, keys.CLIENT_CONTROL: model})
+    sent = [Message(carried, dst_node_id=1, message_type=MessageType.TRAIN)]
+    assert array_bytes(sent) == 2 * model.count_bytes()  # a real client keeps its c_i: never sent
+
+
 class _Grid:
     def get_node_ids(self) -> list[int]:
         return [1]

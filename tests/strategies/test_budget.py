@@ -10,6 +10,7 @@ from fedsim import checkpoint
 from fedsim.config import ScenarioError
 from fedsim.scenario import Scenario, parse_scenario
 from strategies import budget
+from strategies.placement import Placement
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling
 
@@ -76,7 +77,7 @@ def test_an_unreachable_target_is_a_scenario_error() -> None:
 def test_planned_cohorts_are_those_the_server_samples(sampling: str) -> None:
     cfg = scenario(f'privacy.sampling="{sampling}"')
     nodes = {500 + p: p for p in range(100)}
-    server: SeededSampling = build_strategy(cfg, nodes)
+    server: SeededSampling = build_strategy(cfg, Placement.fixed(nodes))
     planned = budget.planned_cohorts(cfg, 100)
     assert planned == [server.sampled_partitions("train", r) for r in range(1, 21)]
     sizes = {len(c) for c in planned}

@@ -11,6 +11,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from fedsim import protocol as keys
 from fedsim.scenario import Scenario, parse_scenario
+from strategies.placement import Placement
 from strategies.plan import ClientPlan, plan_round, simulated_time, speed_factor
 from strategies.registry import build_strategy
 from strategies.sampling import sample_partitions
@@ -105,7 +106,7 @@ def test_simulated_time_counts_the_steps_at_the_clients_speed() -> None:
 def test_configured_messages_carry_each_clients_part_only() -> None:
     s = scenario("faults.failure_rate=0.3", "faults.crash_rate=0.2", "stragglers.fraction=0.3")
     nodes = {100 + p: p for p in range(20)}
-    strategy = build_strategy(s, nodes)
+    strategy = build_strategy(s, Placement.fixed(nodes))
     plans = (plan_round(s, r, 0, 20) for r in range(1, 50))
     plan = next(p for p in plans if {"fail", "crash"} <= {c.fault for c in p.clients})
     arrays = ArrayRecord({"w": Array(np.zeros(2, np.float32))})

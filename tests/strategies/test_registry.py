@@ -21,6 +21,7 @@ from flwr.serverapp.strategy import (
 )
 
 from fedsim.scenario import Scenario, StrategyConfig, StrategyName, parse_scenario
+from strategies.placement import Placement
 from strategies.registry import STRATEGIES, build_strategy
 from strategies.scaffold import Scaffold
 
@@ -35,7 +36,7 @@ def scenario(text: str) -> Scenario:
 
 
 def inner(text: str) -> Any:
-    return build_strategy(scenario(text), PARTITIONS).inner
+    return build_strategy(scenario(text), Placement.fixed(PARTITIONS)).inner
 
 
 def test_registry_covers_exactly_the_scenario_names_with_their_parameter_tables() -> None:
@@ -65,7 +66,9 @@ FLOWER_CLASSES = {
 
 @pytest.mark.parametrize("name", get_args(StrategyName))
 def test_every_strategy_builds_and_samples_the_configured_cohort(name: str) -> None:
-    sampling = build_strategy(scenario(f'[strategy]\nname = "{name}"\nfraction_train = 0.7'), PARTITIONS)
+    sampling = build_strategy(
+        scenario(f'[strategy]\nname = "{name}"\nfraction_train = 0.7'), Placement.fixed(PARTITIONS)
+    )
     assert type(sampling.inner) is FLOWER_CLASSES[name]
     assert sampling.sizes["train"] == 7
 

@@ -11,6 +11,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedsim.scenario import parse_scenario
+from strategies.placement import Placement
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling, cohort_size, sample_partitions
 
@@ -68,7 +69,9 @@ def test_replies_reach_the_strategy_in_partition_order() -> None:
             return super().aggregate_train(server_round, replies)
 
     # nodes 70, 50, 60 hold partitions 2, 0, 1
-    strategy = SeededSampling(Spy(), {70: 2, 50: 0, 60: 1}, seed=0, train_size=3, evaluate_size=0)
+    strategy = SeededSampling(
+        Spy(), Placement.fixed({70: 2, 50: 0, 60: 1}), seed=0, train_size=3, evaluate_size=0
+    )
     arrays, metrics = strategy.aggregate_train(
         1, [reply(70, 4.0, 3), reply(60, 0.0, 1), reply(50, 0.0, 0 + 1)]
     )
@@ -83,7 +86,7 @@ def test_configure_train_addresses_exactly_the_sampled_nodes() -> None:
     nodes = {1000 + p: p for p in range(10)}
     grid = SimpleNamespace(get_node_ids=lambda: list(nodes))
     scenario = parse_scenario("seed = 4\n[data]\nnum_clients = 10\n[strategy]\nfraction_train = 0.3")
-    strategy = build_strategy(scenario, nodes)
+    strategy = build_strategy(scenario, Placement.fixed(nodes))
     messages = list(strategy.configure_train(2, ArrayRecord(), _config(), grid))  # type: ignore[arg-type]
     expected = [1000 + p for p in sample_partitions(4, "train", 2, 10, 3)]
     assert sorted(m.metadata.dst_node_id for m in messages) == expected
@@ -95,7 +98,7 @@ def test_fedprox_sends_its_mu() -> None:
     scenario = parse_scenario(
         '[data]\nnum_clients = 2\n[strategy]\nname = "fedprox"\n[strategy.fedprox]\nproximal_mu = 0.25'
     )
-    strategy = build_strategy(scenario, nodes)
+    strategy = build_strategy(scenario, Placement.fixed(nodes))
     grid = SimpleNamespace(get_node_ids=lambda: list(nodes))
     (message,) = strategy.configure_train(1, ArrayRecord(), _config(), grid)  # type: ignore[arg-type]
     assert message.content["config"]["proximal-mu"] == 0.25
@@ -105,3 +108,31 @@ def _config() -> Any:
     from flwr.app import ConfigRecord
 
     return ConfigRecord({})
+
+
+def test_a_pool_puts_each_stages_sample_on_its_nodes_and_names_the_partitions() -> None:
+    pool = [31, 7, 12]  # three nodes stand in for 10 clients
+    grid = SimpleNamespace(get_node_ids=lambda: pool)
+    scenario = parse_scenario(
+        "seed = 4\n[data]\nnum_clients = 10\n[strategy]\nfraction_train = 0.3\nfraction_evaluate = 0.2"
+    )
+    strategy = build_strategy(scenario, Placement.pool(pool, 10))
+    sent = list(strategy.configure_train(2, ArrayRecord(), _config(), grid))  # type: ignore[arg-type]
+    sample = sample_partitions(4, "train", 2, 10, 3)
+    # the i-th sampled partition goes to the i-th node (in node-id order: 7, 12, 31)
+    addressed = sorted((m.metadata.dst_node_id, m.content["config"]["partition-id"]) for m in sent)
+    assert addressed == list(zip([7, 12, 31], sample, strict=True))
+    assert strategy.partition_of == dict(zip([7, 12, 31], sample, strict=True))
+    asked = list(strategy.configure_evaluate(2, ArrayRecord(), _config(), grid))  # type: ignore[arg-type]
+    evaluated = sample_partitions(4, "evaluate", 2, 10, 2)
+    addressed = sorted((m.metadata.dst_node_id, m.content["config"]["partition-id"]) for m in asked)
+    assert addressed == list(zip([7, 12], evaluated, strict=True))
+
+
+def test_nodes_holding_their_own_partition_get_messages_that_name_none() -> None:
+    nodes = {1000 + p: p for p in range(4)}
+    grid = SimpleNamespace(get_node_ids=lambda: list(nodes))
+    scenario = parse_scenario("[data]\nnum_clients = 4\n[strategy]\nfraction_train = 0.5")
+    strategy = build_strategy(scenario, Placement.fixed(nodes))
+    sent = list(strategy.configure_train(1, ArrayRecord(), _config(), grid))  # type: ignore[arg-type]
+    assert sent and all("partition-id" not in m.content["config"] for m in sent)
