@@ -151,8 +151,8 @@ def fraction_for(need_bytes: int, total: int, max_clients: int) -> tuple[float, 
             return fraction, k
     raise ScenarioError(
         "resources.client_gpus",
-        f"'auto': one client needs {gib(need_bytes)} GiB, more than the GPU's {gib(total)} GiB leave "
-        "beside the server; lower client.batch_size",
+        f"'auto': one client needs {gib(need_bytes)} GiB, more than the GPU's {gib(total)} GiB hold "
+        "beside the server's CUDA context; lower client.batch_size",
     )
 
 
