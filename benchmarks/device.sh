@@ -19,13 +19,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results/device}
-mkdir -p "$out"
 run_args=(--models cnn --epochs 5 --rounds 3 --client-gpus 1,0.25,0.1 --child-timeout 60
           --systems fedsim,fedsim-cohort,plain-1thread,quickstart)
 if [[ "${1:-}" == "--dry-run" ]]; then
   python3 -m benchmarks.gpu_footprint --out "$out/footprint.json" --dry-run
   exec python3 -m benchmarks.run "${run_args[@]}" --dry-run
 fi
+mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1
