@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.workloads import Workload
 
-SYSTEMS = ("fedsim", "plain-1thread", "plain-2threads", "quickstart")
+SYSTEMS = ("fedsim", "fedsim-cohort", "plain-1thread", "plain-2threads", "quickstart")
 
 
 @dataclass
@@ -77,7 +77,7 @@ def run_quickstart(workload: Workload, data_dir: str, timeline: Timeline) -> Non
 
     strategy = quickstart.TimedFedAvg(workload)
     backend = {
-        "client_resources": {"num_cpus": workload.client_cpus, "num_gpus": 0.0},
+        "client_resources": {"num_cpus": workload.client_cpus, "num_gpus": workload.client_gpus},
         "init_args": {"logging_level": logging.ERROR, "log_to_driver": False, "address": "local"},
     }
     app = quickstart.server_app(workload, data_dir, strategy)
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
     workload = Workload.from_json(workload_json)
     os.environ.pop("RAY_ADDRESS", None)  # every system starts its own private cluster
     timeline = Timeline(system)
-    if system == "fedsim":
+    if system.startswith("fedsim"):  # fedsim-cohort: the workload says engine = "cohort" (run.plan)
         run_fedsim(workload, data_dir, timeline)
     elif system.startswith("plain"):
         run_plain(workload, data_dir, timeline, 1 if system == "plain-1thread" else 2)

@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.workloads import Workload
 from clients import training
-from fedsim.data import FederatedData, load_federated, resolve_root
+from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
 from fedsim.seeding import torch_generator
 from strategies.cohorts import cohort_size
@@ -36,8 +36,8 @@ def cohort(workload: Workload, server_round: int) -> list[int]:
 def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[list[float], int]:
     """Seconds per round and the SGD steps taken in all, training with ``threads`` threads."""
     torch.set_num_threads(threads)
-    scenario = workload.scenario()
-    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    scenario, device = workload.scenario(), workload.device
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed).to(device)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     seconds: list[float] = []
     steps = 0
@@ -47,6 +47,7 @@ def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[l
         examples = 0
         for pid in cohort(workload, server_round):
             split = data.client(pid)
+            split = Split(split.x.to(device), split.y.to(device))  # a no-op on the CPU
             model.load_state_dict(global_state)
             rng = torch_generator(scenario.seed, "train", server_round, pid)
             training.train(model, split, scenario.client, 0.0, rng)
@@ -55,5 +56,7 @@ def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[l
                 total[k] += v * len(split)
             examples += len(split)
         global_state = {k: v / examples for k, v in total.items()}
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the round's kernels done before it is timed
         seconds.append(time.perf_counter() - started)
     return seconds, steps

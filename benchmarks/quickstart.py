@@ -71,13 +71,15 @@ def train(msg: Message, context: Context) -> Message:
     rows = parts[int(context.node_config["partition-id"])]
     loader = DataLoader(Images(images[rows], labels[rows]), batch_size=workload.batch_size, shuffle=True)
     scenario = workload.scenario()
-    model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed)
+    device = workload.device  # the tutorial's DEVICE: cuda:0, the GPU Ray gave this actor
+    model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed).to(device)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=workload.lr)
     model.train()
     losses = []
     for _ in range(workload.local_epochs):
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
             loss.backward()

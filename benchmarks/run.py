@@ -4,6 +4,8 @@ Each (workload, system) runs in a child process (benchmarks/child.py) while this
 process samples the memory of the child's process tree.  Prints a table and writes
 JSON (``--out``).  ``--quick`` shortens everything to a smoke run; ``--scaling`` adds
 fedsim's series over total clients and clients per round, and partitioning time.
+``--client-gpus 1,0.25,0.1`` trains on the GPU: fedsim at each share (1, 4, 10 clients per
+GPU), the other systems at the last one (benchmarks/device.sh).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,17 +33,25 @@ from benchmarks.workloads import Workload
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(workload: Workload, system: str, data_dir: str) -> report.Result:
-    """Run one system on one workload in a fresh process; raise if it fails."""
+def measure(workload: Workload, system: str, data_dir: str, timeout_s: float | None = None) -> report.Result:
+    """Run one system on one workload in a fresh process; raise if it fails or outlasts ``timeout_s``."""
     with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as tmp:
         out = Path(tmp) / "timeline.json"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # Keep the caller's path too: on the GPU machine Flower and Ray come from a --target folder.
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
         env.pop("RAY_ADDRESS", None)
         command = [sys.executable, "-m", "benchmarks.child", system, workload.to_json(), data_dir, str(out)]
         launched = time.time()
-        child = subprocess.Popen(command, cwd=REPO, env=env)
+        # A session of its own, so that a child past its time goes with its private Ray cluster.
+        child = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
         with TreeSampler(child.pid) as sampler:
-            code = child.wait()
+            try:
+                code = child.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                raise RuntimeError(f"{system} on {workload.label} ran past {timeout_s:g} s") from None
         if code != 0:
             raise RuntimeError(f"{system} on {workload.label} exited with {code}")
         timeline = json.loads(out.read_text())
@@ -74,9 +85,29 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="2NN only, 3 rounds, no 2-thread loop")
     p.add_argument("--scaling", action="store_true", help="also fedsim's scaling series (2NN)")
     p.add_argument("--scaling-only", action="store_true", help="only the scaling series")
+    p.add_argument("--epochs", type=int, default=1, help="local epochs E")
+    p.add_argument("--client-gpus", default="", help="comma-separated GPU shares, e.g. 1,0.25,0.1")
+    p.add_argument("--child-timeout", type=float, default=None, help="seconds one system may run")
+    p.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
     p.add_argument("--data-dir", default=os.environ.get("FEDSIM_DATA_DIR", ""))
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "latest.json")
     return p.parse_args(argv)
+
+
+def plan(
+    models: list[str], systems: list[str], rounds: int, epochs: int, shares: list[float]
+) -> list[tuple[Workload, str]]:
+    """Each (workload, system) to run: on the CPU every system once per model; on the GPU
+    fedsim at every share (clients per GPU: 1 / share), the other systems at the last one."""
+    runs = []
+    for model in models:
+        base = Workload(model=model, rounds=rounds, local_epochs=epochs)
+        for system in systems:
+            at = shares if system == "fedsim" else shares[-1:]
+            engine = "cohort" if system == "fedsim-cohort" else "per_client"
+            on = dataclasses.replace(base, engine=engine)
+            runs += [(dataclasses.replace(on, client_gpus=s), system) for s in at] or [(on, system)]
+    return runs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,16 +121,19 @@ def main(argv: list[str] | None = None) -> None:
     output: dict[str, object] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     results: list[report.Result] = []
     failed: list[str] = []
+    runs = plan(models, systems, rounds, args.epochs, [float(s) for s in args.client_gpus.split(",") if s])
+    if args.dry_run:
+        for workload, system in runs:
+            console.print(f"{workload.label}: {system}  {workload.to_json()}", highlight=False)
+        return
     if not args.scaling_only:
-        for model in models:
-            workload = Workload(model=model, rounds=rounds)
-            for system in systems:
-                console.print(f"[dim]{workload.label}: {system}...[/]")
-                try:
-                    results.append(measure(workload, system, args.data_dir))
-                except RuntimeError as error:  # one system failing leaves the others' numbers
-                    console.print(f"[red]{error}[/]")
-                    failed.append(str(error))
+        for workload, system in runs:
+            console.print(f"[dim]{workload.label}: {system}...[/]")
+            try:
+                results.append(measure(workload, system, args.data_dir, args.child_timeout))
+            except RuntimeError as error:  # one system failing leaves the others' numbers
+                console.print(f"[red]{error}[/]")
+                failed.append(str(error))
         console.print(report.table(results, "seconds per round after warm-up (median), memory peaks"))
         output["results"] = [dataclasses.asdict(r) for r in results]
         output["ratios"] = {w: report.ratios(results, w) for w in dict.fromkeys(r.workload for r in results)}

@@ -11,6 +11,8 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import torch
+
 from fedsim.scenario import Scenario, parse_scenario
 from strategies.cohorts import cohort_size
 
@@ -27,11 +29,21 @@ class Workload:
     batch_size: int = 10
     lr: float = 0.1
     client_cpus: float = 1.0
+    client_gpus: float = 0.0  # each client's share of a GPU; > 0: every system trains on the GPU
+    engine: str = "per_client"  # fedsim's resources.engine ("cohort": fedsim-cohort)
     seed: int = 0
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.num_clients}x{self.per_round}"
+        gpu = f" gpu {self.client_gpus:g}" if self.client_gpus else ""
+        epochs = f" E={self.local_epochs}" if self.local_epochs != 1 else ""
+        cohort = " cohort" if self.engine == "cohort" else ""
+        return f"{self.model} {self.num_clients}x{self.per_round}{epochs}{gpu}{cohort}"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the plain loop and the quickstart client train (fedsim's clients: fedsim/gpu.py)."""
+        return torch.device("cuda", 0) if self.client_gpus else torch.device("cpu")
 
     @property
     def fraction(self) -> float:
@@ -61,6 +73,8 @@ fraction_evaluate = 0.0
 centralized = false
 [resources]
 client_cpus = {self.client_cpus}
+client_gpus = {self.client_gpus}
+engine = "{self.engine}"
 """
         scenario = parse_scenario(toml)
         strategy = scenario.strategy

@@ -22,6 +22,7 @@ from flwr.clientapp import ClientApp
 from torch import nn
 
 from clients import cohort, faults, privacy, training
+from fedsim import gpu
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
@@ -41,6 +42,7 @@ class Workload:
     model: nn.Module
     device: torch.device
     malicious: frozenset[int]  # partition ids under [attack]
+    share: gpu.Share | None = None  # on a GPU: this process's share, its allocator capped to it
     _splits: dict[int, Split] = field(default_factory=dict)
 
     def client(self, partition_id: int) -> Split:
@@ -65,10 +67,13 @@ def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     root = resolve_root(scenario.data, data_root)
     data = load_federated(scenario.data, scenario.seed, root)
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
-    use_gpu = scenario.resources.client_gpus > 0 and torch.cuda.is_available()
-    device = torch.device("cuda" if use_gpu else "cpu")
+    use_gpu = scenario.resources.uses_gpu and torch.cuda.is_available()
+    # Ray sets an actor's CUDA_VISIBLE_DEVICES to the one GPU it reserved for it, so that GPU
+    # is cuda:0 here (on a SuperNode: the first GPU the node's process sees).
+    device = torch.device("cuda", 0) if use_gpu else torch.device("cpu")
+    share = gpu.claim(scenario.resources.gpu_share, device) if use_gpu else None
     attack = attacks.malicious_partitions(scenario.seed, len(data.clients), scenario.attack.fraction)
-    return Workload(scenario, data, model.to(device), device, attack)
+    return Workload(scenario, data, model.to(device), device, attack, share)
 
 
 def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
@@ -97,7 +102,13 @@ def train(msg: Message, context: Context) -> Message:
     # The cohort engine sends a group's partition ids: this node trains them all (fedsim/cohort_engine.py).
     group = config.get(keys.COHORT_PARTITIONS)
     if isinstance(group, list):
-        return _train_group(msg, work, config, [int(p) for p in group])
+        partitions = [int(p) for p in group]
+        return gpu.within_share(work.share, partitions, lambda: _train_group(msg, work, config, partitions))
+    return gpu.within_share(work.share, [pid], lambda: _train_client(msg, context, work, pid, config))
+
+
+def _train_client(msg: Message, context: Context, work: Workload, pid: int, config: ConfigRecord) -> Message:
+    """One client's local training, its reply as the strategy expects it."""
     faults.act_out(keys.text(config, keys.FAULT))
     scenario = work.scenario
     # A straggler runs fewer epochs than the scenario's (strategies/plan.py).
@@ -231,7 +242,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """The global model on this client's local data."""
     work, pid, _ = _setup(msg, context)
     data = work.client(pid)
-    loss, accuracy = training.evaluate(work.model, data)
+    loss, accuracy = gpu.within_share(work.share, [pid], lambda: training.evaluate(work.model, data))
     metrics = MetricRecord(
         {keys.NUM_EXAMPLES: float(len(data)), keys.EVAL_LOSS: loss, keys.EVAL_ACCURACY: accuracy}
     )

@@ -220,7 +220,7 @@ def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
         print(f"fedsim: run failed before it started: {problem}", file=sys.stderr)
         return 1
     console.print(describe_data(job.data))
-    console.print(f"engine: {engine.actor_plan(scenario.resources).describe()}", highlight=False)
+    console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
     if job.resume is not None:
         done = job.resume.round
         console.print(f"resuming {job.out.path} after round {done} of {scenario.rounds}")

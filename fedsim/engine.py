@@ -26,7 +26,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
-from fedsim import checkpoint, failures
+from fedsim import checkpoint, failures, gpu, gpu_measure
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
@@ -56,6 +56,7 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
+    scenario = gpu_measure.resolve(scenario, data, _private_cpus())  # client_gpus = "auto"
     if resume:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)
@@ -107,24 +108,41 @@ class ActorPlan:
     actors: int | None
     threads: int
     client_cpus: float
+    gpus: int = 0  # this machine's, given to a private cluster (a joined one: 0, Ray's to count)
+    client_gpus: float = 0.0
+    gpu_bytes: int = 0  # memory of this machine's first GPU
 
     def describe(self) -> str:
         where = f"{self.cpus} CPUs" if self.cpus is not None else "the Ray cluster at RAY_ADDRESS"
         count = "client actors" if self.actors is None else f"{self.actors} client actor"
-        count += "" if self.actors == 1 else "s"
+        count += "s" if self.actors not in (None, 1) else ""
         unit = "thread" if self.threads == 1 else "threads"
-        return f"{count} x {self.threads} {unit} ({where}, resources.client_cpus = {self.client_cpus:g})"
+        cpus = f"{where}, resources.client_cpus = {self.client_cpus:g}"
+        gpus = (
+            f"; {gpu.sharing(self.client_gpus, self.gpus, self.actors, self.gpu_bytes)}"
+            if self.client_gpus
+            else ""
+        )
+        return f"{count} x {self.threads} {unit} ({cpus}{gpus})"
 
 
 def actor_plan(res: ResourcesConfig) -> ActorPlan:
     """The actors and threads a run on this machine gets (a private cluster uses every CPU we may)."""
-    if os.environ.get("RAY_ADDRESS"):
-        return ActorPlan(None, None, res.threads, res.client_cpus)
-    cpus = len(os.sched_getaffinity(0))
+    share = res.gpu_share if res.uses_gpu else 0.0  # "auto" is resolved by prepare
+    gpu_bytes = gpu.total_bytes() if share > 0 else 0
+    cpus = _private_cpus()
+    if cpus is None:
+        return ActorPlan(None, None, res.threads, res.client_cpus, 0, share, gpu_bytes)
     actors = int(cpus / res.client_cpus)
-    if res.client_gpus > 0:
-        actors = min(actors, int(torch.cuda.device_count() / res.client_gpus))
-    return ActorPlan(cpus, actors, res.threads, res.client_cpus)
+    gpus = torch.cuda.device_count() if share > 0 else 0
+    if share > 0:
+        actors = min(actors, int(gpus / share))  # as Flower counts its actors
+    return ActorPlan(cpus, actors, res.threads, res.client_cpus, gpus, share, gpu_bytes)
+
+
+def _private_cpus() -> int | None:
+    """The CPUs a private Ray cluster gets; None for a cluster joined through RAY_ADDRESS."""
+    return None if os.environ.get("RAY_ADDRESS") else len(os.sched_getaffinity(0))
 
 
 def check_resources(scenario: Scenario) -> None:
@@ -135,10 +153,7 @@ def check_resources(scenario: Scenario) -> None:
         raise ScenarioError(
             "resources.client_cpus", f"{res.client_cpus:g} per client, but this machine has {cpus}"
         )
-    if res.client_gpus > 0 and not torch.cuda.is_available():
-        raise ScenarioError(
-            "resources.client_gpus", f"{res.client_gpus:g} per client, but no CUDA GPU is visible; use 0"
-        )
+    gpu.check(res)
 
 
 def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
@@ -167,7 +182,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
         # leaving a dead actor in Flower's pool, which would fail every later message.
         "client_resources": {
             "num_cpus": res.client_cpus,
-            "num_gpus": res.client_gpus,
+            "num_gpus": plan.client_gpus,
             "max_restarts": ACTOR_RESTARTS,
         },
         "init_args": {
@@ -175,8 +190,12 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
             "log_to_driver": verbose,
             "include_dashboard": False,
             # Without RAY_ADDRESS, start a private cluster rather than join one that
-            # `ray start` left running on this machine; its CPUs are those actor_plan counts.
-            **({} if plan.cpus is None else {"address": "local", "num_cpus": plan.cpus}),
+            # `ray start` left running on this machine; its CPUs and GPUs are those actor_plan counts.
+            **(
+                {}
+                if plan.cpus is None
+                else {"address": "local", "num_cpus": plan.cpus, "num_gpus": plan.gpus}
+            ),
         },
     }
     try:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
+from fedsim import protocol
 from fedsim.config import one_line
 from fedsim.scenario import Scenario
 
@@ -23,6 +24,7 @@ _OUT_OF_MEMORY = (
     "running low on memory",
     "memory usage threshold",
     "ray-oom-prevention",
+    protocol.GPU_SHARE_EXCEEDED.lower(),  # a client capped at its GPU share (fedsim/gpu.py)
 )
 # The worker process is gone: Ray's actor errors (the actor restarts; the task is lost).
 _CRASHED = ("actordiederror", "actorunavailableerror", "rayactorerror", "workercrashederror")
@@ -34,7 +36,7 @@ class Failures:
 
     raised: int = 0  # the ClientApp raised (faults.failure_rate, or a bug)
     crashed: int = 0  # the client's process died (faults.crash_rate, a segfault, a kill)
-    out_of_memory: int = 0  # Ray killed the client's process for memory
+    out_of_memory: int = 0  # Ray killed the client's process for memory, or it outgrew its GPU share
     timed_out: int = 0  # no reply before resources.round_timeout_s (faults.dropout_rate)
     rejected: int = 0  # a reply that failed screening (fedsim/replies.py)
 
@@ -49,7 +51,7 @@ class Failures:
         words = {
             "raised": "raised",
             "crashed": "crashed",
-            "out_of_memory": "killed for memory",
+            "out_of_memory": "out of memory",
             "timed_out": "did not answer",
             "rejected": "rejected",
         }

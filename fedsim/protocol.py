@@ -54,6 +54,10 @@ TRAIN_LOSS = "train_loss"
 EVAL_LOSS = "loss"
 EVAL_ACCURACY = "accuracy"
 
+# Error replies carry only a reason text: a client that outgrew its GPU share says this
+# phrase (fedsim/gpu.py), and the server counts it as out of memory (fedsim/failures.py).
+GPU_SHARE_EXCEEDED = "needed more than its GPU share"
+
 # Node config keys (set per SuperNode; Flower's simulation sets the first two).
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"

@@ -68,6 +68,7 @@ LABEL_PARTITIONS: frozenset[str] = frozenset({"dirichlet"})
 DEFAULT_NUM_CLIENTS = 100  # where the data has no client count of its own
 MAX_SEED = 2**63 - 1  # TOML's largest integer; torch seeds overflow past 2**64
 MAX_NAME_LENGTH = 100  # the run folder adds a timestamp; file systems allow 255 bytes
+GPU_UNITS = 10_000  # Ray's resolution of a resource quantity (ray._raylet.RESOURCE_UNIT_SCALING)
 SHAKESPEARE_PATH = "shakespeare/tinyshakespeare.txt"  # under the data root
 
 
@@ -269,7 +270,8 @@ class EvaluationConfig:
 @dataclass(frozen=True)
 class ResourcesConfig:
     client_cpus: float = bounded(1.0, gt=0)
-    client_gpus: float = bounded(0.0, ge=0, le=1)
+    # Share of one GPU per client, 0 = none; "auto": sized from a measured client (fedsim/gpu.py).
+    client_gpus: float | Literal["auto"] = bounded(0.0, ge=0, le=1)
     round_timeout_s: float = bounded(600.0, gt=0)  # a round waits at most this for replies
     # "cohort": a worker trains a group of the round's clients together (clients/cohort.py).
     engine: Literal["per_client", "cohort"] = "per_client"
@@ -278,6 +280,23 @@ class ResourcesConfig:
     def __post_init__(self) -> None:
         if self.cohort_size is not None and self.engine != "cohort":
             raise ScenarioError("resources.cohort_size", f"only used by engine 'cohort', not {self.engine!r}")
+        share = self.client_gpus
+        if not isinstance(share, str) and abs(share * GPU_UNITS - round(share * GPU_UNITS)) > 1e-6:
+            # Ray would round it, and then fit fewer clients on a GPU than we count.
+            raise ScenarioError(
+                "resources.client_gpus", f"Ray counts GPU shares in steps of {1 / GPU_UNITS:g}, got {share!r}"
+            )
+
+    @property
+    def uses_gpu(self) -> bool:
+        return isinstance(self.client_gpus, str) or self.client_gpus > 0
+
+    @property
+    def gpu_share(self) -> float:
+        """``client_gpus`` once resolved (``"auto"`` is measured before the run: fedsim/gpu.py)."""
+        if isinstance(self.client_gpus, str):
+            raise ValueError("resources.client_gpus is 'auto': resolve it first (fedsim.gpu.resolve)")
+        return self.client_gpus
 
     @property
     def threads(self) -> int:

@@ -60,9 +60,12 @@ def test_an_unreadable_scenario_path_exits_2(target: str) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU to give")
-def test_a_gpu_share_without_a_gpu_is_refused_before_ray_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("share", "said"), [("0.5", "0.5"), ('"auto"', "'auto'")])
+def test_a_gpu_share_without_a_gpu_is_refused_before_ray_starts(
+    share: str, said: str, tmp_path: Path
+) -> None:
     done = fedsim(
-        "run", "--set", "resources.client_gpus=0.5", "--set", "rounds=1", "--out", str(tmp_path / "r")
+        "run", "--set", f"resources.client_gpus={share}", "--set", "rounds=1", "--out", str(tmp_path / "r")
     )
     assert_refused(done)
-    assert "resources.client_gpus: 0.5 per client, but no CUDA GPU is visible" in done.stderr
+    assert f"resources.client_gpus: {said} per client, but no CUDA GPU is visible" in done.stderr

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
-from clients import app
+from clients import app, training
 from clients.training import local_steps
+from fedsim import gpu
 from fedsim import protocol as keys
 from fedsim.data import load_federated
 from fedsim.models import build_model
@@ -122,3 +126,28 @@ def test_reply_arrays_load_into_the_model() -> None:
     model = build_model(parse_scenario(scenario_toml()).model, (60,), 10, seed=0)
     model.load_state_dict(reply.content.array_records[keys.ARRAYS].to_torch_state_dict())
     assert isinstance(reply.content.array_records[keys.ARRAYS], ArrayRecord)
+
+
+def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    toml, x = scenario_toml(), initial_model()
+    work = app._workload(toml, None)  # the cached workload _setup finds
+    monkeypatch.setattr(work, "share", gpu.Share(0.1, 140 * 2**30))  # as claimed on a 140 GiB GPU
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    real_train, calls = training.train, []
+
+    def train_once_out_of_memory(*args: Any, **kwargs: Any) -> float:
+        calls.append(True)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", train_once_out_of_memory)
+    with pytest.raises(gpu.GpuShareExceeded) as caught:
+        app.train(message(toml, x, 1, None), node(3))
+    assert str(caught.value).startswith(
+        "client 3 needed more than its GPU share (resources.client_gpus = 0.1, 14.0 of 140.0 GiB)"
+    )
+    reply = app.train(message(toml, x, 1, None), node(4))
+    assert set(reply.content.array_records) == {keys.ARRAYS}

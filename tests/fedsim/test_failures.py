@@ -9,10 +9,12 @@ strings (``strings ray/core/src/ray/raylet/raylet`` of the installed Ray), fille
 from __future__ import annotations
 
 import pytest
+from flwr.clientapp.client_app import ClientAppException
 from ray.core.generated.common_pb2 import ActorDiedErrorContext
 from ray.exceptions import ActorDiedError, ActorUnavailableError, OutOfMemoryError
 
 from fedsim.failures import Failures, count, kind_of, out_of_memory_advice, summary
+from fedsim.gpu import Share, exceeded
 from fedsim.scenario import parse_scenario
 
 ACTOR_ID = bytes.fromhex("720ae0f0dbd20af2b0b6e0c801000000")
@@ -44,6 +46,8 @@ def actor_died(error_message: str) -> ActorDiedError:
 
 OUT_OF_MEMORY = [
     flower_reason(OutOfMemoryError(memory_kill_detail())),
+    # A client that outgrew its GPU share (fedsim/gpu.py), its error wrapped as Flower wraps it.
+    flower_reason(ClientAppException(exceeded([7], Share(0.1, 140 * 2**30)))),
     flower_reason(
         actor_died(
             "The actor is dead because its worker process has died. Worker exit type: NODE_OUT_OF_MEMORY"
@@ -91,7 +95,7 @@ def test_counts_add_up_over_attempts() -> None:
     first = count([*OUT_OF_MEMORY[:1], *CRASHED[:2], RAISED[0]], timed_out=2, rejected=1)
     assert first == Failures(raised=1, crashed=2, out_of_memory=1, timed_out=2, rejected=1)
     assert (first + count([RAISED[1]])).raised == 2 and first.total == 7
-    assert first.describe() == "1 raised, 2 crashed, 1 killed for memory, 2 did not answer, 1 rejected"
+    assert first.describe() == "1 raised, 2 crashed, 1 out of memory, 2 did not answer, 1 rejected"
 
 
 def test_a_reason_is_summed_up_in_one_short_line() -> None:
@@ -106,3 +110,11 @@ def test_memory_advice_names_the_values_to_change() -> None:
     assert "resources.client_cpus (now 1)" in text and "client.batch_size (now 64)" in text
     rnn = parse_scenario('[data]\ndataset = "shakespeare"\n[model]\nname = "lstm"\nhidden_size = 512')
     assert "model.hidden_size (now 512)" in out_of_memory_advice(rnn)
+
+
+def test_an_exceeded_gpu_share_is_summed_up_as_the_client_said_it() -> None:
+    reason = OUT_OF_MEMORY[1]
+    assert summary(reason, limit=300) == (
+        "client 7 needed more than its GPU share (resources.client_gpus = 0.1, 14.0 of 140.0 GiB); "
+        "raise resources.client_gpus or lower client.batch_size"
+    )

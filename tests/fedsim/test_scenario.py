@@ -50,6 +50,14 @@ def test_overrides_are_typed_like_the_file() -> None:
         ('name = ""', "name: expected a non-empty name"),
         ("rounds = 0", "rounds: expected a value >= 1, got 0"),
         ("[resources]\nclient_gpus = 2", "resources.client_gpus: expected a value <= 1"),
+        (
+            '[resources]\nclient_gpus = "half"',
+            "resources.client_gpus: expected a number or 'auto', got 'half'",
+        ),
+        (
+            "[resources]\nclient_gpus = 0.14285714",
+            "resources.client_gpus: Ray counts GPU shares in steps of 0.0001, got 0.14285714",
+        ),
         ("[evaluation]\ntarget_accuracy = 0", "evaluation.target_accuracy: expected a value > 0"),
         ("rounds = 3\nrounds = 4", "scenario: invalid TOML"),
     ],
@@ -101,3 +109,11 @@ def test_readme_documents_every_scenario_key_and_file() -> None:
     )
     assert not missing, f"README's scenario reference lacks {missing}"
     assert all(f"`scenarios/{p.name}`" in readme for p in SCENARIOS)
+
+
+def test_a_gpu_share_is_a_number_or_auto_resolved_before_the_run() -> None:
+    assert parse_scenario("[resources]\nclient_gpus = 0.0625").resources.gpu_share == 0.0625
+    auto = parse_scenario('[resources]\nclient_gpus = "auto"').resources
+    assert auto.uses_gpu and not parse_scenario("").resources.uses_gpu
+    with pytest.raises(ValueError, match=r"^resources\.client_gpus is 'auto': resolve it first"):
+        _ = auto.gpu_share
