@@ -2,14 +2,17 @@
 
     python -m benchmarks.cohort                      # CNN and 2NN, 10 clients x 600 samples, E=1, B=10
     python -m benchmarks.cohort --models mlp --repeats 5 --threads 1
+    python -m benchmarks.cohort --capture            # also the captured step (clients/capture.py)
 
 The data are MNIST-shaped random tensors (1x28x28, 10 classes; 600 samples per client is
 MNIST's 60,000 over 100 clients).  "per-client" is ``clients.training.train`` run client
 after client from the same global model, as the per-client engine's workers do;
 "cohort" is ``clients.cohort.train_cohort`` on all of them at once.  Both draw each
 client's batches from the same seeded stream, and the table also shows the largest
-parameter difference between them.  Times are the median of ``--repeats`` runs after
-one warm-up run; nothing is asserted about them.
+parameter difference between them.  With ``--capture``, "captured" is
+``clients.capture.train_captured`` (one compiled step of shape (clients, B, ...)); its
+compile time, paid by the warm-up run, is reported apart.  Times are the median of
+``--repeats`` runs after one warm-up run; nothing is asserted about them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from clients import training
+from clients import capture, training
 from clients.cohort import Member, train_cohort
 from fedsim.data import Split
 from fedsim.models import build_model
@@ -62,6 +65,16 @@ def cohort(model: nn.Module, data: list[Split], cfg: ClientConfig) -> list[dict[
     return [r.params for r in train_cohort(model, members, cfg, 0.0)]
 
 
+def captured(model: nn.Module, data: list[Split], cfg: ClientConfig) -> list[dict[str, torch.Tensor]]:
+    members = [
+        Member(split, rng, cfg.local_epochs) for split, rng in zip(data, streams(len(data)), strict=True)
+    ]
+    done = capture.train_captured(model, members, cfg, 0.0, len(members))
+    if done is None:
+        raise RuntimeError("torch.compile could not compile the cohort step (see the log)")
+    return [r.params for r in done.results]
+
+
 def timed(
     run: Callable[[], list[dict[str, torch.Tensor]]], repeats: int
 ) -> tuple[float, list[dict[str, torch.Tensor]]]:
@@ -84,7 +97,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float | str | int]:
     cfg = ClientConfig(local_epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
     slow, expected = timed(lambda: per_client(model, data, cfg), args.repeats)
     fast, actual = timed(lambda: cohort(model, data, cfg), args.repeats)
-    return {
+    row: dict[str, float | str | int] = {
         "model": name,
         "clients": args.clients,
         "steps_per_client": args.epochs * -(-args.samples // args.batch_size),
@@ -93,6 +106,14 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float | str | int]:
         "speedup": slow / fast,
         "max_abs_difference": max_difference(expected, actual),
     }
+    if args.capture:
+        started = time.perf_counter()
+        captured(model, data, cfg)  # compiles: its own column, not in the median
+        row["compile_s"] = time.perf_counter() - started
+        quick, graphed = timed(lambda: captured(model, data, cfg), args.repeats)
+        row["captured_s"], row["captured_speedup"] = quick, slow / quick
+        row["captured_max_abs_difference"] = max_difference(expected, graphed)
+    return row
 
 
 def main() -> None:
@@ -108,6 +129,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (a Ray worker uses client_cpus)"
     )
+    parser.add_argument("--capture", action="store_true", help="also time the captured (compiled) step")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,6 +143,12 @@ def main() -> None:
         print(
             f"{row['model']:<8}{row['per_client_s']:>14.3f}{row['cohort_s']:>10.3f}"
             f"{row['speedup']:>9.2f}x{row['max_abs_difference']:>12.2e}"
+        )
+    for row in rows if args.capture else []:
+        print(
+            f"{row['model']:<8} captured {row['captured_s']:.3f} s ({row['captured_speedup']:.2f}x "
+            f"per-client), compiled in {row['compile_s']:.1f} s, max |diff| "
+            f"{row['captured_max_abs_difference']:.2e}"
         )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

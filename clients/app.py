@@ -21,7 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort, faults, privacy, training
+from clients import cohort, cohort_group, faults, privacy, training
 from fedsim import gpu
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
@@ -187,16 +187,35 @@ def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions:
         for pid, own_epochs in zip(partitions, epochs, strict=True)
     ]
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
-    results = cohort.train_cohort(work.model, members, scenario.client, mu)
+    res = scenario.resources
+    # Capture unset: on where it pays, a CUDA worker (clients/capture.py).
+    captured = res.capture if res.capture is not None else work.device.type == "cuda"
+    share = res.gpu_share if res.uses_gpu else 0.0
+    options = cohort_group.Options(captured, res.cohort_size, res.client_cpus, share)
+    trained = cohort_group.train_group(work.model, members, scenario.client, mu, options)
     x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
-    content = RecordDict()
-    for pid, member, result in zip(partitions, members, results, strict=True):
+    content = RecordDict({keys.COHORT_REPORT: _report_record(trained.report)})
+    for pid, member, result in zip(partitions, members, trained.results, strict=True):
         y = {name: result.params[name].cpu().numpy() for name in x}  # the model's state-dict order
         released = _release(work, x, y, pid, server_round)
         content[keys.member_record(keys.ARRAYS, pid)] = scaffold.to_record(released)
         metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(member.data)), keys.TRAIN_LOSS: result.loss})
         content[keys.member_record(keys.METRICS, pid)] = metrics
     return Message(content, reply_to=msg)
+
+
+def _report_record(report: cohort_group.Report) -> MetricRecord:
+    numbers = {
+        keys.REPORT_CLIENTS: report.clients,
+        keys.REPORT_CHUNK: report.chunk,
+        keys.REPORT_CHUNKS: report.chunks,
+        keys.REPORT_FIT: report.fit,
+        keys.REPORT_FOOTPRINT: report.footprint_bytes,
+        keys.REPORT_AVAILABLE: report.available_bytes,
+        keys.REPORT_CAPTURED: int(report.captured),
+        keys.REPORT_HALVINGS: report.halvings,
+    }
+    return MetricRecord({**numbers, keys.REPORT_COMPILE_S: report.compile_s})
 
 
 @dataclass(frozen=True)

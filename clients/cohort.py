@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from clients.cohort_schedule import Schedule, schedule
 from fedsim.cohort_choice import VECTORIZED_MODELS
 from fedsim.data import Split
 from fedsim.scenario import ClientConfig
@@ -73,41 +74,6 @@ class Result:
 
     params: Params
     loss: float
-
-
-@dataclass(frozen=True)
-class _Schedule:
-    """Every step's rows for every client, as indices into the cohort's concatenated data."""
-
-    rows: torch.Tensor  # (steps, k, B) int64; padding points at a valid row
-    weight: torch.Tensor  # (steps, k, B) float: 1 for a real row, 0 for padding
-    active: torch.Tensor  # (steps, k) float: 1 if the client takes this step, else 0
-    everyone: list[bool]  # per step: every client takes it (no masking needed)
-    steps: torch.Tensor  # (k,) float: each client's number of steps
-
-
-def _schedule(members: Sequence[Member], batch_size: int, device: torch.device) -> _Schedule:
-    """Draw each client's epochs' orders exactly as ``training.train`` does and lay them out."""
-    per_client: list[list[torch.Tensor]] = []
-    offset = 0
-    for member in members:
-        batches: list[torch.Tensor] = []
-        for _ in range(member.local_epochs):  # one randperm per epoch, in order, as the per-client path
-            order = torch.randperm(len(member.data), generator=member.generator) + offset
-            batches.extend(order.split(batch_size))
-        per_client.append(batches)
-        offset += len(member.data)
-    k, longest = len(members), max(len(b) for b in per_client)
-    rows = torch.zeros(longest, k, batch_size, dtype=torch.int64)
-    weight = torch.zeros(longest, k, batch_size)
-    for i, batches in enumerate(per_client):
-        for t, batch in enumerate(batches):
-            rows[t, i, : len(batch)] = batch
-            weight[t, i, : len(batch)] = 1.0
-    active = (weight.sum(dim=2) > 0).float()
-    everyone = [bool(a) for a in active.all(dim=1)]  # on the host: no device sync per step
-    steps = torch.tensor([float(len(b)) for b in per_client])
-    return _Schedule(rows.to(device), weight.to(device), active.to(device), everyone, steps.to(device))
 
 
 def _stack(model: nn.Module, k: int) -> Params:
@@ -158,6 +124,97 @@ def _corrections(members: Sequence[Member], params: Params) -> Params | None:
     return {n: torch.stack(list(c)).to(params[n]) for n, c in zip(params, stacked, strict=True)}
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The clients' state, stacked along a leading slot axis.
+
+    ``params``, ``momentum`` and ``totals`` (each slot's summed loss) change in place as it trains.
+    """
+
+    params: Params
+    anchor: Params  # the global model, stacked: FedProx's w_global
+    corrections: Params | None  # SCAFFOLD's c - c_i
+    momentum: Params
+    totals: torch.Tensor
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor, in a fixed order (to copy one stack into another of the same shapes)."""
+        groups = [self.params, self.anchor, self.corrections or {}, self.momentum]
+        return [t for group in groups for t in group.values()] + [self.totals]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A cohort laid out on the model's device: its data, its schedule and its stack."""
+
+    data_x: torch.Tensor
+    data_y: torch.Tensor
+    plan: Schedule
+    stack: Stack
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.plan.rows.shape[0])
+
+    def batch(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``t``'s (slots, B, ...) inputs and labels."""
+        rows = self.plan.rows[t]
+        x = self.data_x[rows]
+        if not x.is_floating_point():  # token ids widen to the int64 an embedding takes
+            x = x.long()
+        return x, self.data_y[rows]
+
+    def results(self, count: int) -> list[Result]:
+        """The first ``count`` slots' parameters and mean losses (the rest are idle)."""
+        losses = (self.stack.totals / self.plan.steps).tolist()
+        params = self.stack.params
+        return [
+            Result({n: p[i].detach().clone() for n, p in params.items()}, losses[i]) for i in range(count)
+        ]
+
+
+def prepare(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, slots: int = 0) -> Prepared:
+    """Stack ``model``'s parameters into ``max(slots, len(members))`` slots and draw the schedule."""
+    if problem := not_vectorizable(model):
+        raise ValueError(f"cannot train this model as a cohort: {problem}; train it client by client")
+    if not members or any(len(m.data) == 0 for m in members):
+        raise ValueError("every member of a cohort needs at least one sample")
+    device = next(model.parameters()).device
+    slots = max(slots, len(members))
+    params = _stack(model, slots)
+    return Prepared(
+        data_x=torch.cat([m.data.x for m in members]).to(device),
+        data_y=torch.cat([m.data.y for m in members]).to(device),
+        plan=schedule(members, cfg.batch_size, slots, device),
+        stack=Stack(
+            params=params,
+            anchor={n: p.clone() for n, p in params.items()},
+            corrections=_corrections(members, params),
+            momentum={n: torch.zeros_like(p) for n, p in params.items()},
+            totals=torch.zeros(slots, device=device),
+        ),
+    )
+
+
+def grad_step(
+    model: nn.Module, proximal_mu: float
+) -> Callable[..., tuple[Params, tuple[torch.Tensor, torch.Tensor]]]:
+    """Every client's (gradients, (objective, cross-entropy)) on its own batch: one vmap-ed call."""
+    return vmap(grad_and_value(_objective(model, proximal_mu), has_aux=True))
+
+
+def update(
+    stack: Stack, grads: Params, loss: torch.Tensor, active: torch.Tensor | None, cfg: ClientConfig
+) -> None:
+    """One step's update of the stack: SCAFFOLD's correction, clipping, SGD, the loss totals."""
+    if stack.corrections is not None:
+        grads = {n: g + stack.corrections[n] for n, g in grads.items()}
+    if cfg.max_grad_norm is not None:
+        grads = _clip(grads, cfg.max_grad_norm)
+    _sgd(stack.params, grads, stack.momentum, active, cfg)
+    stack.totals.add_(loss.detach() if active is None else loss.detach() * active)
+
+
 def train_cohort(
     model: nn.Module, members: Sequence[Member], cfg: ClientConfig, proximal_mu: float
 ) -> list[Result]:
@@ -167,38 +224,14 @@ def train_cohort(
     """
     if not members:
         return []
-    if problem := not_vectorizable(model):
-        raise ValueError(f"cannot train this model as a cohort: {problem}; train it client by client")
-    if any(len(m.data) == 0 for m in members):
-        raise ValueError("every member of a cohort needs at least one sample")
-    device = next(model.parameters()).device
-    data_x = torch.cat([m.data.x for m in members]).to(device)
-    data_y = torch.cat([m.data.y for m in members]).to(device)
-    plan = _schedule(members, cfg.batch_size, device)
-    params = _stack(model, len(members))
-    anchor = {n: p.clone() for n, p in params.items()}
-    corrections = _corrections(members, params)
-    momentum: Params = {n: torch.zeros_like(p) for n, p in params.items()}
-    step = vmap(grad_and_value(_objective(model, proximal_mu), has_aux=True))
-    totals = torch.zeros(len(members), device=device)
+    state = prepare(model, members, cfg)
+    step = grad_step(model, proximal_mu)
     model.train()
-    for t in range(plan.rows.shape[0]):
-        rows = plan.rows[t]
-        x = data_x[rows]
-        if not x.is_floating_point():  # token ids widen to the int64 an embedding takes
-            x = x.long()
-        grads, (_, loss) = step(params, anchor, x, data_y[rows], plan.weight[t])
-        if corrections is not None:
-            grads = {n: g + corrections[n] for n, g in grads.items()}
-        if cfg.max_grad_norm is not None:
-            grads = _clip(grads, cfg.max_grad_norm)
-        active = None if plan.everyone[t] else plan.active[t]
-        _sgd(params, grads, momentum, active, cfg)
-        totals += loss.detach() if active is None else loss.detach() * active
-    losses = (totals / plan.steps).tolist()
-    return [
-        Result({n: p[i].detach().clone() for n, p in params.items()}, losses[i]) for i in range(len(members))
-    ]
+    for t in range(state.num_steps):
+        x, y = state.batch(t)
+        grads, (_, loss) = step(state.stack.params, state.stack.anchor, x, y, state.plan.weight[t])
+        update(state.stack, grads, loss, None if state.plan.everyone[t] else state.plan.active[t], cfg)
+    return state.results(len(members))
 
 
 def _sgd(

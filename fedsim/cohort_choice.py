@@ -39,9 +39,17 @@ def engine_line(scenario: Scenario) -> str | None:
         return None
     if reason := fallback_reason(scenario):
         return f"engine: per-client training, not 'cohort': {reason}"
-    size = scenario.resources.cohort_size
-    groups = "all of each round's clients in one group" if size is None else f"groups of {size} clients"
-    return f"engine: cohort, {groups} trained together (vmap) on the group's first node"
+    res = scenario.resources
+    if res.cohort_size is None:
+        groups = "all of each round's clients in one group, in chunks that fit the worker's memory,"
+    else:
+        groups = f"groups of {res.cohort_size} clients"
+    capture = {
+        None: "graph capture on CUDA workers",
+        True: "graph capture on (compiled once per worker and shape)",
+        False: "no graph capture",
+    }[res.capture]
+    return f"engine: cohort, {groups} trained together (vmap) on the group's first node; {capture}"
 
 
 def refuse_in_deployment(scenario: Scenario) -> None:

@@ -13,14 +13,20 @@ answer, counts for each of its clients.
 
 What the cohort path cannot do the same way makes the run train client by client,
 with one line saying why (fedsim/cohort_choice.py).
+
+Each group reply also says how the worker trained the group (``COHORT_REPORT``: chunks that
+fit its memory, graph capture, compile time, clients/cohort_group.py).  :func:`split` logs
+it on the ``fedsim`` logger, which the run's console or log shows: when it first appears or
+changes in a run, whenever the worker compiled, and as a warning when it ran out of memory.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedsim import protocol as keys
 
@@ -75,6 +81,8 @@ def split(replies: Iterable[Message], groups: list[Group]) -> list[Message]:
     out: list[Message] = []
     for reply in replies:
         g = by_node[reply.metadata.src_node_id]
+        if not reply.has_error() and (report := reply.content.metric_records.get(keys.COHORT_REPORT)):
+            _tell(reply.metadata.run_id, report)
         for member, pid in zip(g.members, g.partitions, strict=True):
             out.append(_member_reply(reply, member, pid))
     return out
@@ -93,3 +101,47 @@ def _member_reply(reply: Message, member: Message, pid: int) -> Message:
     if metrics is not None:
         own[keys.METRICS] = metrics
     return Message(own, reply_to=member)
+
+
+log = logging.getLogger("fedsim")
+_SAID: set[tuple[int, ...]] = set()  # (run id, clients, chunk, captured) already logged
+
+
+def _tell(run_id: int, report: MetricRecord) -> None:
+    if not all(isinstance(v, int | float) for v in report.values()):
+        return  # not our worker's report: nothing to say
+    n = {key: float(value) for key, value in report.items()}  # type: ignore[arg-type]
+    halvings = int(n.get(keys.REPORT_HALVINGS, 0))
+    if halvings:
+        log.warning(
+            "cohort engine: a worker ran out of memory and halved its chunk %d time(s); it trains "
+            "%d clients at a time from now on (the same results: clients train independently)",
+            halvings,
+            int(n.get(keys.REPORT_CHUNK, 0)),
+        )
+    said = (
+        run_id,
+        *(int(n.get(k, 0)) for k in (keys.REPORT_CLIENTS, keys.REPORT_CHUNK, keys.REPORT_CAPTURED)),
+    )
+    if said not in _SAID or n.get(keys.REPORT_COMPILE_S, 0) > 0:
+        _SAID.add(said)
+        log.info("%s", report_line(n))
+
+
+def report_line(n: Mapping[str, float]) -> str:
+    """One group report as the log says it."""
+
+    def count(key: str) -> int:
+        return int(n.get(key, 0))
+
+    chunks = count(keys.REPORT_CHUNKS)
+    line = (
+        f"cohort engine: a worker trained {count(keys.REPORT_CLIENTS)} clients in {chunks} "
+        f"chunk{'s' * (chunks != 1)} of {count(keys.REPORT_CHUNK)} (memory: "
+        f"{n.get(keys.REPORT_AVAILABLE, 0) / 2**20:,.0f} MB available to it, "
+        f"{n.get(keys.REPORT_FOOTPRINT, 0) / 2**20:,.1f} MB per client, {count(keys.REPORT_FIT)} fit at once)"
+    )
+    if not count(keys.REPORT_CAPTURED):
+        return f"{line}; eager steps"
+    compile_s = n.get(keys.REPORT_COMPILE_S, 0)
+    return f"{line}; captured step" + (f", compiled in {compile_s:.1f} s" if compile_s else "")

@@ -6,6 +6,7 @@ import logging
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -57,11 +58,13 @@ class ConsoleReporter:
 
     def __enter__(self) -> ConsoleReporter:
         self.progress.start()
+        self._log = _ConsoleLog(self.console).attach()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._log.detach()
         self.progress.stop()
 
     def started(self, scenario: Scenario, population: int) -> None:
@@ -81,6 +84,33 @@ class ConsoleReporter:
 
     def warn(self, text: str) -> None:
         self.console.print(f"[yellow]warning:[/] {text}")
+
+
+class _ConsoleLog(logging.Handler):
+    """The ``fedsim`` logger's lines on the console while a run goes (the cohort engine's
+    worker reports, fedsim/cohort_engine.py); ``flwr run`` has its own handler (fedsim/engine.py)."""
+
+    logger = logging.getLogger("fedsim")
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+        self.saved = (self.logger.level, self.logger.propagate)
+
+    def attach(self) -> _ConsoleLog:
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False  # once, whatever handlers a library put on the root logger
+        return self
+
+    def detach(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.saved[0])
+        self.logger.propagate = self.saved[1]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warning = "[yellow]warning:[/] " if record.levelno >= logging.WARNING else ""
+        self.console.print(warning + escape(record.getMessage()), highlight=False)
 
 
 class LogReporter:

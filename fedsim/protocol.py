@@ -34,6 +34,19 @@ PARTITION_ID = "partition-id"  # also the query reply's metric: the partition a 
 # under member_record(ARRAYS, pid) and member_record(METRICS, pid).
 COHORT_PARTITIONS = "cohort-partitions"  # list of partition ids
 COHORT_EPOCHS = "cohort-epochs"  # each one's local epochs (a straggler's are fewer), in that order
+# A group reply also carries one MetricRecord saying how the worker trained the group
+# (clients/cohort_group.py); the server logs it and hands it to no strategy, so none of
+# these numbers is averaged into the clients' metrics.
+COHORT_REPORT = "cohort-report"
+REPORT_CLIENTS = "clients"
+REPORT_CHUNK = "chunk"  # clients trained at once
+REPORT_CHUNKS = "chunks"
+REPORT_FIT = "fit"  # clients the worker's memory estimate lets train at once
+REPORT_FOOTPRINT = "footprint-bytes"  # one client's estimated memory
+REPORT_AVAILABLE = "available-bytes"  # the memory the worker found available to it
+REPORT_CAPTURED = "captured"  # 1: every chunk ran the captured step (clients/capture.py)
+REPORT_COMPILE_S = "compile-s"  # seconds compiling for this group; 0: compiled before
+REPORT_HALVINGS = "halvings"  # out-of-memory retries with half the chunk
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
 CONTROL = "scaffold-c"  # server -> client: the global control variate c

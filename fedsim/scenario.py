@@ -276,10 +276,13 @@ class ResourcesConfig:
     # "cohort": a worker trains a group of the round's clients together (clients/cohort.py).
     engine: Literal["per_client", "cohort"] = "per_client"
     cohort_size: int | None = bounded(None, ge=1)  # clients per group; None: the whole round's sample
+    # Graph capture of the cohort step (clients/capture.py); None: on where the worker trains on CUDA.
+    capture: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.cohort_size is not None and self.engine != "cohort":
-            raise ScenarioError("resources.cohort_size", f"only used by engine 'cohort', not {self.engine!r}")
+        for key in ("cohort_size", "capture"):
+            if getattr(self, key) is not None and self.engine != "cohort":
+                raise ScenarioError(f"resources.{key}", f"only used by engine 'cohort', not {self.engine!r}")
         share = self.client_gpus
         if not isinstance(share, str) and abs(share * GPU_UNITS - round(share * GPU_UNITS)) > 1e-6:
             # Ray would round it, and then fit fewer clients on a GPU than we count.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
@@ -198,3 +198,61 @@ def test_cohort_size_needs_the_cohort_engine() -> None:
         scenario("resources.cohort_size=4")
     with pytest.raises(ScenarioError, match=r"resources\.cohort_size"):
         scenario("resources.engine=cohort", "resources.cohort_size=0")
+
+
+def test_capture_needs_the_cohort_engine_and_is_stated() -> None:
+    with pytest.raises(ScenarioError, match=r"resources\.capture: only used by engine 'cohort'"):
+        scenario("resources.capture=true")
+    auto = engine_line(scenario("resources.engine=cohort")) or ""
+    assert "in chunks that fit the worker's memory" in auto and "graph capture on CUDA workers" in auto
+    assert "no graph capture" in (
+        engine_line(scenario("resources.engine=cohort", "resources.capture=false")) or ""
+    )
+
+
+def test_the_workers_report_is_logged_and_reaches_no_strategy(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cohort_engine, "_SAID", set())  # earlier tests' groups were said already
+    s = scenario("resources.engine=cohort")
+    arrays = global_arrays(s)
+    groups = cohort_engine.group([ask(s, arrays, n, 0.0) for n in range(3)], PARTITION_OF, None, 2)
+    answer = client_app.train(groups[0].message, context(0))
+    report = answer.content.metric_records[keys.COHORT_REPORT]
+    assert report[keys.REPORT_CLIENTS] == 3 and report[keys.REPORT_CAPTURED] == 0  # CPU: capture off
+    assert report[keys.REPORT_CHUNKS] == 1 and report[keys.REPORT_COMPILE_S] == 0.0
+    with caplog.at_level("INFO", logger="fedsim"):
+        replies = cohort_engine.split([answer], groups)
+        cohort_engine.split([answer], groups)  # the same report again: said once
+    assert screen_train(replies, arrays).rejected == []  # per-client replies carry no report
+    assert all(set(r.content.keys()) == {keys.ARRAYS, keys.METRICS} for r in replies)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith(
+        "cohort engine: a worker trained 3 clients in 1 chunk of 3"
+    )
+
+
+def test_report_line_and_the_out_of_memory_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cohort_engine, "_SAID", set())
+    numbers = {
+        keys.REPORT_CLIENTS: 10,
+        keys.REPORT_CHUNK: 4,
+        keys.REPORT_CHUNKS: 3,
+        keys.REPORT_FIT: 8,
+        keys.REPORT_FOOTPRINT: 50 * 2**20,
+        keys.REPORT_AVAILABLE: 800 * 2**20,
+        keys.REPORT_CAPTURED: 1,
+        keys.REPORT_HALVINGS: 1,
+        keys.REPORT_COMPILE_S: 12.34,
+    }
+    assert cohort_engine.report_line({k: float(v) for k, v in numbers.items()}) == (
+        "cohort engine: a worker trained 10 clients in 3 chunks of 4 (memory: 800 MB available "
+        "to it, 50.0 MB per client, 8 fit at once); captured step, compiled in 12.3 s"
+    )
+    with caplog.at_level("INFO", logger="fedsim"):
+        cohort_engine._tell(7, MetricRecord(numbers))
+    warning, info = caplog.records
+    assert warning.levelname == "WARNING" and "halved its chunk 1 time(s)" in warning.getMessage()
+    assert "4 clients at a time" in warning.getMessage() and info.getMessage().endswith("compiled in 12.3 s")

@@ -1,0 +1,197 @@
+"""Graph capture of a cohort's local step (``[resources] capture``): compiled once per shape.
+
+A cohort step (clients/cohort.py) is a few hundred small operations launched from Python
+through vmap's batching rules; on a GPU the launches, not the arithmetic, take the time.
+Captured, the step is one program of fixed shapes:
+
+* its inputs are always (slots, B, ...): the schedule pads a short batch to B rows of
+  weight 0, and a client that is done, or a slot no client fills, is masked (``active`` 0),
+  so neither the live clients nor a short batch change a shape.  The mask is always a
+  tensor here; with a mask of ones the masked update is the unmasked one exactly (a
+  multiplication by 1.0), so the captured and eager steps do the same arithmetic;
+* the state lives in static buffers (one :class:`~clients.cohort.Stack` per shape): a group
+  is copied in, every step copies its batch into the input buffers and runs, and the
+  group is copied out.
+
+How: ``torch.compile(fullgraph=True, dynamic=False)`` (inductor) on every device; on CUDA
+the compiled step is then recorded once into a ``torch.cuda.CUDAGraph`` that every step
+replays.  Not ``mode="reduce-overhead"``: its CUDA graph trees leave out graphs that mutate
+inputs other than parameters ("skipping cudagraphs due to mutated inputs"), and this step
+updates the stacked parameters, momentum and losses in place; they also hand out outputs
+that the next replay overwrites.  Holding the graph and its buffers here makes the buffers
+the state.  The compiled function is the same on both devices, so the CPU tests check the
+arithmetic that the GPU's graph replays.
+
+Compiling costs once per process and per :class:`Shape` (the CPU numbers are in README.md);
+hence the default (``capture`` unset): on for workers that train on CUDA, off on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from clients import cohort
+from clients.cohort import Params, Prepared, Stack
+from fedsim.scenario import ClientConfig
+
+log = logging.getLogger(__name__)
+
+MAX_RUNNERS = 4  # shapes kept compiled per process; each holds its buffers (and graph memory)
+WARMUP_CALLS = 3  # before recording: compile, then let allocator and cuDNN choices settle
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a captured step is specialised to: one :class:`Runner` per Shape per process."""
+
+    model: int  # id() of the workload's model; its runner keeps it alive, so the id stays its own
+    x: tuple[int, ...]  # one step's inputs: (slots, B, ...)
+    x_dtype: torch.dtype
+    corrections: bool
+    cfg: ClientConfig  # lr, momentum, weight decay, clipping: constants of the program
+    mu: float
+    device: str
+
+
+@dataclass(frozen=True)
+class Captured:
+    results: list[cohort.Result]
+    compile_s: float  # spent compiling (and recording) for this call; 0 if the shape was ready
+
+
+def _step(model: nn.Module, cfg: ClientConfig, mu: float) -> Callable[..., None]:
+    grads_of = cohort.grad_step(model, mu)
+
+    def step(
+        params: Params,
+        anchor: Params,
+        corrections: Params | None,
+        momentum: Params,
+        totals: torch.Tensor,
+        batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> None:
+        x, y, weight, active = batch
+        grads, (_, loss) = grads_of(params, anchor, x, y, weight)
+        cohort.update(Stack(params, anchor, corrections, momentum, totals), grads, loss, active, cfg)
+
+    return step
+
+
+class Runner:
+    """The static buffers of one :class:`Shape` and its compiled (CPU) or recorded (CUDA) step."""
+
+    def __init__(self, model: nn.Module, template: Prepared, cfg: ClientConfig, mu: float) -> None:
+        s = template.stack
+        self.stack = Stack(
+            {n: t.clone() for n, t in s.params.items()},
+            {n: t.clone() for n, t in s.anchor.items()},
+            None if s.corrections is None else {n: t.clone() for n, t in s.corrections.items()},
+            {n: t.clone() for n, t in s.momentum.items()},
+            s.totals.clone(),
+        )
+        x, y = template.batch(0)
+        weight, active = template.plan.weight[0], template.plan.active[0]
+        self.batch = tuple(torch.zeros_like(t) for t in (x, y, weight, active))
+        compiled = torch.compile(_step(model, cfg, mu), fullgraph=True, dynamic=False)
+        b = self.stack
+
+        def call() -> None:
+            compiled(b.params, b.anchor, b.corrections, b.momentum, b.totals, self.batch)
+
+        started = time.perf_counter()
+        self._run = _recorded(call) if x.is_cuda else _first_called(call)
+        self.compile_s = time.perf_counter() - started
+
+    def train(self, state: Prepared) -> None:
+        """Train ``state`` (a group of this runner's shape) in place, one replay per step."""
+        _copy(state.stack, self.stack)
+        x, y, weight, active = self.batch
+        for t in range(state.num_steps):
+            bx, by = state.batch(t)
+            x.copy_(bx)
+            y.copy_(by)
+            weight.copy_(state.plan.weight[t])
+            active.copy_(state.plan.active[t])
+            self._run()
+        _copy(self.stack, state.stack)
+
+
+def _copy(source: Stack, target: Stack) -> None:
+    for s, t in zip(source.tensors(), target.tensors(), strict=True):
+        t.copy_(s)
+
+
+def _first_called(call: Callable[[], None]) -> Callable[[], None]:
+    call()  # compiles; the buffers it scribbles on are loaded before every group
+    return call
+
+
+def _recorded(call: Callable[[], None]) -> Callable[[], None]:
+    """Warm ``call`` up on a side stream (PyTorch's recipe for capture), record it, return replay."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(WARMUP_CALLS):
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    torch.cuda.synchronize()
+    return graph.replay
+
+
+_RUNNERS: dict[Shape, Runner] = {}
+_REFUSED: dict[Shape, str] = {}  # shapes that failed to compile: trained eagerly, said once
+
+
+def train_captured(
+    model: nn.Module, members: list[cohort.Member], cfg: ClientConfig, mu: float, slots: int
+) -> Captured | None:
+    """Train ``members`` in ``slots`` (>= their number) with the captured step of that shape.
+
+    None if the step of this shape cannot be compiled (the caller trains eagerly); the
+    error is logged once, on the worker.  An out-of-memory error is raised, not swallowed.
+    """
+    state = cohort.prepare(model, members, cfg, slots)
+    x, _ = state.batch(0)
+    shape = Shape(
+        id(model), tuple(x.shape), x.dtype, state.stack.corrections is not None, cfg, mu, str(x.device)
+    )
+    if shape in _REFUSED:
+        return None
+    compile_s, runner = 0.0, _RUNNERS.get(shape)
+    if runner is None:
+        runner = _build(model, state, cfg, mu, shape)
+        if runner is None:
+            return None
+        compile_s = runner.compile_s
+    model.train()
+    runner.train(state)
+    return Captured(state.results(len(members)), compile_s)
+
+
+def _build(model: nn.Module, state: Prepared, cfg: ClientConfig, mu: float, shape: Shape) -> Runner | None:
+    if len(_RUNNERS) >= MAX_RUNNERS:  # the oldest shape goes: its buffers and graph are freed
+        del _RUNNERS[next(iter(_RUNNERS))]
+    try:
+        runner = Runner(model, state, cfg, mu)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # a model or an op torch.compile cannot take: eager still can
+        _REFUSED[shape] = f"{type(error).__name__}: {error}"
+        log.warning("graph capture failed, training this shape eagerly: %s", _REFUSED[shape], exc_info=True)
+        return None
+    _RUNNERS[shape] = runner
+    return runner
+
+
+def forget() -> None:
+    """Drop every compiled shape and its buffers (after an out-of-memory error)."""
+    _RUNNERS.clear()

@@ -1,0 +1,82 @@
+"""The captured cohort step (clients/capture.py) trains as the eager step and as each client alone.
+
+On the CPU the step is compiled by inductor; a GPU records that same compiled step into a
+CUDA graph, which these tests cannot run.  One compile (the 2NN, ~12 s on 2 cores) serves
+the whole module: the second group reuses the compiled shape with fewer live clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from clients import capture
+from clients.cohort import Member, train_cohort
+from fedsim.scenario import ClientConfig
+from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
+
+# Every part of the update: FedProx, momentum, weight decay, clipping.
+CFG = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.9, weight_decay=1e-3, max_grad_norm=0.5)
+MU = 0.01
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "_RUNNERS", {})
+    monkeypatch.setattr(capture, "_REFUSED", {})
+
+
+def members(count: int) -> list[Member]:
+    return [Member(split, rng(i), CFG.local_epochs) for i, split in enumerate(clients()[:count])]
+
+
+def test_captured_training_equals_eager_and_per_client_and_compiles_once() -> None:
+    # Clients of 23, 10 and 7 samples: 10, 4 and 4 steps, short batches, masked clients.
+    model, data = model_for("mlp"), clients()
+    expected = per_client(model, data, CFG, MU)
+    eager = [(r.params, r.loss) for r in train_cohort(model, members(3), CFG, MU)]
+    first = capture.train_captured(model, members(3), CFG, MU, slots=3)
+    assert first is not None and first.compile_s > 0
+    assert_same(expected, [(r.params, r.loss) for r in first.results])
+    assert_same(eager, [(r.params, r.loss) for r in first.results])
+    # Two live clients in the same three slots: the same shape, so no second compile,
+    # and the idle slot changes nothing.
+    second = capture.train_captured(model, members(2), CFG, MU, slots=3)
+    assert second is not None and second.compile_s == 0.0
+    assert_same(expected[:2], [(r.params, r.loss) for r in second.results])
+    assert len(capture._RUNNERS) == 1
+
+
+def test_a_step_that_cannot_compile_is_refused_once_and_trained_eagerly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def broken(step: Callable[..., None], **_: object) -> Callable[..., None]:
+        def run(*args: object) -> None:
+            calls.append(1)
+            raise RuntimeError("no backend for this op")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = model_for("logreg")
+    assert capture.train_captured(model, members(2), CFG, 0.0, slots=2) is None
+    assert capture.train_captured(model, members(2), CFG, 0.0, slots=2) is None
+    assert calls == [1]  # the second call did not try again
+    assert capture._RUNNERS == {} and "no backend for this op" in next(iter(capture._REFUSED.values()))
+
+
+def test_an_out_of_memory_error_while_compiling_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def oom(step: Callable[..., None], **_: object) -> Callable[..., None]:
+        def run(*args: object) -> None:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        capture.train_captured(model_for("logreg"), members(2), CFG, 0.0, slots=2)
+    assert capture._REFUSED == {}  # not refused: a smaller chunk may still be captured
