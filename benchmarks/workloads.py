@@ -31,14 +31,15 @@ class Workload:
     client_cpus: float = 1.0
     client_gpus: float = 0.0  # each client's share of a GPU; > 0: every system trains on the GPU
     engine: str = "per_client"  # fedsim's resources.engine ("cohort": fedsim-cohort)
+    capture: bool = False  # the cohort engine's resources.capture (on a CPU: torch.compile)
     seed: int = 0
 
     @property
     def label(self) -> str:
         gpu = f" gpu {self.client_gpus:g}" if self.client_gpus else ""
         epochs = f" E={self.local_epochs}" if self.local_epochs != 1 else ""
-        cohort = " cohort" if self.engine == "cohort" else ""
-        return f"{self.model} {self.num_clients}x{self.per_round}{epochs}{gpu}{cohort}"
+        # The engine is not in it: fedsim-cohort is another system on the same workload.
+        return f"{self.model} {self.num_clients}x{self.per_round}{epochs}{gpu}"
 
     @property
     def device(self) -> torch.device:
@@ -75,6 +76,7 @@ centralized = false
 client_cpus = {self.client_cpus}
 client_gpus = {self.client_gpus}
 engine = "{self.engine}"
+{f"capture = {str(self.capture).lower()}" if self.engine == "cohort" else ""}
 """
         scenario = parse_scenario(toml)
         strategy = scenario.strategy

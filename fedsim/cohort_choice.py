@@ -18,7 +18,7 @@ def fallback_reason(scenario: Scenario) -> str | None:
     if scenario.model.name not in VECTORIZED_MODELS:
         return f"model {scenario.model.name!r} is recurrent and not vectorized"
     if scenario.strategy.name == "scaffold":
-        return "SCAFFOLD keeps each client's control variate in its own node's state"
+        return "SCAFFOLD's control variates travel with each client's own message, not a group's"
     if privacy is not None and privacy.mode == "sample":
         return "DP-SGD clips and noises per example in each client (Opacus)"
     if privacy is not None and privacy.mode == "central" and privacy.where == "client":
@@ -41,7 +41,7 @@ def engine_line(scenario: Scenario) -> str | None:
         return f"engine: per-client training, not 'cohort': {reason}"
     res = scenario.resources
     if res.cohort_size is None:
-        groups = "all of each round's clients in one group, in chunks that fit the worker's memory,"
+        groups = "each round's clients in one group per client actor, in chunks that fit its memory,"
     else:
         groups = f"groups of {res.cohort_size} clients"
     capture = {

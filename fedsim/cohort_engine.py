@@ -2,7 +2,7 @@
 
 With ``[resources] engine = "cohort"`` the strategy still configures one train message
 per sampled client.  The round loop then cuts the sample (in partition order) into
-groups of ``resources.cohort_size`` (default: the whole sample) and sends each group one
+groups of ``resources.cohort_size`` (default: one group per client actor) and sends each group one
 message, to its first client's node, with the group's partition ids in the config.  That
 node's ClientApp trains the group together (clients/cohort.py) and answers with each
 client's arrays and metrics under its own record names.  :func:`split` turns that answer
@@ -36,6 +36,16 @@ class Group:
     message: Message  # the one train message sent, to the first member's node
     members: tuple[Message, ...]  # the strategy's messages, one per client, in partition order
     partitions: tuple[int, ...]
+
+
+def group_size(cohort_size: int | None, messages: int, workers: int | None) -> int | None:
+    """Clients per group: the scenario's, else an even share for each client actor (None: one group).
+
+    A group trains on one actor: with fewer groups than actors, the others would idle.
+    """
+    if cohort_size is not None or workers is None:
+        return cohort_size
+    return max(1, -(-messages // workers))
 
 
 def group(

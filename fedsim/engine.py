@@ -33,7 +33,7 @@ from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
 from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
-from fedsim.server import Abort, Job, Reporter, RunError, finish_resumed, scenario_digest, serve
+from fedsim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
 from strategies.plan import largest_stage
 
@@ -165,12 +165,12 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     app = ServerApp()
 
     # Nodes stand in for any client (strategies/placement.py): as many as a stage addresses.
-    nodes = largest_stage(job.scenario, len(job.data.clients))
+    pool = Pool(largest_stage(job.scenario, len(job.data.clients)), plan.actors)
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         try:
-            outcome.append(serve(grid, job, reporter, abort, pool=nodes))
+            outcome.append(serve(grid, job, reporter, abort, pool))
         finally:
             done.set()
 
@@ -200,7 +200,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     }
     try:
         with _flower_logs(verbose):
-            run_simulation(app, client_app, nodes, "ray", backend, verbose_logging=verbose)
+            run_simulation(app, client_app, pool.nodes, "ray", backend, verbose_logging=verbose)
     except BaseException as exc:
         # End the server's waits, so that it records why the run stopped and closes the folder.
         interrupted = isinstance(exc, KeyboardInterrupt)

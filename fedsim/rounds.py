@@ -77,6 +77,7 @@ class RoundLoop:
     clients: ClientStates
     population: int
     budget: Budget | None = None  # [privacy]: the accountant, and target_epsilon
+    workers: int | None = None  # client actors, where known: the cohort engine gives each a group
 
     def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
         started = time.perf_counter()
@@ -173,7 +174,7 @@ class RoundLoop:
         timeout = self.scenario.resources.round_timeout_s
         if not uses_cohorts(self.scenario):
             return exchange(self.grid, messages, timeout, self.abort, linger=linger)
-        size = self.scenario.resources.cohort_size
+        size = cohort_engine.group_size(self.scenario.resources.cohort_size, len(messages), self.workers)
         epochs = self.scenario.client.local_epochs
         groups = cohort_engine.group(messages, self.strategy.partition_of, size, epochs)
         replies = exchange(self.grid, [g.message for g in groups], timeout, self.abort, linger=linger)

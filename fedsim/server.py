@@ -77,11 +77,18 @@ class Job:
         return self.scenario.rounds - (self.resume.round if self.resume else 0)
 
 
-def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: int | None = None) -> Summary:
+@dataclass(frozen=True)
+class Pool:
+    """A simulation's nodes, which stand in for any client (strategies/placement.py)."""
+
+    nodes: int
+    workers: int | None  # Ray's client actors (None: unknown, a joined cluster)
+
+
+def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | None = None) -> Summary:
     """Run every round left; always close the run folder, with the error if one stopped it.
 
-    ``pool``: the simulation started that many nodes, to stand in for any client
-    (strategies/placement.py); None: each node holds its own partition, as SuperNodes do.
+    ``pool``: the simulation's; None: each node holds its own partition, as SuperNodes do.
     """
     scenario, data = job.scenario, job.data
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
@@ -119,6 +126,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: int | No
             clients,
             placement.population,
             budget,
+            pool.workers if pool else None,
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
             try:
@@ -139,9 +147,9 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: int | No
     return summary
 
 
-def _place(grid: Grid, population: int, pool: int | None, timeout: float, abort: Abort) -> Placement:
+def _place(grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort) -> Placement:
     if pool is not None:
-        return Placement.pool(wait_for_nodes(grid, pool, timeout, abort), population)
+        return Placement.pool(wait_for_nodes(grid, pool.nodes, timeout, abort), population)
     return Placement.fixed(discover_partitions(grid, population, timeout, abort))
 
 

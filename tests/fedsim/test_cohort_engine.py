@@ -188,7 +188,7 @@ def test_recurrent_models_fall_back() -> None:
 
 def test_engine_line_and_default() -> None:
     assert engine_line(scenario()) is None and not uses_cohorts(scenario())
-    assert "all of each round's clients" in (engine_line(scenario("resources.engine=cohort")) or "")
+    assert "one group per client actor" in (engine_line(scenario("resources.engine=cohort")) or "")
     sized = scenario("resources.engine=cohort", "resources.cohort_size=4")
     assert uses_cohorts(sized) and "groups of 4 clients" in (engine_line(sized) or "")
 
@@ -204,7 +204,7 @@ def test_capture_needs_the_cohort_engine_and_is_stated() -> None:
     with pytest.raises(ScenarioError, match=r"resources\.capture: only used by engine 'cohort'"):
         scenario("resources.capture=true")
     auto = engine_line(scenario("resources.engine=cohort")) or ""
-    assert "in chunks that fit the worker's memory" in auto and "graph capture on CUDA workers" in auto
+    assert "in chunks that fit its memory" in auto and "graph capture on CUDA workers" in auto
     assert "no graph capture" in (
         engine_line(scenario("resources.engine=cohort", "resources.capture=false")) or ""
     )
@@ -256,3 +256,19 @@ def test_report_line_and_the_out_of_memory_warning(
     warning, info = caplog.records
     assert warning.levelname == "WARNING" and "halved its chunk 1 time(s)" in warning.getMessage()
     assert "4 clients at a time" in warning.getMessage() and info.getMessage().endswith("compiled in 12.3 s")
+
+
+@pytest.mark.parametrize(
+    ("cohort_size", "messages", "workers", "size"),
+    [
+        (None, 10, 2, 5),  # one group per actor
+        (None, 7, 2, 4),  # 4 + 3
+        (None, 3, 4, 1),  # fewer clients than actors: one each
+        (3, 10, 2, 3),  # the scenario's size wins
+        (None, 10, None, None),  # actors unknown (a joined cluster): one group
+    ],
+)
+def test_groups_default_to_an_even_share_for_each_client_actor(
+    cohort_size: int | None, messages: int, workers: int | None, size: int | None
+) -> None:
+    assert cohort_engine.group_size(cohort_size, messages, workers) == size
