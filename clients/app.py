@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort, cohort_group, faults, privacy, training
+from clients import cohort, cohort_group, faults, privacy, scaffold_client, training
 from fedsim import gpu
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
@@ -88,14 +88,6 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
     return work, int(pid), config
 
 
-def _kept_state(msg: Message, context: Context) -> RecordDict:
-    """Where the client's state between rounds lives: its node's, or the message's copy (a pool)."""
-    if keys.PARTITION_ID not in msg.content.config_records[keys.CONFIG]:
-        return context.state
-    carried = msg.content.array_records
-    return RecordDict({name: carried[name] for name in keys.CLIENT_STATE if name in carried})
-
-
 @app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
@@ -117,8 +109,8 @@ def _train_client(msg: Message, context: Context, work: Workload, pid: int, conf
     server_round = int(keys.number(config, keys.SERVER_ROUND))
     data = _training_data(work, pid)
     x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
-    kept = _kept_state(msg, context)
-    control = _Control.received(msg, kept, work.model)
+    kept = scaffold_client.kept_state(msg, context)
+    control = scaffold_client.Control.received(msg, kept, work.model)
     mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
     rng = torch_generator(scenario.seed, "train", server_round, pid)
     correction = control.correction(work.model, work.device) if control is not None else None
@@ -216,44 +208,6 @@ def _report_record(report: cohort_group.Report) -> MetricRecord:
         keys.REPORT_HALVINGS: report.halvings,
     }
     return MetricRecord({**numbers, keys.REPORT_COMPILE_S: report.compile_s})
-
-
-@dataclass(frozen=True)
-class _Control:
-    """SCAFFOLD's client side: the server's ``c`` and this node's ``c_i``."""
-
-    c: dict[str, np.ndarray]
-    c_i: dict[str, np.ndarray]  # one per trainable parameter
-
-    @staticmethod
-    def received(msg: Message, state: RecordDict, model: nn.Module) -> _Control | None:
-        """None unless the strategy is SCAFFOLD; ``c_i`` is zero until the client's first reply."""
-        c = msg.content.array_records.get(keys.CONTROL)
-        if c is None:
-            return None
-        kept = state.array_records.get(keys.CLIENT_CONTROL)
-        if kept is not None:
-            return _Control(scaffold.to_numpy(c), scaffold.to_numpy(kept))
-        zeros = {name: np.zeros(tuple(p.shape), dtype=np.float32) for name, p in model.named_parameters()}
-        return _Control(scaffold.to_numpy(c), zeros)
-
-    def correction(self, model: nn.Module, device: torch.device) -> list[torch.Tensor]:
-        """``c - c_i`` for each parameter, in ``model.parameters()`` order."""
-        return [torch.from_numpy(self.c[n] - self.c_i[n]).to(device) for n, _ in model.named_parameters()]
-
-    def update(
-        self, state: RecordDict, x: dict[str, np.ndarray], y: dict[str, np.ndarray], steps: int, lr: float
-    ) -> ArrayRecord:
-        """Keep the new ``c_i`` in the client's ``state``; return its change for the server.
-
-        The kept value is ``c_i + delta``, not option II's ``c_i+`` itself: the two differ in
-        the last bits, and this one the server can repeat exactly from the change it receives
-        (its copy hands a resumed run's clients their state back, fedsim/clientstate.py).
-        """
-        _, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
-        kept = {k: self.c_i[k] + delta[k] for k in self.c_i}
-        state[keys.CLIENT_CONTROL] = scaffold.to_record(kept)
-        return scaffold.to_record(delta)
 
 
 @app.evaluate()
