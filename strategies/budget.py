@@ -16,20 +16,24 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flwr.supercore.differential_privacy import compute_adaptive_noise_params
 
 from fedsim.config import ScenarioError
 from fedsim.privacy_config import PrivacyConfig, count_stddev, default_delta, expected_cohort
 from fedsim.scenario import Scenario
-from strategies import accounting
+
+if TYPE_CHECKING:  # loaded where used: dp-accounting and SciPy take 0.7 s, and only private runs need them
+    from strategies import accounting
 from strategies.cohorts import cohort_size
 from strategies.plan import plan_round
 
 
 def central_mechanism(scenario: Scenario, population: int, noise: float) -> accounting.Mechanism:
     """One round of central DP as the scenario runs it, at noise multiplier ``noise``."""
+    from strategies import accounting
+
     privacy = _privacy(scenario)
     cfg = scenario.strategy
     cohort = cohort_size(cfg.fraction_train, population, cfg.min_train_clients)
@@ -44,6 +48,8 @@ def central_mechanism(scenario: Scenario, population: int, noise: float) -> acco
 
 def sample_mechanism(scenario: Scenario, examples: int, noise: float) -> accounting.Mechanism:
     """One round of DP-SGD on a client holding ``examples`` (clients/dpsgd.py's sampling)."""
+    from strategies import accounting
+
     client = scenario.client
     rate = min(1.0, client.batch_size / examples)
     steps = client.local_epochs * math.ceil(examples / client.batch_size)
@@ -52,6 +58,8 @@ def sample_mechanism(scenario: Scenario, examples: int, noise: float) -> account
 
 def make_accountant(scenario: Scenario, sizes: Sequence[int]) -> accounting.Accountant:
     """The accountant for the resolved scenario; ``sizes[k]``: partition ``k``'s training examples."""
+    from strategies import accounting
+
     privacy = _privacy(scenario)
     delta, noise = _given(privacy.delta), privacy.noise
     if privacy.mode == "central":
@@ -88,6 +96,8 @@ def resolve(scenario: Scenario, sizes: Sequence[int]) -> Scenario:
 
 def calibrated_noise(scenario: Scenario, sizes: Sequence[int]) -> float:
     """The smallest noise multiplier whose planned rounds spend at most ``target_epsilon``."""
+    from strategies import accounting
+
     privacy = _privacy(scenario)
     delta, target = _given(privacy.delta), _given(privacy.target_epsilon)
     population = len(sizes)

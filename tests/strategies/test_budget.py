@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dp_accounting as dpa
 import pytest
 from dp_accounting.rdp import RdpAccountant
@@ -101,3 +104,10 @@ def test_the_budget_refuses_the_first_round_that_would_exceed_the_target() -> No
 def test_without_a_target_every_round_may_run() -> None:
     spent = budget.Budget(budget.resolve(scenario(), SIZES), SIZES)
     assert spent.refusal(1, [0, 1]) is None and spent.target is None
+
+
+def test_the_engine_loads_dp_accounting_only_for_private_runs() -> None:
+    """dp-accounting and SciPy add 0.7 s to every start; only an accountant needs them."""
+    check = "import sys, fedsim.engine; print('dp_accounting' in sys.modules, 'scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
