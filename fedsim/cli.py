@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 
 from fedsim import deploy_args, deploy_cli
-from fedsim.config import ScenarioError, from_table, one_line
+from fedsim.config import ScenarioError, count, from_table, one_line
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
 from fedsim.variants import Run, parse_seeds, plan
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             console.print(
                 f"ok: {scenario.name}: {describe_clients(scenario.data)}, "
-                f"{scenario.strategy.name}, {scenario.model.name}, {scenario.rounds} rounds"
+                f"{scenario.strategy.name}, {scenario.model.name}, {count(scenario.rounds, 'round')}"
             )
             if scenario.privacy is not None and scenario.data.num_clients is not None:
                 console.print(guarantee(scenario, scenario.data.num_clients))

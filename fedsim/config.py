@@ -28,6 +28,11 @@ class ScenarioError(ValueError):
         self.key = key
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 round", "3 rounds"."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def one_line(text: str) -> str:
     """``text`` with line breaks and other unprintable characters escaped, as ``repr`` shows them."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

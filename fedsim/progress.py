@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from fedsim.cohort_choice import engine_line
+from fedsim.config import count
 from fedsim.privacy_config import guarantee
 from fedsim.results import RoundRecord, Summary
 from fedsim.scenario import Scenario
@@ -69,9 +70,9 @@ class ConsoleReporter:
 
     def started(self, scenario: Scenario, population: int) -> None:
         self.console.print(
-            f"[bold]{scenario.name}[/]: {population} clients, {scenario.strategy.name}, "
+            f"[bold]{scenario.name}[/]: {count(population, 'client')}, {scenario.strategy.name}, "
             f"{scenario.model.name} on {scenario.data.dataset} ({scenario.data.partition}), "
-            f"{scenario.rounds} rounds"
+            f"{count(scenario.rounds, 'round')}"
         )
         for line in (privacy_line(scenario, population), engine_line(scenario)):
             if line:
@@ -119,7 +120,9 @@ class LogReporter:
     log = logging.getLogger("fedsim")
 
     def started(self, scenario: Scenario, population: int) -> None:
-        self.log.info("%s: %d clients, %d rounds", scenario.name, population, scenario.rounds)
+        self.log.info(
+            "%s: %s, %s", scenario.name, count(population, "client"), count(scenario.rounds, "round")
+        )
         for line in (privacy_line(scenario, population), engine_line(scenario)):
             if line:
                 self.log.info("%s", line)

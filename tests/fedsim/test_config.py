@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from fedsim.config import ScenarioError, apply_override, bounded, from_table, parse_value, to_table
+from fedsim.config import ScenarioError, apply_override, bounded, count, from_table, parse_value, to_table
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,8 @@ def test_override_refuses_to_descend_into_a_value() -> None:
 def test_override_needs_an_equals_sign() -> None:
     with pytest.raises(ScenarioError, match=r"^--set: expected KEY=VALUE"):
         apply_override({}, "rounds")
+
+
+@pytest.mark.parametrize(("n", "text"), [(0, "0 rounds"), (1, "1 round"), (2, "2 rounds"), (20, "20 rounds")])
+def test_counts_are_singular_only_for_one(n: int, text: str) -> None:
+    assert count(n, "round") == text
