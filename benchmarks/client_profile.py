@@ -37,7 +37,7 @@ def messages(workload: Workload, data_dir: str, server_round: int) -> list[tuple
     )
     content = RecordDict({keys.ARRAYS: ArrayRecord(model.state_dict()), keys.CONFIG: config})
     out = []
-    for pid in plain.cohort(workload, server_round):
+    for pid in plain.cohort(scenario, server_round, workload.num_clients):
         node: dict[str, bool | float | int | str] = {
             keys.NODE_PARTITION_ID: pid,
             keys.NODE_NUM_PARTITIONS: workload.num_clients,

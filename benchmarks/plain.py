@@ -1,7 +1,8 @@
 """The reference: the same SGD steps as a fedsim round, in one process, with no framework.
 
 Each round trains the clients fedsim would sample (same seeded draw, same per-client
-generators, same partitions and batches) one after another with
+generators, same partitions and batches, loaded by fedsim's own ``load_federated``, so
+any of its data sets: MNIST, Shakespeare) one after another with
 :func:`clients.training.train`, then averages the models weighted by examples.  Its
 time with one thread, halved, is the "2-core limit": what two cores could at best do.
 """
@@ -16,21 +17,25 @@ from benchmarks.workloads import Workload
 from clients import training
 from fedsim.data import FederatedData, Split, load_federated, resolve_root
 from fedsim.models import build_model
+from fedsim.scenario import Scenario
 from fedsim.seeding import torch_generator
-from strategies.cohorts import cohort_size
-from strategies.sampling import sample_partitions
+from strategies.plan import train_sample
 
 
 def load(workload: Workload, data_dir: str | None) -> FederatedData:
+    """The workload's data set and partitions, as fedsim's server and clients load them."""
     scenario = workload.scenario()
-    return load_federated(scenario.data, scenario.seed, resolve_root(scenario.data, data_dir))
+    data = load_federated(scenario.data, scenario.seed, resolve_root(scenario.data, data_dir))
+    if len(data.clients) != workload.num_clients:  # text: the data decide, and C was sized for this
+        raise ValueError(
+            f"{workload.label}: the data hold {len(data.clients)} clients, not {workload.num_clients}"
+        )
+    return data
 
 
-def cohort(workload: Workload, server_round: int) -> list[int]:
-    """The partition ids fedsim's seeded sampling trains in ``server_round``."""
-    strategy = workload.scenario().strategy
-    size = cohort_size(strategy.fraction_train, workload.num_clients, strategy.min_train_clients)
-    return sample_partitions(workload.seed, "train", server_round, workload.num_clients, size)
+def cohort(scenario: Scenario, server_round: int, population: int) -> list[int]:
+    """The partition ids fedsim's server samples in ``server_round`` out of ``population``."""
+    return train_sample(scenario, server_round, 0, population)  # attempt 0: no retried round
 
 
 def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[list[float], int]:
@@ -45,7 +50,7 @@ def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[l
         started = time.perf_counter()
         total = {k: torch.zeros_like(v) for k, v in global_state.items()}
         examples = 0
-        for pid in cohort(workload, server_round):
+        for pid in cohort(scenario, server_round, len(data.clients)):
             split = data.client(pid)
             split = Split(split.x.to(device), split.y.to(device))  # a no-op on the CPU
             model.load_state_dict(global_state)

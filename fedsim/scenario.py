@@ -90,6 +90,8 @@ class DataConfig:
     balanced ``iid`` split of the play keeps that count) and leave it None; all
     others fill in 100.  With ``partition = "natural"`` on text the data alone
     decides, so setting ``num_clients`` there is an error; ``min_samples`` filters.
+    ``max_samples`` cuts every client to its first samples (after partitioning and
+    filtering): shorter rounds, e.g. a benchmark's, on the same clients.
     """
 
     dataset: DatasetName = "mnist"
@@ -103,6 +105,7 @@ class DataConfig:
     seq_len: int = bounded(80, ge=1)  # text: characters a model reads to predict the next one
     min_samples: int = bounded(100, ge=1)  # text: keep roles/files with this many training windows
     eval_windows: int = bounded(5000, ge=1)  # text: centralized evaluation reads at most this many
+    max_samples: int | None = bounded(None, ge=1)  # per client: its first this many training samples
     synthetic: SyntheticConfig = SyntheticConfig()
 
     def __post_init__(self) -> None:

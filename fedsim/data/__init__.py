@@ -24,7 +24,12 @@ __all__ = ["FederatedData", "Split", "Vocabulary", "load_federated", "resolve_ro
 
 
 def load_federated(spec: DataConfig, seed: int, root: Path | None = None) -> FederatedData:
-    """Load (or generate) the data set and partition its training split."""
+    """Load (or generate) the data set, partition its training split, cap each partition."""
+    data = _load(spec, seed, root)
+    return data if spec.max_samples is None else data.capped(spec.max_samples)
+
+
+def _load(spec: DataConfig, seed: int, root: Path | None) -> FederatedData:
     if spec.dataset in TEXT_DATASETS:
         if root is None:
             raise ValueError("text needs a data root; resolve it with fedsim.data.resolve_root")

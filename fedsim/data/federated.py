@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,11 @@ class FederatedData:
     num_classes: int
     clients: tuple[np.ndarray, ...]  # training-sample indices of each partition id
     vocab: Vocabulary | None = None  # text: token id -> character
+
+    def capped(self, max_samples: int) -> FederatedData:
+        """Every client cut to its first ``max_samples`` rows (partitions list rows in order,
+        so a text client keeps a stretch of its text, and its windows stay a view)."""
+        return dataclasses.replace(self, clients=tuple(c[:max_samples] for c in self.clients))
 
     def client(self, partition_id: int) -> Split:
         return self.train.subset(self.clients[partition_id])

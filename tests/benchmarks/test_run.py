@@ -38,3 +38,19 @@ def test_a_dry_run_prints_the_plan_and_runs_nothing(capsys: pytest.CaptureFixtur
     run.main(["--dry-run", "--models", "cnn", "--systems", "fedsim", "--client-gpus", "0.25,0.1"])
     printed = capsys.readouterr().out
     assert "cnn 100x10 gpu 0.25: fedsim" in printed and "cnn 100x10 gpu 0.1: fedsim" in printed
+
+
+def test_quickstart_is_skipped_for_the_lstm_with_a_line_saying_so(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = run.plan(["lstm", "2nn"], ["fedsim", "plain-1thread", "quickstart"], rounds=4, epochs=1, shares=[])
+    assert [(w.model, s) for w, s in runs] == [
+        ("lstm", "fedsim"),
+        ("lstm", "plain-1thread"),
+        ("2nn", "fedsim"),
+        ("2nn", "plain-1thread"),
+        ("2nn", "quickstart"),
+    ]
+    assert runs[0][0].max_samples == 500 and runs[0][0].lr == 1.47 and runs[0][0].rounds == 4
+    run.main(["--dry-run", "--models", "lstm", "--systems", "fedsim,quickstart"])
+    printed = capsys.readouterr().out
+    assert "lstm: quickstart skipped" in printed and "lstm 220x10 max 500: fedsim" in printed
+    assert "max 500: quickstart" not in printed

@@ -28,7 +28,7 @@ def test_workloads_are_mcmahans_models_and_sampling() -> None:
 def test_plain_loop_trains_fedsims_cohort_with_its_step_count(data_dir: Path) -> None:
     workload = Workload(model="2nn", num_clients=100, per_round=2, rounds=2)
     data = plain.load(workload, str(data_dir))
-    cohorts = [plain.cohort(workload, r) for r in (1, 2)]
+    cohorts = [plain.cohort(workload.scenario(), r, 100) for r in (1, 2)]
     assert all(len(c) == 2 and len(set(c)) == 2 for c in cohorts) and cohorts[0] != cohorts[1]
     seconds, steps = plain.run_rounds(workload, data, threads=1)
     cfg = workload.scenario().client

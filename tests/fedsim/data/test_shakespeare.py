@@ -102,6 +102,16 @@ def test_min_samples_keeps_only_roles_with_enough_training_windows(tmp_path: Pat
     assert len(data.test) == 1  # and only BOB's held-out text is evaluated
 
 
+def test_max_samples_keeps_each_roles_first_windows_after_the_filter(tmp_path: Path) -> None:
+    full = load_federated(_play_data(tmp_path, partition="natural", seq_len=4, min_samples=38), 0, tmp_path)
+    spec = _play_data(tmp_path, partition="natural", seq_len=4, min_samples=38, max_samples=10)
+    data = load_federated(spec, seed=0, root=tmp_path)
+    assert [len(c) for c in data.clients] == [10]  # BOB's first 10 of 39: the filter saw all 39
+    assert np.array_equal(data.clients[0], full.clients[0][:10]) and len(data.test) == 1
+    storage = data.client(0).x.untyped_storage().data_ptr()
+    assert storage == data.train.x.untyped_storage().data_ptr()  # a stretch of text: still a view
+
+
 def test_a_role_filter_that_leaves_no_client_names_the_key(tmp_path: Path) -> None:
     spec = _play_data(tmp_path, partition="natural", seq_len=4, min_samples=40)
     with pytest.raises(ScenarioError, match=r"^data\.min_samples: no role has 40 .*the largest of 3 has 39"):
