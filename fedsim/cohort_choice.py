@@ -41,7 +41,7 @@ def engine_line(scenario: Scenario) -> str | None:
         return f"engine: per-client training, not 'cohort': {reason}"
     res = scenario.resources
     if res.cohort_size is None:
-        groups = "each round's clients in one group per client actor, in chunks that fit its memory,"
+        groups = "groups of similar length for the client actors, in chunks that fit memory,"
     else:
         groups = f"groups of {res.cohort_size} clients"
     capture = {

@@ -2,7 +2,8 @@
 
 With ``[resources] engine = "cohort"`` the strategy still configures one train message
 per sampled client.  The round loop then cuts the sample (in partition order) into
-groups of ``resources.cohort_size`` (default: one group per client actor) and sends each group one
+groups of ``resources.cohort_size`` (default: groups of similar length that keep every client
+actor busy, :func:`balanced`) and sends each group one
 message, to its first client's node, with the group's partition ids in the config.  That
 node's ClientApp trains the group together (clients/cohort.py) and answers with each
 client's arrays and metrics under its own record names.  :func:`split` turns that answer
@@ -23,7 +24,7 @@ changes in a run, whenever the worker compiled, and as a warning when it ran out
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
@@ -38,37 +39,71 @@ class Group:
     partitions: tuple[int, ...]
 
 
-def group_size(cohort_size: int | None, messages: int, workers: int | None) -> int | None:
-    """Clients per group: the scenario's, else an even share for each client actor (None: one group).
+@dataclass(frozen=True)
+class Balance:
+    """Without ``resources.cohort_size``: groups that keep every client actor busy (:func:`balanced`)."""
 
-    A group trains on one actor: with fewer groups than actors, the others would idle.
+    workers: int  # Ray's client actors
+    examples: Sequence[int]  # each partition's training examples
+    batch_size: int
+
+
+def balanced(steps: Sequence[int], workers: int) -> list[list[int]]:
+    """Clients (indices into ``steps``) cut into groups of similar length.
+
+    A group takes as many steps as its longest client (the others are masked, yet
+    computed), so its cost is its size times that.  Longest first, each group takes
+    clients while its cost stays within a worker's fair share of the round (or the
+    longest client's steps, if more); Flower's actor pool hands the groups to actors
+    as they free up, the longest first.  Each group lists its clients in index order.
     """
-    if cohort_size is not None or workers is None:
-        return cohort_size
-    return max(1, -(-messages // workers))
+    order = sorted(range(len(steps)), key=lambda i: (-steps[i], i))
+    if not order:
+        return []
+    budget = max(steps[order[0]], -(-sum(steps) // workers))
+    groups: list[list[int]] = [[]]
+    for i in order:
+        if groups[-1] and (len(groups[-1]) + 1) * steps[groups[-1][0]] > budget:
+            groups.append([])
+        groups[-1].append(i)
+    return [sorted(g) for g in groups]
 
 
 def group(
-    messages: Iterable[Message], partition_of: Mapping[int, int], size: int | None, epochs: int
+    messages: Iterable[Message],
+    partition_of: Mapping[int, int],
+    size: int | None,
+    epochs: int,
+    balance: Balance | None = None,
 ) -> list[Group]:
-    """Cut the per-client train messages into groups of ``size`` (None: one group).
+    """Cut the per-client train messages into groups of ``size`` in partition order; with
+    ``size`` None, into ``balance``'s groups (None too: one group).
 
     The strategy gives every client the same content but for a straggler's fewer local
     epochs (strategies/plan.py); the group message lists each member's (``epochs``: the
     scenario's, where a member's config names none).
     """
     ordered = sorted(messages, key=lambda m: partition_of[m.metadata.dst_node_id])
-    step = size or max(len(ordered), 1)
-    groups = []
-    for start in range(0, len(ordered), step):
-        members = tuple(ordered[start : start + step])
-        partitions = tuple(partition_of[m.metadata.dst_node_id] for m in members)
-        own = [
-            int(keys.number(m.content.config_records[keys.CONFIG], keys.LOCAL_EPOCHS, epochs))
-            for m in members
-        ]
-        groups.append(Group(_group_message(members[0], partitions, own), members, partitions))
-    return groups
+    partitions = [partition_of[m.metadata.dst_node_id] for m in ordered]
+    own = [
+        int(keys.number(m.content.config_records[keys.CONFIG], keys.LOCAL_EPOCHS, epochs)) for m in ordered
+    ]
+    if size is not None:
+        cuts = [list(range(start, min(start + size, len(ordered)))) for start in range(0, len(ordered), size)]
+    elif balance is not None:
+        b = balance.batch_size
+        steps = [e * -(-balance.examples[p] // b) for p, e in zip(partitions, own, strict=True)]
+        cuts = balanced(steps, balance.workers)
+    else:
+        cuts = [list(range(len(ordered)))] if ordered else []
+    return [
+        Group(
+            _group_message(ordered[cut[0]], tuple(partitions[i] for i in cut), [own[i] for i in cut]),
+            tuple(ordered[i] for i in cut),
+            tuple(partitions[i] for i in cut),
+        )
+        for cut in cuts
+    ]
 
 
 def _group_message(first: Message, partitions: tuple[int, ...], epochs: list[int]) -> Message:
@@ -114,7 +149,7 @@ def _member_reply(reply: Message, member: Message, pid: int) -> Message:
 
 
 log = logging.getLogger("fedsim")
-_SAID: set[tuple[int, ...]] = set()  # (run id, clients, chunk, captured) already logged
+_SAID: set[tuple[int, ...]] = set()  # (run id, chunk if split else 0, captured) already logged
 
 
 def _tell(run_id: int, report: MetricRecord) -> None:
@@ -129,10 +164,10 @@ def _tell(run_id: int, report: MetricRecord) -> None:
             halvings,
             int(n.get(keys.REPORT_CHUNK, 0)),
         )
-    said = (
-        run_id,
-        *(int(n.get(k, 0)) for k in (keys.REPORT_CLIENTS, keys.REPORT_CHUNK, keys.REPORT_CAPTURED)),
-    )
+    # Said once per run, and again when memory splits a group into another chunk size: groups
+    # of every size that fit whole would otherwise print a line each.
+    split = int(n.get(keys.REPORT_CHUNK, 0)) if n.get(keys.REPORT_CHUNKS, 1) > 1 else 0
+    said = (run_id, split, int(n.get(keys.REPORT_CAPTURED, 0)))
     if said not in _SAID or n.get(keys.REPORT_COMPILE_S, 0) > 0:
         _SAID.add(said)
         log.info("%s", report_line(n))

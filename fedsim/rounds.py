@@ -77,7 +77,7 @@ class RoundLoop:
     clients: ClientStates
     population: int
     budget: Budget | None = None  # [privacy]: the accountant, and target_epsilon
-    workers: int | None = None  # client actors, where known: the cohort engine gives each a group
+    balance: cohort_engine.Balance | None = None  # the cohort engine's groups, where the actors are known
 
     def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
         started = time.perf_counter()
@@ -174,9 +174,9 @@ class RoundLoop:
         timeout = self.scenario.resources.round_timeout_s
         if not uses_cohorts(self.scenario):
             return exchange(self.grid, messages, timeout, self.abort, linger=linger)
-        size = cohort_engine.group_size(self.scenario.resources.cohort_size, len(messages), self.workers)
+        size = self.scenario.resources.cohort_size
         epochs = self.scenario.client.local_epochs
-        groups = cohort_engine.group(messages, self.strategy.partition_of, size, epochs)
+        groups = cohort_engine.group(messages, self.strategy.partition_of, size, epochs, self.balance)
         replies = exchange(self.grid, [g.message for g in groups], timeout, self.abort, linger=linger)
         return cohort_engine.split(replies, groups)
 

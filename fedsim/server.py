@@ -18,6 +18,7 @@ from flwr.serverapp import Grid
 from torch import nn
 
 from fedsim import checkpoint as ckpt
+from fedsim import cohort_engine
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.data import FederatedData
@@ -126,7 +127,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             clients,
             placement.population,
             budget,
-            pool.workers if pool else None,
+            _balance(pool, job),
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
             try:
@@ -145,6 +146,14 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
         epsilon = budget.epsilon() if budget is not None else None
         summary = _finish(job, model, arrays, error, stop, epsilon)
     return summary
+
+
+def _balance(pool: Pool | None, job: Job) -> cohort_engine.Balance | None:
+    """How the cohort engine groups a round's clients when the scenario gives no cohort_size."""
+    if pool is None or pool.workers is None:
+        return None
+    examples = [len(c) for c in job.data.clients]
+    return cohort_engine.Balance(pool.workers, examples, job.scenario.client.batch_size)
 
 
 def _place(grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort) -> Placement:

@@ -188,7 +188,9 @@ def test_recurrent_models_fall_back() -> None:
 
 def test_engine_line_and_default() -> None:
     assert engine_line(scenario()) is None and not uses_cohorts(scenario())
-    assert "one group per client actor" in (engine_line(scenario("resources.engine=cohort")) or "")
+    assert "groups of similar length for the client actors" in (
+        engine_line(scenario("resources.engine=cohort")) or ""
+    )
     sized = scenario("resources.engine=cohort", "resources.cohort_size=4")
     assert uses_cohorts(sized) and "groups of 4 clients" in (engine_line(sized) or "")
 
@@ -204,7 +206,7 @@ def test_capture_needs_the_cohort_engine_and_is_stated() -> None:
     with pytest.raises(ScenarioError, match=r"resources\.capture: only used by engine 'cohort'"):
         scenario("resources.capture=true")
     auto = engine_line(scenario("resources.engine=cohort")) or ""
-    assert "in chunks that fit its memory" in auto and "graph capture on CUDA workers" in auto
+    assert "in chunks that fit memory" in auto and "graph capture on CUDA workers" in auto
     assert "no graph capture" in (
         engine_line(scenario("resources.engine=cohort", "resources.capture=false")) or ""
     )
@@ -258,17 +260,42 @@ def test_report_line_and_the_out_of_memory_warning(
     assert "4 clients at a time" in warning.getMessage() and info.getMessage().endswith("compiled in 12.3 s")
 
 
+def test_groups_that_fit_whole_are_said_once_a_split_again(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cohort_engine, "_SAID", set())
+
+    def report(clients: int, chunk: int, chunks: int) -> MetricRecord:
+        return MetricRecord(
+            {
+                keys.REPORT_CLIENTS: clients,
+                keys.REPORT_CHUNK: chunk,
+                keys.REPORT_CHUNKS: chunks,
+                keys.REPORT_CAPTURED: 0,
+                keys.REPORT_COMPILE_S: 0.0,
+            }
+        )
+
+    with caplog.at_level("INFO", logger="fedsim"):
+        for clients in (9, 1, 3, 4):  # groups of every size, each trained whole
+            cohort_engine._tell(7, report(clients, clients, 1))
+        cohort_engine._tell(7, report(10, 4, 3))  # memory split one
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "9 clients in 1 chunk of 9" in said[0] and "3 chunks of 4" in said[1]
+
+
 @pytest.mark.parametrize(
-    ("cohort_size", "messages", "workers", "size"),
+    ("steps", "workers", "groups"),
     [
-        (None, 10, 2, 5),  # one group per actor
-        (None, 7, 2, 4),  # 4 + 3
-        (None, 3, 4, 1),  # fewer clients than actors: one each
-        (3, 10, 2, 3),  # the scenario's size wins
-        (None, 10, None, None),  # actors unknown (a joined cluster): one group
+        ([60] * 10, 2, [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]),  # equal clients: half each (budget 300)
+        ([60] * 10, 1, [list(range(10))]),  # one actor: one group
+        # sum 850, budget max(500, 425) = 500: the longest alone, then 100+80+50+40+30 (5 x 100),
+        # then the four shortest (4 x 20 = 80)
+        ([5, 500, 10, 100, 80, 50, 40, 30, 20, 15], 2, [[1], [3, 4, 5, 6, 7], [0, 2, 8, 9]]),
+        ([], 2, []),
     ],
 )
-def test_groups_default_to_an_even_share_for_each_client_actor(
-    cohort_size: int | None, messages: int, workers: int | None, size: int | None
+def test_groups_are_clients_of_similar_length_within_a_workers_share(
+    steps: list[int], workers: int, groups: list[list[int]]
 ) -> None:
-    assert cohort_engine.group_size(cohort_size, messages, workers) == size
+    assert cohort_engine.balanced(steps, workers) == groups
