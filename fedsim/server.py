@@ -98,7 +98,8 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     stop: str | None = None  # why the privacy budget ended training early
     budget: Budget | None = None
     try:
-        budget = Budget(scenario, [len(c) for c in data.clients]) if scenario.privacy else None
+        examples = [len(c) for c in data.clients]  # each partition's training examples
+        budget = Budget(scenario, examples) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
         placement = _place(grid, len(data.clients), pool, timeout, abort)
         strategy = build_strategy(scenario, placement)
@@ -127,7 +128,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             clients,
             placement.population,
             budget,
-            _balance(pool, job),
+            _balance(pool, scenario, examples),
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
             try:
@@ -148,12 +149,11 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     return summary
 
 
-def _balance(pool: Pool | None, job: Job) -> cohort_engine.Balance | None:
+def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> cohort_engine.Balance | None:
     """How the cohort engine groups a round's clients when the scenario gives no cohort_size."""
     if pool is None or pool.workers is None:
         return None
-    examples = [len(c) for c in job.data.clients]
-    return cohort_engine.Balance(pool.workers, examples, job.scenario.client.batch_size)
+    return cohort_engine.Balance(pool.workers, examples, scenario.client.batch_size)
 
 
 def _place(grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort) -> Placement:
