@@ -78,6 +78,10 @@ def train_group(
         except torch.OutOfMemoryError:
             if chunk == 1:
                 raise
+            done = (
+                None  # halved below, out of the except block: its traceback holds the failed step's tensors
+            )
+        if done is None:
             for member, state in zip(part, wound, strict=True):
                 member.generator.set_state(state)
             chunk = _halve(model, cfg, chunk, len(members) - len(results))
