@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.workloads import Workload
 
+TASK_EVENTS_S = 2.0  # Ray's workers report task events every second (task_events_report_interval_ms)
 SYSTEMS = ("fedsim", "fedsim-cohort", "plain-1thread", "plain-2threads", "quickstart")
 
 
@@ -28,7 +29,8 @@ class Timeline:
     """What one system reports: wall-clock instants, plus facts about the run."""
 
     system: str
-    ready: float = 0.0  # the clients answered their first message (plain loop: data loaded)
+    ready: float = 0.0  # the server sent round 1 (plain loop: data loaded)
+    first_call: float = 0.0  # a client actor began its first message (0: not measured)
     round_ends: list[float] = field(default_factory=list)
     round_starts: list[float] = field(default_factory=list)
     sgd_steps: int = 0
@@ -38,27 +40,45 @@ class Timeline:
 class _Reporter:
     """fedsim's Reporter protocol, noting times instead of drawing."""
 
-    def __init__(self, timeline: Timeline) -> None:
+    def __init__(self, timeline: Timeline, rounds: int) -> None:
         self.timeline = timeline
+        self.rounds = rounds
 
     def started(self, scenario: object, population: int) -> None:
         self.timeline.ready = time.time()
 
     def round_done(self, record: object) -> None:
         self.timeline.round_ends.append(time.time())
+        if len(self.timeline.round_ends) == self.rounds:  # Ray is still up: Flower stops it after the run
+            self.timeline.first_call = first_client_call()
 
     def warn(self, text: str) -> None:
         print(f"warning: {text}", file=sys.stderr)
 
 
 def run_fedsim(workload: Workload, data_dir: str, timeline: Timeline) -> None:
+    from fedsim import cluster
+
+    scenario = workload.scenario()
+    cluster.start_early(cluster.early(scenario.resources.uses_gpu, verbose=False))  # as `fedsim run` does
     from fedsim import engine
 
     with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as out:
-        job = engine.prepare(workload.scenario(), Path(out) / "run", data_dir)
+        job = engine.prepare(scenario, Path(out) / "run", data_dir)
         timeline.notes["prepare_s"] = time.perf_counter() - job.started_at
         timeline.notes["engine"] = engine.actor_plan(job.scenario.resources).describe()
-        engine.run(job, _Reporter(timeline))
+        engine.run(job, _Reporter(timeline, workload.rounds))
+
+
+def first_client_call() -> float:
+    """When a client actor began executing its first message (Flower's ``ClientAppActor.run``),
+    from the task events Ray's workers report about once a second; 0 if none is found.
+    Called from the server at the last round's end: Flower shuts Ray down after the run."""
+    import ray
+
+    time.sleep(TASK_EVENTS_S)
+    starts = [e["ts"] / 1e6 for e in ray.timeline() if e.get("cat") == "task::ClientAppActor.run"]
+    return min(starts, default=0.0)
 
 
 def run_plain(workload: Workload, data_dir: str, timeline: Timeline, threads: int) -> None:
@@ -85,6 +105,7 @@ def run_quickstart(workload: Workload, data_dir: str, timeline: Timeline) -> Non
     run_simulation(app, quickstart.client_app, workload.num_clients, "ray", backend)  # type: ignore[arg-type]
     timeline.round_starts, timeline.round_ends = strategy.starts, strategy.ends
     timeline.ready = strategy.starts[0] if strategy.starts else 0.0
+    timeline.first_call = strategy.first_call
 
 
 def main(argv: list[str]) -> None:

@@ -101,6 +101,8 @@ class TimedFedAvg(FedAvg):
         )
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.rounds = workload.rounds
+        self.first_call = 0.0
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -113,6 +115,10 @@ class TimedFedAvg(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         result = super().aggregate_train(server_round, replies)
         self.ends.append(time.time())
+        if server_round == self.rounds:  # Ray is still up: Flower stops it after the run
+            from benchmarks.child import first_client_call
+
+            self.first_call = first_client_call()
         return result
 
 

@@ -5,6 +5,7 @@ Pure arithmetic on what the children recorded, so tests can feed it timings dire
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ class Result:
     system: str
     round_s: float  # median seconds per round after warm-up
     rounds_s: tuple[float, ...]  # every round, warm-up included
-    to_clients_s: float  # launch -> clients answered (plain loop: data loaded)
+    to_clients_s: float  # launch -> the server sends round 1 (plain loop: data loaded)
+    to_first_call_s: float  # launch -> a client began its first message (nan: not measured, plain loop)
     to_first_round_s: float  # launch -> end of round 1
     driver_mb: float
     actor_mb: float  # the largest actor's peak RSS
@@ -50,6 +52,7 @@ def result(
     round_ends: list[float],
     peaks: Peaks,
     sgd_steps: int = 0,
+    first_call: float = 0.0,
 ) -> Result:
     rounds = per_round(ready, round_ends)
     return Result(
@@ -58,6 +61,7 @@ def result(
         round_s=median_after_warmup(rounds),
         rounds_s=rounds,
         to_clients_s=ready - launched,
+        to_first_call_s=(first_call - launched) if first_call else float("nan"),
         to_first_round_s=(round_ends[0] - launched) if round_ends else float("nan"),
         driver_mb=peaks.driver_mb,
         actor_mb=peaks.actor_max_mb,
@@ -102,6 +106,7 @@ def table(results: list[Result], title: str) -> Table:
         "x 2-core limit",
         "quickstart / this",
         "to clients s",
+        "to 1st call s",
         "to round 1 s",
         "driver MB",
         "actor MB",
@@ -114,7 +119,7 @@ def table(results: list[Result], title: str) -> Table:
         limit = two_core_limit(results, workload)
         rows = ratios(results, workload)
         if limit is not None:
-            t.add_row(workload, "2-core limit", f"{limit:.3f}", "1.00", *[""] * 8)
+            t.add_row(workload, "2-core limit", f"{limit:.3f}", "1.00", *[""] * 9)
         for r in (r for r in results if r.workload == workload):
             ratio = rows.get(r.system, {})
             t.add_row(
@@ -124,6 +129,7 @@ def table(results: list[Result], title: str) -> Table:
                 _fmt(ratio.get("vs_2core_limit")),
                 _fmt(ratio.get("quickstart_speedup")),
                 f"{r.to_clients_s:.1f}",
+                _fmt(r.to_first_call_s, 1),
                 f"{r.to_first_round_s:.1f}",
                 f"{r.driver_mb:.0f}",
                 f"{r.actor_mb:.0f}" if r.actors else "-",
@@ -134,5 +140,5 @@ def table(results: list[Result], title: str) -> Table:
     return t
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"

@@ -63,6 +63,7 @@ def measure(workload: Workload, system: str, data_dir: str, timeout_s: float | N
         timeline["round_ends"],
         sampler.peaks,
         timeline["sgd_steps"],
+        timeline["first_call"],
     )
 
 

@@ -13,13 +13,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-import torch
 
 from fedsim.config import to_table
 from fedsim.scenario import Scenario, load_scenario, parse_scenario
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"cnn": "cnn", "2nn": "mlp", "lstm": "lstm"}  # fedsim's `mlp` is McMahan's 2NN (2 x 200 ReLU units)
@@ -80,6 +82,8 @@ class Workload:
     @property
     def device(self) -> torch.device:
         """Where the plain loop and the quickstart client train (fedsim's clients: fedsim/gpu.py)."""
+        import torch  # here: fedsim's child starts Ray before torch loads, as `fedsim run` does
+
         return torch.device("cuda", 0) if self.client_gpus else torch.device("cpu")
 
     @property

@@ -206,6 +206,7 @@ def _report_record(report: cohort_group.Report) -> MetricRecord:
         keys.REPORT_AVAILABLE: report.available_bytes,
         keys.REPORT_CAPTURED: int(report.captured),
         keys.REPORT_HALVINGS: report.halvings,
+        keys.REPORT_IN_TURN: int(report.in_turn),
     }
     return MetricRecord({**numbers, keys.REPORT_COMPILE_S: report.compile_s})
 

@@ -14,13 +14,14 @@ again.  The halved size is kept for the rest of the process.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from clients import capture, cohort, cohort_memory
+from clients import capture, cohort, cohort_memory, training
 from clients.cohort import Member, Result
 from fedsim.scenario import ClientConfig
 
@@ -46,6 +47,7 @@ class Report:
     captured: bool
     compile_s: float  # spent compiling for this group; 0 when the shape was compiled before
     halvings: int  # out-of-memory retries with half the chunk
+    in_turn: bool = False  # trained one after another: vmap would not pay (cohort.vmap_pays)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def train_group(
 ) -> Trained:
     """Every member's training, as :func:`clients.cohort.train_cohort` gives it, chunk by chunk."""
     device = next(model.parameters()).device
+    if not cohort.vmap_pays(model, device):
+        return _in_turn(model, members, cfg, mu, options.capture)
     need = _footprint(model, members, cfg, options.capture)
     available = cohort_memory.available_bytes(device, options.client_cpus, options.client_gpus)
     fit = cohort_memory.group_size(len(members), available, need.total)
@@ -95,15 +99,56 @@ def train_group(
     return Trained(results, report)
 
 
+def _in_turn(
+    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, captured: bool
+) -> Trained:
+    """Each member on its own from the group's start, one after another, in one message:
+    :func:`clients.training.train` itself, or captured, the compiled step of one slot (vmap
+    over a single client leaves its convolutions plain)."""
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    results: list[Result] = []
+    compile_s = 0.0
+    for member in members:
+        done = _captured([member], model, cfg, mu, 1) if captured else None
+        if done is None:  # eager, also from here on if the step could not be compiled
+            captured = False
+            _load(model, start)
+            own = dataclasses.replace(cfg, local_epochs=member.local_epochs)
+            loss = training.train(model, member.data, own, mu, member.generator, member.correction)
+            results.append(Result({name: p.detach().clone() for name, p in model.named_parameters()}, loss))
+        else:
+            results.extend(done.results)
+            compile_s += done.compile_s
+    _load(model, start)  # left as it came, as the stacked path leaves it
+    n = len(members)
+    return Trained(results, Report(n, 1, n, n, 0, 0, captured, compile_s, 0, in_turn=True))
+
+
+@torch.no_grad()
+def _load(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        p.copy_(params[name])
+
+
 def _train_chunk(
     model: nn.Module, part: list[Member], cfg: ClientConfig, mu: float, slots: int
 ) -> tuple[list[Result], float | None]:
     """The chunk's results and compile time; None for the time when it trained eagerly."""
-    if slots:
-        done = capture.train_captured(model, part, cfg, mu, slots)
-        if done is not None:
-            return done.results, done.compile_s
+    if slots and (done := _captured(part, model, cfg, mu, slots)) is not None:
+        return done.results, done.compile_s
     return cohort.train_cohort(model, part, cfg, mu), None
+
+
+def _captured(
+    part: list[Member], model: nn.Module, cfg: ClientConfig, mu: float, slots: int
+) -> capture.Captured | None:
+    """The captured step's training; None, the generators wound back, if it cannot compile."""
+    wound = [m.generator.get_state() for m in part]
+    done = capture.train_captured(model, part, cfg, mu, slots)
+    if done is None:  # it drew the batch schedule before trying to compile: drawn again eagerly
+        for member, state in zip(part, wound, strict=True):
+            member.generator.set_state(state)
+    return done
 
 
 def _halve(model: nn.Module, cfg: ClientConfig, chunk: int, left: int) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import deploy_args, deploy_cli
+from fedsim import cluster, deploy_args, deploy_cli
 from fedsim.config import ScenarioError, count, from_table, one_line
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
@@ -205,6 +205,11 @@ def comparison_plan(
 
 
 def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
+    with cluster.started_early(cluster.early(scenario.resources.uses_gpu, args.verbose)):
+        return _run_job(scenario, args, console)
+
+
+def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
     from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
     from fedsim.progress import ConsoleReporter, print_summary
 
@@ -263,6 +268,13 @@ def describe_data(data: FederatedData) -> str:
 
 
 def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
+    with cluster.started_early(cluster.early(scenario.resources.uses_gpu, args.verbose)):
+        return _compare_runs(table, scenario, args, console)
+
+
+def _compare_runs(
+    table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console
+) -> int:
     from fedsim import sweep
 
     runs = comparison_plan(table, scenario, args.strategies, args.seeds)

@@ -49,7 +49,8 @@ def engine_line(scenario: Scenario) -> str | None:
         True: "graph capture on (compiled once per worker and shape)",
         False: "no graph capture",
     }[res.capture]
-    return f"engine: cohort, {groups} trained together (vmap) on the group's first node; {capture}"
+    together = "trained together (vmap; a convolutional model on a CPU: one after another)"
+    return f"engine: cohort, {groups} {together} on the group's first node; {capture}"
 
 
 def refuse_in_deployment(scenario: Scenario) -> None:

@@ -149,7 +149,7 @@ def _member_reply(reply: Message, member: Message, pid: int) -> Message:
 
 
 log = logging.getLogger("fedsim")
-_SAID: set[tuple[int, ...]] = set()  # (run id, chunk if split else 0, captured) already logged
+_SAID: set[tuple[int, ...]] = set()  # (run id, chunk if split else 0, captured, in turn) already logged
 
 
 def _tell(run_id: int, report: MetricRecord) -> None:
@@ -167,7 +167,7 @@ def _tell(run_id: int, report: MetricRecord) -> None:
     # Said once per run, and again when memory splits a group into another chunk size: groups
     # of every size that fit whole would otherwise print a line each.
     split = int(n.get(keys.REPORT_CHUNK, 0)) if n.get(keys.REPORT_CHUNKS, 1) > 1 else 0
-    said = (run_id, split, int(n.get(keys.REPORT_CAPTURED, 0)))
+    said = (run_id, split, int(n.get(keys.REPORT_CAPTURED, 0)), int(n.get(keys.REPORT_IN_TURN, 0)))
     if said not in _SAID or n.get(keys.REPORT_COMPILE_S, 0) > 0:
         _SAID.add(said)
         log.info("%s", report_line(n))
@@ -180,12 +180,19 @@ def report_line(n: Mapping[str, float]) -> str:
         return int(n.get(key, 0))
 
     chunks = count(keys.REPORT_CHUNKS)
-    line = (
-        f"cohort engine: a worker trained {count(keys.REPORT_CLIENTS)} clients in {chunks} "
-        f"chunk{'s' * (chunks != 1)} of {count(keys.REPORT_CHUNK)} (memory: "
-        f"{n.get(keys.REPORT_AVAILABLE, 0) / 2**20:,.0f} MB available to it, "
-        f"{n.get(keys.REPORT_FOOTPRINT, 0) / 2**20:,.1f} MB per client, {count(keys.REPORT_FIT)} fit at once)"
-    )
+    if count(keys.REPORT_IN_TURN):
+        line = (
+            f"cohort engine: a worker trained {count(keys.REPORT_CLIENTS)} clients one after another "
+            "in one message (vmap makes convolutions grouped ones, slower on a CPU)"
+        )
+    else:
+        line = (
+            f"cohort engine: a worker trained {count(keys.REPORT_CLIENTS)} clients in {chunks} "
+            f"chunk{'s' * (chunks != 1)} of {count(keys.REPORT_CHUNK)} (memory: "
+            f"{n.get(keys.REPORT_AVAILABLE, 0) / 2**20:,.0f} MB available to it, "
+            f"{n.get(keys.REPORT_FOOTPRINT, 0) / 2**20:,.1f} MB per client, "
+            f"{count(keys.REPORT_FIT)} fit at once)"
+        )
     if not count(keys.REPORT_CAPTURED):
         return f"{line}; eager steps"
     compile_s = n.get(keys.REPORT_COMPILE_S, 0)

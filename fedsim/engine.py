@@ -26,7 +26,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
-from fedsim import checkpoint, failures, gpu, gpu_measure
+from fedsim import checkpoint, cluster, failures, gpu, gpu_measure
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
@@ -56,7 +56,7 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
-    scenario = gpu_measure.resolve(scenario, data, _private_cpus())  # client_gpus = "auto"
+    scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
     if resume:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)
@@ -130,7 +130,7 @@ def actor_plan(res: ResourcesConfig) -> ActorPlan:
     """The actors and threads a run on this machine gets (a private cluster uses every CPU we may)."""
     share = res.gpu_share if res.uses_gpu else 0.0  # "auto" is resolved by prepare
     gpu_bytes = gpu.total_bytes() if share > 0 else 0
-    cpus = _private_cpus()
+    cpus = cluster.private_cpus()
     if cpus is None:
         return ActorPlan(None, None, res.threads, res.client_cpus, 0, share, gpu_bytes)
     actors = int(cpus / res.client_cpus)
@@ -138,11 +138,6 @@ def actor_plan(res: ResourcesConfig) -> ActorPlan:
     if share > 0:
         actors = min(actors, int(gpus / share))  # as Flower counts its actors
     return ActorPlan(cpus, actors, res.threads, res.client_cpus, gpus, share, gpu_bytes)
-
-
-def _private_cpus() -> int | None:
-    """The CPUs a private Ray cluster gets; None for a cluster joined through RAY_ADDRESS."""
-    return None if os.environ.get("RAY_ADDRESS") else len(os.sched_getaffinity(0))
 
 
 def check_resources(scenario: Scenario) -> None:
@@ -176,29 +171,18 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
 
     if job.rounds_left == 0:  # resumed after the last round's checkpoint: no client is needed
         return finish_resumed(job)
+    # Ray passes these to every client actor; max_restarts makes Ray start a new process
+    # for an actor whose process died (a crash, a memory kill) instead of leaving a dead
+    # actor in Flower's pool, which would fail every later message.
     backend: BackendConfig = {
-        # Ray passes these to every client actor; max_restarts makes Ray start a new
-        # process for an actor whose process died (a crash, a memory kill) instead of
-        # leaving a dead actor in Flower's pool, which would fail every later message.
         "client_resources": {
             "num_cpus": res.client_cpus,
             "num_gpus": plan.client_gpus,
             "max_restarts": ACTOR_RESTARTS,
-        },
-        "init_args": {
-            "logging_level": logging.INFO if verbose else logging.ERROR,
-            "log_to_driver": verbose,
-            "include_dashboard": False,
-            # Without RAY_ADDRESS, start a private cluster rather than join one that
-            # `ray start` left running on this machine; its CPUs and GPUs are those actor_plan counts.
-            **(
-                {}
-                if plan.cpus is None
-                else {"address": "local", "num_cpus": plan.cpus, "num_gpus": plan.gpus}
-            ),
-        },
+        }
     }
     try:
+        cluster.ensure(cluster.Spec(plan.cpus, plan.gpus, verbose))  # Flower's backend uses it as it is
         with _flower_logs(verbose):
             run_simulation(app, client_app, pool.nodes, "ray", backend, verbose_logging=verbose)
     except BaseException as exc:

@@ -47,6 +47,7 @@ REPORT_AVAILABLE = "available-bytes"  # the memory the worker found available to
 REPORT_CAPTURED = "captured"  # 1: every chunk ran the captured step (clients/capture.py)
 REPORT_COMPILE_S = "compile-s"  # seconds compiling for this group; 0: compiled before
 REPORT_HALVINGS = "halvings"  # out-of-memory retries with half the chunk
+REPORT_IN_TURN = "in-turn"  # 1: the clients trained one after another (clients/cohort.py: vmap_pays)
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
 CONTROL = "scaffold-c"  # server -> client: the global control variate c

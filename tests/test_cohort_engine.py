@@ -47,3 +47,21 @@ def test_cohort_engine_gives_the_per_client_engines_metrics(
             assert b[key] == pytest.approx(a[key], abs=1e-5), key
         for key in COUNTS:  # bytes are counted per client, whichever engine trains them
             assert b[key] == a[key], key
+
+
+def test_a_cnn_trained_in_turn_by_the_cohort_engine_gives_the_per_client_engines_metrics(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    # A convolutional model on a CPU: each worker trains its group with training.train, in turn.
+    mnist = (
+        'name = "cnn-in-turn"\nrounds = 2\n[data]\ndataset = "mnist"\nnum_clients = 20\nmax_samples = 20\n'
+        '[model]\nname = "cnn"\n[strategy]\nfraction_train = 0.5\nfraction_evaluate = 0.0\n'
+    )
+    per_client, _ = simulate(mnist, tmp_path / "per-client", data_dir)
+    cohort, _ = simulate(mnist, tmp_path / "cohort", data_dir, ("resources.engine=cohort",))
+    assert per_client.status == cohort.status == "completed"
+    want, got = read_metrics(tmp_path / "per-client"), read_metrics(tmp_path / "cohort")
+    assert [r["clients_sampled"] for r in got] == [10, 10]
+    for a, b in zip(want, got, strict=True):
+        for key in ("accuracy", "loss", "train_loss"):
+            assert b[key] == pytest.approx(a[key], abs=1e-6), key

@@ -22,6 +22,14 @@ def test_rounds_are_timed_from_readiness_then_from_the_previous_round() -> None:
     assert (r.actor_mb, r.actors, r.driver_mb) == (950, 2, 500)
 
 
+def test_the_first_client_call_is_timed_from_launch_where_it_was_measured() -> None:
+    peaks = Peaks(driver_mb=500)
+    called = report.result("cnn 100x10", "fedsim", 100.0, 104.0, [110.0], peaks, first_call=106.5)
+    assert called.to_first_call_s == pytest.approx(6.5)
+    plain = report.result("cnn 100x10", "plain-1thread", 100.0, 101.0, [110.0], peaks)
+    assert plain.to_first_call_s != plain.to_first_call_s  # NaN: no client call to time
+
+
 def test_ratios_against_the_2_core_limit_and_the_quickstart_client() -> None:
     results = [
         timed("plain-1thread", 0.0, [8.0, 16.0, 24.0]),  # 8 s/round: the limit is 4 s

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from clients import cohort, cohort_group, cohort_memory
+from clients import capture, cohort, cohort_group, cohort_memory
 from clients.cohort import Member, Result
 from fedsim.scenario import ClientConfig
 from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
@@ -97,3 +97,52 @@ def test_out_of_memory_with_one_client_is_raised(monkeypatch: pytest.MonkeyPatch
 
 def per_client_results(model: nn.Module) -> list[tuple[dict[str, torch.Tensor], float]]:
     return per_client(model, clients(), CFG, 0.0)
+
+
+def test_a_convolutional_model_on_a_cpu_trains_its_group_in_turn_exactly_as_per_client() -> None:
+    model = model_for("cnn")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    epochs = [2, 1, 2]  # a straggler's fewer epochs are its own, as in a stacked group
+    group = [Member(split, rng(i), e) for i, (split, e) in enumerate(zip(clients(), epochs, strict=True))]
+    trained = cohort_group.train_group(model, group, CFG, 0.1, EAGER)
+    expected = per_client(model, clients(), CFG, 0.1, epochs)
+    for (want, want_loss), got in zip(expected, trained.results, strict=True):
+        assert all(torch.equal(got.params[n], want[n]) for n in want)  # the same code: bit for bit
+        assert got.loss == want_loss
+    assert not torch.equal(trained.results[0].params["0.weight"], before["0.weight"])
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # left as it came
+    report = trained.report
+    assert report.in_turn and (report.clients, report.chunk, report.chunks) == (3, 1, 3)
+
+
+def test_vmap_pays_except_for_convolutions_on_a_cpu() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not cohort.vmap_pays(model_for("cnn"), cpu) and cohort.vmap_pays(model_for("cnn"), cuda)
+    assert cohort.vmap_pays(model_for("mlp"), cpu) and cohort.vmap_pays(model_for("logreg"), cpu)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])  # a stacked chunk; a convolutional group in turn
+def test_a_step_that_cannot_compile_trains_eagerly_on_the_batches_of_per_client_training(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # train_captured draws the group's batch schedule before it compiles; a refused compile
+    # must not leave the eager fallback with generators already drawn from.
+    monkeypatch.setattr(capture, "_build", lambda *_: None)
+    model = model_for(name)
+    captured = cohort_group.Options(capture=True, cohort_size=3, client_cpus=1.0, client_gpus=0.0)
+    trained = cohort_group.train_group(model, members(), CFG, 0.0, captured)
+    assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
+    assert not trained.report.captured
+
+
+def test_a_captured_convolutional_group_trains_in_turn_with_one_compiled_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(capture, "_RUNNERS", {})
+    model = model_for("cnn")
+    captured = cohort_group.Options(capture=True, cohort_size=None, client_cpus=1.0, client_gpus=0.0)
+    trained = cohort_group.train_group(model, members(), CFG, 0.0, captured)
+    assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
+    report = trained.report
+    assert report.in_turn and report.captured and report.compile_s > 0
+    assert len(capture._RUNNERS) == 1  # one slot's shape, compiled once for all three clients

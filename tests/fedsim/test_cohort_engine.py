@@ -299,3 +299,19 @@ def test_groups_are_clients_of_similar_length_within_a_workers_share(
     steps: list[int], workers: int, groups: list[list[int]]
 ) -> None:
     assert cohort_engine.balanced(steps, workers) == groups
+
+
+def test_a_group_trained_in_turn_is_said_so() -> None:
+    numbers = {
+        keys.REPORT_CLIENTS: 5.0,
+        keys.REPORT_CHUNK: 1.0,
+        keys.REPORT_CHUNKS: 5.0,
+        keys.REPORT_IN_TURN: 1.0,
+    }
+    line = (
+        "cohort engine: a worker trained 5 clients one after another in one message "
+        "(vmap makes convolutions grouped ones, slower on a CPU)"
+    )
+    assert cohort_engine.report_line(numbers) == f"{line}; eager steps"
+    numbers |= {keys.REPORT_CAPTURED: 1.0, keys.REPORT_COMPILE_S: 14.0}
+    assert cohort_engine.report_line(numbers) == f"{line}; captured step, compiled in 14.0 s"
