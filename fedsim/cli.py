@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 the run failed, 2 bad input (one line naming the key), 130
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from datetime import datetime
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     if "handler" in args:  # a deployment command
         return deploy_cli.run(args)
     console = Console(stderr=True, highlight=False)
+    if args.command in ("run", "compare"):
+        # `kill` and service managers send SIGTERM: stop as on Ctrl-C, the finished rounds kept.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.command == "plot":
             return _plot(args, console)

@@ -84,7 +84,8 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background CI shell may have it ignored
 
 
-def test_ctrl_c_exits_130_and_keeps_the_finished_rounds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_exits_130_and_keeps_the_finished_rounds(tmp_path: Path, sent: signal.Signals) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "fedsim", "run", "--out", str(out), "--set", "rounds=500"]
     process = subprocess.Popen(
@@ -98,7 +99,7 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_rounds(tmp_path: Path) -> None:
     assert process.stderr is not None
     for line in process.stderr:
         if line.startswith("round   2"):
-            process.send_signal(signal.SIGINT)
+            process.send_signal(sent)
             break
     try:
         assert process.wait(timeout=120) == 130  # a bound against hanging, not a speed check
