@@ -109,7 +109,7 @@ def _in_turn(
     results: list[Result] = []
     compile_s = 0.0
     for member in members:
-        done = _captured([member], model, cfg, mu, 1) if captured else None
+        done = _captured(model, [member], cfg, mu, 1) if captured else None
         if done is None:  # eager, also from here on if the step could not be compiled
             captured = False
             _load(model, start)
@@ -134,13 +134,13 @@ def _train_chunk(
     model: nn.Module, part: list[Member], cfg: ClientConfig, mu: float, slots: int
 ) -> tuple[list[Result], float | None]:
     """The chunk's results and compile time; None for the time when it trained eagerly."""
-    if slots and (done := _captured(part, model, cfg, mu, slots)) is not None:
+    if slots and (done := _captured(model, part, cfg, mu, slots)) is not None:
         return done.results, done.compile_s
     return cohort.train_cohort(model, part, cfg, mu), None
 
 
 def _captured(
-    part: list[Member], model: nn.Module, cfg: ClientConfig, mu: float, slots: int
+    model: nn.Module, part: list[Member], cfg: ClientConfig, mu: float, slots: int
 ) -> capture.Captured | None:
     """The captured step's training; None, the generators wound back, if it cannot compile."""
     wound = [m.generator.get_state() for m in part]
