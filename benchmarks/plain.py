@@ -56,7 +56,7 @@ def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[l
             model.load_state_dict(global_state)
             rng = torch_generator(scenario.seed, "train", server_round, pid)
             training.train(model, split, scenario.client, 0.0, rng)
-            steps += training.local_steps(len(split), scenario.client)
+            steps += scenario.client.local_steps(len(split))
             for k, v in model.state_dict().items():
                 total[k] += v * len(split)
             examples += len(split)

@@ -130,7 +130,7 @@ def _train_client(msg: Message, context: Context, work: Workload, pid: int, conf
     released = _release(work, x, y, pid, server_round)
     content = RecordDict({keys.ARRAYS: scaffold.to_record(released), keys.METRICS: metrics})
     if control is not None:
-        steps = training.local_steps(len(data), client_cfg)
+        steps = client_cfg.local_steps(len(data))
         content[keys.CONTROL_DELTA] = control.update(kept, x, y, steps, scenario.client.lr)
     return Message(content, reply_to=msg)
 

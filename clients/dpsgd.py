@@ -29,7 +29,6 @@ from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from clients.training import local_steps
 from fedsim.data import Split
 from fedsim.scenario import ClientConfig
 
@@ -67,7 +66,7 @@ def train(
         correction = [by_name[name] for name in names]
     sampled.train()
     losses = []
-    for _ in range(local_steps(n, cfg)):
+    for _ in range(cfg.local_steps(n)):
         optimizer.zero_grad(set_to_none=True)
         rows = torch.nonzero(torch.rand(n, generator=sampling) < rate).squeeze(1).to(data.x.device)
         if len(rows):

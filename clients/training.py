@@ -11,7 +11,6 @@ adds to the gradient, so the step is ``w -= lr * (g - c_i + c)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -26,11 +25,6 @@ def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> to
     """``mu/2 * ||w - anchor||^2`` over all parameters; its gradient is ``mu * (w - anchor)``."""
     squares = [(p - a).pow(2).sum() for p, a in zip(model.parameters(), anchor, strict=True)]
     return 0.5 * mu * torch.stack(squares).sum()
-
-
-def local_steps(num_samples: int, cfg: ClientConfig) -> int:
-    """How many optimizer steps :func:`train` takes on ``num_samples`` samples."""
-    return cfg.local_epochs * math.ceil(num_samples / cfg.batch_size)
 
 
 def train(

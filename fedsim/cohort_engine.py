@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedsim import protocol as keys
+from fedsim.scenario import ClientConfig
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Balance:
 
     workers: int  # Ray's client actors
     examples: Sequence[int]  # each partition's training examples
-    batch_size: int
+    client: ClientConfig  # its batch size; each client's epochs come with its message
 
 
 def balanced(steps: Sequence[int], workers: int) -> list[list[int]]:
@@ -91,8 +92,9 @@ def group(
     if size is not None:
         cuts = [list(range(start, min(start + size, len(ordered)))) for start in range(0, len(ordered), size)]
     elif balance is not None:
-        b = balance.batch_size
-        steps = [e * -(-balance.examples[p] // b) for p, e in zip(partitions, own, strict=True)]
+        steps = [
+            balance.client.local_steps(balance.examples[p], e) for p, e in zip(partitions, own, strict=True)
+        ]
         cuts = balanced(steps, balance.workers)
     else:
         cuts = [list(range(len(ordered)))] if ordered else []

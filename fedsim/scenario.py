@@ -7,6 +7,7 @@ own cross-field rules in ``__post_init__``; past this module nothing re-validate
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -167,6 +168,11 @@ class ClientConfig:
     momentum: float = bounded(0.0, ge=0, lt=1)
     weight_decay: float = bounded(0.0, ge=0)
     max_grad_norm: float | None = bounded(None, gt=0)  # clip each step's gradient norm (RNNs)
+
+    def local_steps(self, num_samples: float, epochs: int | None = None) -> int:
+        """Optimizer steps a client takes on ``num_samples`` samples: every epoch's minibatches
+        of ``batch_size`` (``epochs``: a straggler's own, else ``local_epochs``)."""
+        return (self.local_epochs if epochs is None else epochs) * math.ceil(num_samples / self.batch_size)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> coho
     """How the cohort engine groups a round's clients when the scenario gives no cohort_size."""
     if pool is None or pool.workers is None:
         return None
-    return cohort_engine.Balance(pool.workers, examples, scenario.client.batch_size)
+    return cohort_engine.Balance(pool.workers, examples, scenario.client)
 
 
 def _place(grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort) -> Placement:

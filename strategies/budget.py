@@ -14,7 +14,6 @@ last round that stays within it and says so (``Summary.privacy_stop``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ def sample_mechanism(scenario: Scenario, examples: int, noise: float) -> account
 
     client = scenario.client
     rate = min(1.0, client.batch_size / examples)
-    steps = client.local_epochs * math.ceil(examples / client.batch_size)
+    steps = client.local_steps(examples)
     return accounting.sample_round(noise, rate, steps)
 
 

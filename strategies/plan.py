@@ -151,6 +151,6 @@ def speed_factor(seed: int, partition: int, max_slowdown: float) -> float:
 
 def simulated_time(scenario: Scenario, client: ClientPlan, num_examples: float) -> float:
     """Simulated seconds the client trained: its local steps at its speed."""
-    steps = client.epochs * math.ceil(num_examples / scenario.client.batch_size)
+    steps = scenario.client.local_steps(num_examples, client.epochs)
     slowdown = speed_factor(scenario.seed, client.partition, scenario.stragglers.max_slowdown)
     return steps * scenario.stragglers.step_time_s * slowdown

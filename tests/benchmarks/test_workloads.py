@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 from benchmarks import plain, quickstart
 from benchmarks.memory import TreeSampler
 from benchmarks.workloads import Workload
-from clients import training
 
 
 def test_workloads_are_mcmahans_models_and_sampling() -> None:
@@ -32,7 +31,7 @@ def test_plain_loop_trains_fedsims_cohort_with_its_step_count(data_dir: Path) ->
     assert all(len(c) == 2 and len(set(c)) == 2 for c in cohorts) and cohorts[0] != cohorts[1]
     seconds, steps = plain.run_rounds(workload, data, threads=1)
     cfg = workload.scenario().client
-    expected = sum(training.local_steps(len(data.clients[p]), cfg) for c in cohorts for p in c)
+    expected = sum(cfg.local_steps(len(data.clients[p])) for c in cohorts for p in c)
     assert len(seconds) == 2 and steps == expected == 2 * 2 * math.ceil(600 / 10)
     assert torch.get_num_threads() == 1
 
@@ -42,7 +41,7 @@ def test_quickstart_client_batches_match_the_step_count(data_dir: Path) -> None:
     images, labels, parts = quickstart._raw(workload.to_json(), str(data_dir))
     rows = parts[3]
     loader = DataLoader(quickstart.Images(images[rows], labels[rows]), batch_size=workload.batch_size)
-    assert len(loader) == training.local_steps(len(rows), workload.scenario().client)
+    assert len(loader) == workload.scenario().client.local_steps(len(rows))
     fedsim_split = plain.load(workload, str(data_dir)).client(3)
     x, y = next(iter(loader))  # per-sample PIL + transforms: fedsim's pre-normalized tensors
     torch.testing.assert_close(x, fedsim_split.x[:10])

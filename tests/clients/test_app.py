@@ -10,7 +10,6 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from clients import app, training
-from clients.training import local_steps
 from fedsim import gpu
 from fedsim import protocol as keys
 from fedsim.data import load_federated
@@ -72,7 +71,7 @@ def test_scaffold_client_keeps_c_i_in_its_state_across_rounds() -> None:
     toml, context, x = scenario_toml("scaffold"), node(2), initial_model()
     scenario = parse_scenario(toml)
     samples = len(load_federated(scenario.data, scenario.seed).client(2))
-    steps, lr = local_steps(samples, scenario.client), scenario.client.lr
+    steps, lr = scenario.client.local_steps(samples), scenario.client.lr
 
     zero = {k: np.zeros_like(v) for k, v in x.items()}
     first = app.train(message(toml, x, 1, zero), context)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from clients.training import local_steps, train
+from clients.training import train
 from fedsim.data import Split
 from fedsim.scenario import ClientConfig
 
@@ -33,10 +33,3 @@ def test_without_correction_the_step_is_plain_sgd() -> None:
         model, data, ClientConfig(local_epochs=1, batch_size=1, lr=1.0), 0.0, torch.Generator().manual_seed(0)
     )
     assert model.weight.detach().flatten().tolist() == pytest.approx([0.5, -0.5])
-
-
-@pytest.mark.parametrize(
-    ("samples", "epochs", "batch", "steps"), [(100, 1, 10, 10), (101, 2, 10, 22), (5, 3, 10, 3)]
-)
-def test_local_steps_count_the_minibatches(samples: int, epochs: int, batch: int, steps: int) -> None:
-    assert local_steps(samples, ClientConfig(local_epochs=epochs, batch_size=batch)) == steps

@@ -9,6 +9,7 @@ import pytest
 
 from fedsim.config import ScenarioError, to_table
 from fedsim.scenario import (
+    ClientConfig,
     Scenario,
     StrategyName,
     load_scenario,
@@ -117,3 +118,14 @@ def test_a_gpu_share_is_a_number_or_auto_resolved_before_the_run() -> None:
     assert auto.uses_gpu and not parse_scenario("").resources.uses_gpu
     with pytest.raises(ValueError, match=r"^resources\.client_gpus is 'auto': resolve it first"):
         _ = auto.gpu_share
+
+
+@pytest.mark.parametrize(
+    ("samples", "epochs", "batch", "steps"), [(100, 1, 10, 10), (101, 2, 10, 22), (5, 3, 10, 3)]
+)
+def test_local_steps_count_the_minibatches(samples: int, epochs: int, batch: int, steps: int) -> None:
+    assert ClientConfig(local_epochs=epochs, batch_size=batch).local_steps(samples) == steps
+
+
+def test_a_stragglers_own_epochs_replace_local_epochs_in_the_step_count() -> None:
+    assert ClientConfig(local_epochs=5, batch_size=10).local_steps(101, epochs=2) == 22
