@@ -92,7 +92,7 @@ def max_difference(a: list[dict[str, torch.Tensor]], b: list[dict[str, torch.Ten
 
 
 def bench(name: str, args: argparse.Namespace) -> dict[str, float | str | int]:
-    model = build_model(ModelConfig(name=name), SHAPE, CLASSES, seed=0)  # type: ignore[arg-type]
+    model = build_model(ModelConfig(name=name), SHAPE, CLASSES, seed=0)
     data = client_data(args.clients, args.samples)
     cfg = ClientConfig(local_epochs=args.epochs, batch_size=args.batch_size, lr=0.05)
     slow, expected = timed(lambda: per_client(model, data, cfg), args.repeats)

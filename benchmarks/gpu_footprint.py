@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.workloads import Workload
 from fedsim import gpu, gpu_measure
-from fedsim.data import load_federated, resolve_root
+from fedsim.data import find_federated
 
 WORKLOADS = (
     Workload(model="cnn", local_epochs=5),
@@ -37,7 +37,7 @@ def footprints(data_dir: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for workload in WORKLOADS:
         scenario = workload.scenario()
-        data = load_federated(scenario.data, scenario.seed, resolve_root(scenario.data, data_dir or None))
+        data = find_federated(scenario.data, scenario.seed, data_dir or None)[0]
         found = gpu_measure.footprint(scenario, data)
         limit = gpu.max_clients(scenario.resources, cpus, gpus)
         fraction, per_gpu = gpu.fraction_for(found.need_bytes, found.total_bytes, limit)

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.workloads import Workload
 from clients import training
-from fedsim.data import FederatedData, Split, load_federated, resolve_root
+from fedsim.data import FederatedData, Split, find_federated
 from fedsim.models import build_model
 from fedsim.scenario import Scenario
 from fedsim.seeding import torch_generator
@@ -25,7 +25,7 @@ from strategies.plan import train_sample
 def load(workload: Workload, data_dir: str | None) -> FederatedData:
     """The workload's data set and partitions, as fedsim's server and clients load them."""
     scenario = workload.scenario()
-    data = load_federated(scenario.data, scenario.seed, resolve_root(scenario.data, data_dir))
+    data = find_federated(scenario.data, scenario.seed, data_dir)[0]
     if len(data.clients) != workload.num_clients:  # text: the data decide, and C was sized for this
         raise ValueError(
             f"{workload.label}: the data hold {len(data.clients)} clients, not {workload.num_clients}"

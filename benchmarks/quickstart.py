@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from benchmarks.workloads import Workload
-from fedsim.data import mnist, resolve_root
+from fedsim.data import mnist
 from fedsim.data.idx import read_idx
 from fedsim.data.partition import iid
 from fedsim.models import build_model
@@ -51,8 +51,7 @@ class Images(Dataset[tuple[torch.Tensor, int]]):
 @functools.lru_cache(maxsize=1)
 def _raw(workload_json: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
     workload = Workload.from_json(workload_json)
-    root = resolve_root(workload.scenario().data, data_dir or None)
-    assert root is not None
+    root = mnist.locate(data_dir or None)
     images = read_idx(root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz")
     labels = read_idx(root / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz")
     parts = iid(len(labels), workload.num_clients, generator(workload.seed, "partition"))

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from benchmarks.report import Result
 from benchmarks.workloads import Workload
-from fedsim.data import resolve_root
 
 TOTALS = (100, 1_000, 10_000)
 PER_ROUND = (10, 50, 100)
@@ -46,18 +45,17 @@ def sgd_steps_per_round(workload: Workload, train_samples: int = 60_000) -> int:
 
 def partition_seconds(data_dir: str) -> float:
     """Best of 3: the time to split MNIST's 60,000 rows over 10,000 IID clients."""
-    from fedsim.data.mnist import load_split
+    from fedsim.data.mnist import load_split, locate
     from fedsim.data.partition import partition
     from fedsim.seeding import generator
 
     spec = Workload(num_clients=PARTITION_CLIENTS).scenario().data
-    root = resolve_root(spec, data_dir or None)
-    assert root is not None
+    root = locate(data_dir or None)
     labels = load_split(root, "train")[1].numpy()
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        partition(labels, None, spec, generator(0, "partition"))
+        partition(labels, None, spec, generator(0, "partition"), PARTITION_CLIENTS)
         best = min(best, time.perf_counter() - started)
     return best
 

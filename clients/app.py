@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,10 +25,10 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort, cohort_group, faults, privacy, scaffold_client, training
-from fedsim import gpu
+from clients import cohort, cohort_group, faults, privacy, scaffold_client, training, update
+from fedsim import gpu, plugins
 from fedsim import protocol as keys
-from fedsim.data import FederatedData, Split, load_federated, resolve_root
+from fedsim.data import FederatedData, Split, load_federated
 from fedsim.models import build_model
 from fedsim.scenario import Scenario, parse_scenario
 from fedsim.seeding import generator, torch_generator
@@ -42,6 +46,8 @@ class Workload:
     model: nn.Module
     device: torch.device
     malicious: frozenset[int]  # partition ids under [attack]
+    update: Callable[..., object]  # the local update (clients/update.py), and its params
+    update_params: dict[str, Any]
     share: gpu.Share | None = None  # on a GPU: this process's share, its allocator capped to it
     _splits: dict[int, Split] = field(default_factory=dict)
 
@@ -64,21 +70,28 @@ class Workload:
 def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     scenario = parse_scenario(scenario_toml)
     torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
-    root = resolve_root(scenario.data, data_root)
-    data = load_federated(scenario.data, scenario.seed, root)
-    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    paths = scenario.python_path
+    root = Path(data_root) if data_root else None
+    data = load_federated(scenario.data, scenario.seed, root, paths)
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
+    cfg = scenario.client
+    local_update = plugins.resolve(plugins.UPDATE, cfg.update, paths)
+    update_params = plugins.bind(plugins.UPDATE, cfg.update, local_update, cfg.params)
     use_gpu = scenario.resources.uses_gpu and torch.cuda.is_available()
     # Ray sets an actor's CUDA_VISIBLE_DEVICES to the one GPU it reserved for it, so that GPU
     # is cuda:0 here (on a SuperNode: the first GPU the node's process sees).
     device = torch.device("cuda", 0) if use_gpu else torch.device("cpu")
     share = gpu.claim(scenario.resources.gpu_share, device) if use_gpu else None
     attack = attacks.malicious_partitions(scenario.seed, len(data.clients), scenario.attack.fraction)
-    return Workload(scenario, data, model.to(device), device, attack, share)
+    return Workload(scenario, data, model.to(device), device, attack, local_update, update_params, share)
 
 
 def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
     """The cached workload, with the global model loaded, and this node's partition id."""
     config = msg.content.config_records[keys.CONFIG]
+    objects = config.get(keys.PLUGIN_OBJECTS)
+    if isinstance(objects, bytes) and _in_simulation():  # Python objects given to fedsim.run
+        plugins.install(objects)
     node_dir = context.node_config.get(keys.NODE_DATA_DIR)
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
     work = _workload(keys.text(config, keys.SCENARIO), data_root)
@@ -86,6 +99,12 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
     named = config.get(keys.PARTITION_ID)  # a pooled node's message names its client
     pid = named if isinstance(named, int) else context.node_config[keys.NODE_PARTITION_ID]
     return work, int(pid), config
+
+
+def _in_simulation() -> bool:
+    """In a Ray actor of Flower's simulation, not on a SuperNode (whose ClientApp has no Ray)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
 
 
 @app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
@@ -111,22 +130,22 @@ def _train_client(msg: Message, context: Context, work: Workload, pid: int, conf
     x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
     kept = scaffold_client.kept_state(msg, context)
     control = scaffold_client.Control.received(msg, kept, work.model)
-    mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
-    rng = torch_generator(scenario.seed, "train", server_round, pid)
-    correction = control.correction(work.model, work.device) if control is not None else None
-    dp = scenario.privacy
-    if dp is not None and dp.mode == "sample":  # DP-SGD, noise from its own stream
-        # Imported here: Opacus calls logging.basicConfig on import, and a handler on the
-        # root logger would print every line of the ServerApp's log (its events too) twice.
-        from clients import dpsgd
-
-        noise = torch_generator(scenario.seed, "dp", server_round, pid)
-        max_norm = dp.max_grad_norm or 0.0
-        loss = dpsgd.train(work.model, data, client_cfg, max_norm, dp.noise, mu, rng, noise, correction)
-    else:
-        loss = training.train(work.model, data, client_cfg, mu, rng, correction)
+    ctx = update.UpdateContext(
+        config=client_cfg,
+        global_weights={k: torch.from_numpy(v) for k, v in x.items()},
+        generator=torch_generator(scenario.seed, "train", server_round, pid),
+        server_round=server_round,
+        partition_id=pid,
+        server_config=dict(config),
+        scenario=scenario,
+        device=work.device,
+        correction=control.correction(work.model, work.device) if control is not None else None,
+    )
+    name = scenario.client.update
+    returned = work.update(work.model, data, ctx, **work.update_params)
+    own = update.metrics_of(name, returned)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
-    metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(data)), keys.TRAIN_LOSS: loss})
+    metrics = MetricRecord({**own, keys.NUM_EXAMPLES: float(len(data))})
     released = _release(work, x, y, pid, server_round)
     content = RecordDict({keys.ARRAYS: scaffold.to_record(released), keys.METRICS: metrics})
     if control is not None:

@@ -17,8 +17,8 @@ then one SGD update of the whole stack.  The training is the one of
 
 Only models whose rows are independent can be batched this way: the image models
 here have no dropout and no batch norm, so no RNG or batch statistics are involved.
-Recurrent models (lstm, gru) are not vectorized: :func:`supports` says so, and the
-caller trains them client by client.
+Others (recurrent ones, any with dropout or batch norm: :func:`not_vectorizable`) are
+trained one after another by the caller (clients/cohort_group.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from clients.cohort_schedule import Schedule, schedule
-from fedsim.cohort_choice import VECTORIZED_MODELS
 from fedsim.data import Split
 from fedsim.scenario import ClientConfig
 
@@ -58,11 +57,6 @@ def vmap_pays(model: nn.Module, device: torch.device) -> bool:
     on a CPU, which vmap makes grouped ones, slower there (README: CNN 10.3 s a round
     against 8.0 s in turn; the 2NN gains, 0.31 s against 0.35 s)."""
     return device.type != "cpu" or not any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
-def supports(model_name: str) -> bool:
-    """Whether ``model_name`` can be trained as a cohort (else: client by client)."""
-    return model_name in VECTORIZED_MODELS
 
 
 @dataclass(frozen=True)

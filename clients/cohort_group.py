@@ -64,6 +64,8 @@ def train_group(
 ) -> Trained:
     """Every member's training, as :func:`clients.cohort.train_cohort` gives it, chunk by chunk."""
     device = next(model.parameters()).device
+    if cohort.not_vectorizable(model) is not None:  # rows interact: each client's own batches
+        return _in_turn(model, members, cfg, mu, captured=False)
     if not cohort.vmap_pays(model, device):
         return _in_turn(model, members, cfg, mu, options.capture)
     need = _footprint(model, members, cfg, options.capture)
@@ -105,7 +107,8 @@ def _in_turn(
     """Each member on its own from the group's start, one after another, in one message:
     :func:`clients.training.train` itself, or captured, the compiled step of one slot (vmap
     over a single client leaves its convolutions plain)."""
-    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    # The whole state, buffers too (a batch norm's running statistics are each client's own).
+    start = {name: t.detach().clone() for name, t in model.state_dict().items()}
     results: list[Result] = []
     compile_s = 0.0
     for member in members:
@@ -115,7 +118,7 @@ def _in_turn(
             _load(model, start)
             own = dataclasses.replace(cfg, local_epochs=member.local_epochs)
             loss = training.train(model, member.data, own, mu, member.generator, member.correction)
-            results.append(Result({name: p.detach().clone() for name, p in model.named_parameters()}, loss))
+            results.append(Result({name: t.detach().clone() for name, t in model.state_dict().items()}, loss))
         else:
             results.extend(done.results)
             compile_s += done.compile_s
@@ -125,9 +128,8 @@ def _in_turn(
 
 
 @torch.no_grad()
-def _load(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
-    for name, p in model.named_parameters():
-        p.copy_(params[name])
+def _load(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    model.load_state_dict(state)
 
 
 def _train_chunk(

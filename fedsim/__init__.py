@@ -1,0 +1,59 @@
+"""fedsim: federated-learning simulation on Flower + Ray, from scenario files or from Python.
+
+    import fedsim
+
+    result = fedsim.run("scenarios/mnist_cnn_iid.toml", set=["rounds=5"])
+    result.summary["final_accuracy"]
+
+The names below load on first use (PEP 562), so ``import fedsim`` and the command line
+stay quick: torch and Flower load only when a run needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from clients.update import UpdateContext as UpdateContext
+    from fedsim.api import Comparison as Comparison
+    from fedsim.api import Interrupted as Interrupted
+    from fedsim.api import RunFailed as RunFailed
+    from fedsim.api import RunResult as RunResult
+    from fedsim.api import compare as compare
+    from fedsim.api import load_scenario as load_scenario
+    from fedsim.api import run as run
+    from fedsim.config import Bounds as Bounds
+    from fedsim.config import ScenarioError as ScenarioError
+    from fedsim.data.dataset import Dataset as Dataset
+    from fedsim.data.federated import Split as Split
+    from fedsim.scenario import Scenario as Scenario
+    from fedsim.scenario import VariantConfig as VariantConfig
+    from strategies.context import StrategyContext as StrategyContext
+
+_WHERE = {
+    "run": "fedsim.api",
+    "compare": "fedsim.api",
+    "load_scenario": "fedsim.api",
+    "RunResult": "fedsim.api",
+    "Comparison": "fedsim.api",
+    "RunFailed": "fedsim.api",
+    "Interrupted": "fedsim.api",
+    "Scenario": "fedsim.scenario",
+    "VariantConfig": "fedsim.scenario",
+    "ScenarioError": "fedsim.config",
+    "Bounds": "fedsim.config",
+    "Dataset": "fedsim.data.dataset",
+    "Split": "fedsim.data.federated",
+    "UpdateContext": "clients.update",
+    "StrategyContext": "strategies.context",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'fedsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # once: later lookups find it directly
+    return value

@@ -9,36 +9,28 @@ import argparse
 import signal
 import sys
 import traceback
-from datetime import datetime
-from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import cluster, deploy_args, deploy_cli
-from fedsim.config import ScenarioError, count, from_table, one_line
+from fedsim import api, deploy_args, deploy_cli
+from fedsim.api import TABLE_MD
+from fedsim.config import ScenarioError, count, from_table
 from fedsim.privacy_config import guarantee
-from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
-from fedsim.variants import Run, parse_seeds, plan
-
-if TYPE_CHECKING:  # torch loads only for a run: `fedsim validate` stays quick
-    from fedsim.data import FederatedData
-    from fedsim.server import Job
-
-DEFAULT_SCENARIO = "quickstart.toml"  # packaged with fedsim: synthetic data, runs offline
+from fedsim.scenario import Scenario
 
 EPILOG = """\
 examples:
   fedsim run                                     # the built-in quickstart (offline, ~1 min)
   fedsim run scenarios/mnist_cnn_iid.toml --out runs/a --set rounds=5 --set client.lr=0.05
   fedsim validate scenarios/mnist_cnn_shards.toml --set data.num_clients=50
-  fedsim run scenarios/shakespeare_lstm.toml --set rounds=2 --set model.hidden_size=64
+  fedsim run scenarios/shakespeare_lstm.toml --set rounds=2 --set model.params.hidden_size=64
   fedsim compare scenarios/compare_robust.toml --set rounds=3
   fedsim compare --strategy fedavg --strategy fedprox:proximal_mu=0.01 --seeds 0,1,2
   fedsim plot runs/compare_robust-compare-20250101-120000
 
-data: MNIST (MNIST/raw) and text (data.path, e.g. shakespeare/tinyshakespeare.txt) are read
+data: MNIST (MNIST/raw) and text (data.params.path, e.g. shakespeare/tinyshakespeare.txt) are read
 from the first of --data-dir, data.root, $FEDSIM_DATA_DIR, ~/.cache/fedsim that holds them
 (MNIST is downloaded there when missing and online)."""
 
@@ -68,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="results folder, new or empty (default: runs/<name>-<timestamp>)",
     )
     run.add_argument(
-        "--data-dir", metavar="DIR", help="data root holding MNIST/raw or the text of data.path (read only)"
+        "--data-dir",
+        metavar="DIR",
+        help="data root holding MNIST/raw or the text of data.params.path (read only)",
     )
     run.add_argument(
         "--resume",
@@ -77,9 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on with a stopped run from its last complete round (its scenario.toml, unchanged)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
+    _debug(run)
 
-    validate = commands.add_parser("validate", help="check a scenario without running it")
+    validate = commands.add_parser(
+        "validate", help="check a scenario without running it: its plug-ins, data and model load and fit"
+    )
     deploy_args.add_scenario_args(validate)
+    validate.add_argument(
+        "--data-dir", metavar="DIR", help="data root holding MNIST/raw or the text of data.params.path"
+    )
+    _debug(validate)
 
     compare = commands.add_parser(
         "compare",
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (read only)")
     compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
+    _debug(compare)
 
     plot = commands.add_parser("plot", help="redraw accuracy.png and loss.png from finished runs")
     plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, or folders of them")
@@ -117,27 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_table(path: str | None, overrides: list[str]) -> dict[str, Any]:
-    """The scenario file (or the built-in one) as a table, with the overrides applied."""
-    if path is None:
-        text = files("fedsim").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
-        return parse_table(text, tuple(overrides), source=DEFAULT_SCENARIO)
-    return parse_table(read_text(path), tuple(overrides), source=path)
-
-
-def read_scenario(path: str | None, overrides: list[str]) -> Scenario:
-    return from_table(Scenario, read_table(path, overrides))
-
-
-def describe_clients(data: DataConfig) -> str:
-    """The client count, or the rule the data will apply where it decides the count."""
-    if data.num_clients is not None:
-        return f"{data.num_clients} clients"
-    unit = "role" if data.dataset == "shakespeare" else "file"
-    how = "" if data.partition == "natural" else f", {data.partition}-resampled"
-    return (
-        f"one client per {unit} with >= {data.min_samples} training windows{how} "
-        "(counted when the data loads)"
+def _debug(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--debug", action="store_true", help="after a one-line error about a plug-in, show its own traceback"
     )
 
 
@@ -152,167 +136,84 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plot":
             return _plot(args, console)
-        if args.command == "run" and args.resume is not None:
-            return _run(resumed_scenario(args), args, console)
-        table = read_table(args.scenario, args.overrides)
-        scenario = from_table(Scenario, table)
         if args.command == "validate":
-            console.print(
-                f"ok: {scenario.name}: {describe_clients(scenario.data)}, "
-                f"{scenario.strategy.name}, {scenario.model.name}, {count(scenario.rounds, 'round')}"
-            )
-            if scenario.privacy is not None and scenario.data.num_clients is not None:
-                console.print(guarantee(scenario, scenario.data.num_clients))
-            if scenario.compare.variants:
-                runs = comparison_plan(table, scenario, [], None)
-                console.print(
-                    f"ok: compare: {len(runs)} runs ({', '.join(dict.fromkeys(r.label for r in runs))})"
-                )
-            return 0
+            return _validate(args, console)
         if args.command == "compare":
-            return _compare(table, scenario, args, console)
-        return _run(scenario, args, console)
+            return _compare(args, console)
+        return _run(args, console)
     except ScenarioError as error:
         print(f"fedsim: error: {error}", file=sys.stderr)
+        if getattr(args, "debug", False) and error.__cause__ is not None:  # a plug-in's own error
+            traceback.print_exception(error.__cause__)
         return 2
-
-
-def resumed_scenario(args: argparse.Namespace) -> Scenario:
-    """The scenario a stopped run recorded; a resume continues it unchanged."""
-    from fedsim.results import SCENARIO_FILE  # here: it loads torch, which validate does without
-
-    given = [
-        name
-        for name, value in (("SCENARIO", args.scenario), ("--set", args.overrides), ("--out", args.out))
-        if value
-    ]
-    if given:
-        raise ScenarioError(
-            "--resume", f"continues RUN_DIR/{SCENARIO_FILE} as it is; drop {', '.join(given)}"
-        )
-    path: Path = args.resume
-    if not (path / SCENARIO_FILE).is_file():
-        raise ScenarioError("--resume", f"{path} is not a run folder (no {SCENARIO_FILE} in it)")
-    return read_scenario(str(path / SCENARIO_FILE), [])
-
-
-def comparison_plan(
-    table: dict[str, Any], scenario: Scenario, strategies: list[str], seeds: str | None
-) -> list[Run]:
-    """The command line's variants and seeds if given, else the scenario's [compare] section."""
-    if strategies:
-        variants = [(VariantConfig(strategy=s), f"--strategy {s!r}") for s in strategies]
-    else:
-        variants = [(v, f"compare.variants[{i}]") for i, v in enumerate(scenario.compare.variants)]
-    chosen = parse_seeds(seeds) if seeds is not None else scenario.compare.seeds or (scenario.seed,)
-    return plan(table, variants, chosen)
-
-
-def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
-    with cluster.started_early(cluster.early(scenario.resources.uses_gpu, args.verbose)):
-        return _run_job(scenario, args, console)
-
-
-def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
-    from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
-    from fedsim.progress import ConsoleReporter, print_summary
-
-    resume = getattr(args, "resume", None)
-    try:
-        job = engine.prepare(scenario, resume or args.out, args.data_dir, resume=resume is not None)
-    except ScenarioError:
-        raise
-    except Exception as error:  # the data or the run folder failed: one line, as for a failed run
-        if args.verbose:
-            traceback.print_exc()
-        problem = one_line(f"{type(error).__name__}: {error}")
-        print(f"fedsim: run failed before it started: {problem}", file=sys.stderr)
+    except api.RunFailed as error:
+        if args.verbose and error.__cause__ is not None:
+            traceback.print_exception(error.__cause__)
+        print(f"fedsim: {error}", file=sys.stderr)
         return 1
-    console.print(describe_data(job.data))
-    console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
-    if job.resume is not None:
-        done = job.resume.round
-        console.print(f"resuming {job.out.path} after round {done} of {scenario.rounds}")
-    try:
-        with ConsoleReporter(console) as reporter:
-            summary = engine.run(job, reporter, verbose=args.verbose)
-    except KeyboardInterrupt:
-        print(
-            f"fedsim: interrupted; finished rounds are in {job.out.path}{_resume_hint(job)}", file=sys.stderr
-        )
+    except api.Interrupted as stop:
+        print(f"fedsim: {stop}", file=sys.stderr)
         return 130
-    except Exception as error:  # a failed run: say why in one line, keep what was recorded
-        if args.verbose:
-            traceback.print_exc()
-        print(
-            f"fedsim: run failed: {one_line(str(error))}; finished rounds are in {job.out.path}"
-            f"{_resume_hint(job)}",
-            file=sys.stderr,
-        )
-        return 1
-    print_summary(console, summary, str(job.out.path))
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    if args.resume is not None:
+        api.run(args.scenario, set=args.overrides, out=args.out, resume=args.resume, **_common(args, console))
+    else:
+        api.run(api.load_scenario(args.scenario, args.overrides), out=args.out, **_common(args, console))
     return 0
 
 
-def _resume_hint(job: Job) -> str:
-    from fedsim.checkpoint import CHECKPOINT_DIR, MANIFEST
-
-    if not (job.out.path / CHECKPOINT_DIR / MANIFEST).is_file():  # stopped before its first round
-        return ""
-    return f" (fedsim run --resume {job.out.path} goes on from the last one)"
-
-
-def describe_data(data: FederatedData) -> str:
-    """What the data came to, with the accuracy a model must beat to have learnt anything."""
-    vocab = f", {len(data.vocab)} token ids" if data.vocab is not None else ""
-    return (
-        f"data: {len(data.clients)} clients{vocab}, {len(data.test)} test samples; always guessing "
-        f"the most frequent target scores {data.majority_accuracy():.4f}"
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    table = api.scenario_table(args.scenario, args.overrides)
+    comparison = api.compare(
+        from_table(Scenario, table),
+        strategies=args.strategies,
+        seeds=args.seeds,
+        out=args.out,
+        **_common(args, console),
     )
-
-
-def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
-    with cluster.started_early(cluster.early(scenario.resources.uses_gpu, args.verbose)):
-        return _compare_runs(table, scenario, args, console)
-
-
-def _compare_runs(
-    table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console
-) -> int:
-    from fedsim import sweep
-
-    runs = comparison_plan(table, scenario, args.strategies, args.seeds)
-    out: Path = args.out or Path("runs") / f"{scenario.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
-    sweep.check(runs, out)
-    target = scenario.evaluation.target_accuracy
-    results = []
-    try:
-        for result in sweep.run_all(runs, out, args.data_dir, console, verbose=args.verbose):
-            results.append(result)
-    except KeyboardInterrupt:
-        if results:
-            sweep.report(results, out, scenario.name, target)
-        print(f"fedsim: interrupted; the {len(results)} finished runs are in {out}", file=sys.stderr)
-        return 130
-    written = sweep.report(results, out, scenario.name, target)
-    print((out / sweep.TABLE_MD).read_text(encoding="utf-8"))  # the result, on stdout
-    console.print("wrote " + ", ".join(str(p) for p in written))
-    failed = sum(r.error is not None for r in results)
-    if failed:
-        print(f"fedsim: {failed} of {len(results)} runs failed; see {out / sweep.TABLE_MD}", file=sys.stderr)
+    print(comparison.table)  # the result, on stdout
+    console.print(f"wrote {comparison.out}: {TABLE_MD}, comparison.csv, accuracy.png, loss.png")
+    if comparison.failed:
+        failed = f"{comparison.failed} of {len(comparison.runs)} runs failed"
+        print(f"fedsim: {failed}; see {comparison.out / TABLE_MD}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _common(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    return {"data_dir": args.data_dir, "console": console, "verbose": args.verbose}
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    """Load the data and every plug-in once, as a run would before Ray starts."""
+    from fedsim import preflight
+
+    table = api.scenario_table(args.scenario, args.overrides)
+    checked = preflight.check(from_table(Scenario, table), args.data_dir)
+    scenario, population = checked.scenario, len(checked.data.clients)
+    console.print(
+        f"ok: {scenario.name}: {count(population, 'client')}, {scenario.strategy.name}, "
+        f"{scenario.model.name} on {scenario.data.dataset}, {count(scenario.rounds, 'round')}"
+    )
+    if scenario.privacy is not None:
+        console.print(guarantee(scenario, population))
+    if scenario.compare.variants:
+        runs = api.comparison_plan(table, [], None)
+        console.print(f"ok: compare: {len(runs)} runs ({', '.join(dict.fromkeys(r.label for r in runs))})")
     return 0
 
 
 def _plot(args: argparse.Namespace, console: Console) -> int:
-    from fedsim import compare, plots
+    from fedsim import comparison, plots
 
     folders = [f for run_dir in args.runs for f in _run_folders(run_dir)]
     if args.out is None and len(args.runs) > 1:
         raise ScenarioError("--out", "several RUN_DIRs given: say where the figures go")
     out: Path = args.out or args.runs[0]
     out.mkdir(parents=True, exist_ok=True)
-    results = [compare.load_run(folder) for folder in folders]
+    results = [comparison.load_run(folder) for folder in folders]
     title = args.runs[0].resolve().name if len(args.runs) == 1 else out.resolve().name
     written = plots.write_figures(results, out, title)
     console.print(f"{len(folders)} runs; wrote " + ", ".join(str(p) for p in written))

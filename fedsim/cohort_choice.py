@@ -8,15 +8,12 @@ from __future__ import annotations
 from fedsim.config import ScenarioError
 from fedsim.scenario import Scenario
 
-# Models whose batches' rows are independent (no dropout, no batch norm): clients/cohort.py.
-VECTORIZED_MODELS: frozenset[str] = frozenset({"cnn", "mlp", "logreg"})
-
 
 def fallback_reason(scenario: Scenario) -> str | None:
     """Why ``engine = "cohort"`` trains client by client in this scenario; None if it need not."""
     privacy = scenario.privacy
-    if scenario.model.name not in VECTORIZED_MODELS:
-        return f"model {scenario.model.name!r} is recurrent and not vectorized"
+    if scenario.client.update != "sgd":
+        return f"client.update {scenario.client.update!r} trains each client on its own"
     if scenario.strategy.name == "scaffold":
         return "SCAFFOLD's control variates travel with each client's own message, not a group's"
     if privacy is not None and privacy.mode == "sample":
@@ -49,7 +46,10 @@ def engine_line(scenario: Scenario) -> str | None:
         True: "graph capture on (compiled once per worker and shape)",
         False: "no graph capture",
     }[res.capture]
-    together = "trained together (vmap; a convolutional model on a CPU: one after another)"
+    together = (
+        "trained together (vmap; one after another where it would not pay, a convolutional model on "
+        "a CPU, or not work, a model with dropout, batch norm or recurrence)"
+    )
     return f"engine: cohort, {groups} {together} on the group's first node; {capture}"
 
 

@@ -9,12 +9,15 @@ to a scenario section is a one-line change and its checks come for free.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import json
 import math
+import operator
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -38,6 +41,48 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """Numeric bounds of a value; in a plug-in's signature, ``Annotated[float, Bounds(gt=0)]``."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def limits(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+class Params(Mapping[str, Any]):
+    """A plug-in's keyword arguments (``[model.params]``, ...): a read-only TOML table.
+
+    Hashable, as the frozen dataclasses that hold it are; equal to a dict of the same items.
+    Checked against the plug-in's signature once the plug-in is loaded (fedsim/plugins.py).
+    """
+
+    def __init__(self, table: Mapping[str, Any] | None = None) -> None:
+        self._table = copy.deepcopy(dict(table or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self._table, sort_keys=True, default=repr))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._table) == dict(other)
+
+    def __repr__(self) -> str:
+        return repr(self._table)
+
+
 def bounded(
     default: Any,
     *,
@@ -47,21 +92,23 @@ def bounded(
     lt: float | None = None,
 ) -> Any:
     """A dataclass field with numeric bounds checked by :func:`from_table`."""
-    limits = {"ge": ge, "gt": gt, "le": le, "lt": lt}
-    return dataclasses.field(default=default, metadata={k: v for k, v in limits.items() if v is not None})
+    return dataclasses.field(default=default, metadata=Bounds(ge, gt, le, lt).limits())
 
 
 def from_table(cls: type[T], table: Mapping[str, Any], path: str = "") -> T:
     """Build ``cls`` from a parsed TOML table; raise ScenarioError on the first bad key."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    moved: Mapping[str, str] = getattr(cls, "MOVED", {})  # old key -> where it lives now
     for key in table:
+        if key in moved and key not in fields:
+            raise ScenarioError(_join(path, key), f"moved: write it as {_join(path, moved[key])}")
         if key not in fields:
-            raise ScenarioError(_join(path, key), f"unknown key{_suggest(key, fields)}")
+            raise ScenarioError(_join(path, key), f"unknown key{suggest(key, fields)}")
     hints = get_type_hints(cls)
     values = {}
     for name, value in table.items():
         key = _join(path, name)
-        values[name] = _check_bounds(key, fields[name], _convert(key, hints[name], value))
+        values[name] = check_bounds(key, fields[name].metadata, convert(key, hints[name], value))
     try:
         return cls(**values)
     except TypeError as error:  # a required field without a default is missing
@@ -78,6 +125,9 @@ def to_table(obj: Any) -> dict[str, Any]:
             table[f.name] = to_table(value)
         elif isinstance(value, tuple):  # an array, of tables or of values
             table[f.name] = [to_table(v) if dataclasses.is_dataclass(v) else v for v in value]
+        elif isinstance(value, Params):  # a plug-in's params: written only when it has any
+            if value:
+                table[f.name] = copy.deepcopy(dict(value))
         elif value is not None:
             table[f.name] = value
     return table
@@ -106,15 +156,20 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-def _convert(key: str, hint: Any, value: Any) -> Any:
+def convert(key: str, hint: Any, value: Any) -> Any:
+    """``value`` (from TOML) as type ``hint``; a ScenarioError naming ``key`` if it is not one."""
     origin, args = get_origin(hint), get_args(hint)
+    if hint is Params:  # a plug-in's params table: any TOML table, checked later by the plug-in
+        if not isinstance(value, Mapping):
+            raise ScenarioError(key, f"expected a table, got {_shorten(value)}")
+        return Params(value)
     if origin in (Union, types.UnionType):  # ``X | None``: TOML cannot say None, so X it is
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:
-            return _convert(key, options[0], value)
+            return convert(key, options[0], value)
         for option in options:  # e.g. ``float | Literal["auto"]``: the first that fits
             try:
-                return _convert(key, option, value)
+                return convert(key, option, value)
             except ScenarioError:
                 continue
         raise ScenarioError(key, f"expected {' or '.join(map(_type_name, options))}, got {value!r}")
@@ -125,7 +180,7 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # ``tuple[X, ...]``
         if not isinstance(value, list):
             raise ScenarioError(key, f"expected an array, got {_shorten(value)}")
-        return tuple(_convert(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
+        return tuple(convert(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ScenarioError(key, f"expected a table, got {_shorten(value)}")
@@ -156,18 +211,21 @@ def _shorten(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def _check_bounds(key: str, f: dataclasses.Field[Any], value: Any) -> Any:
+_CHECKS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "ge": (">=", operator.ge),
+    "gt": (">", operator.gt),
+    "le": ("<=", operator.le),
+    "lt": ("<", operator.lt),
+}
+
+
+def check_bounds(key: str, limits: Mapping[str, float], value: Any) -> Any:
+    """``value``, if it is within ``limits`` (``{"ge": 0, ...}``, as :class:`Bounds` gives)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value  # a word such as "auto" beside a number: the bounds are the number's
-    checks = {
-        "ge": (">=", value.__ge__),
-        "gt": (">", value.__gt__),
-        "le": ("<=", value.__le__),
-        "lt": ("<", value.__lt__),
-    }
-    for name, limit in f.metadata.items():
-        sign, ok = checks[name]
-        if not ok(limit):
+    for name, limit in limits.items():
+        sign, ok = _CHECKS[name]
+        if not ok(value, limit):
             raise ScenarioError(key, f"expected a value {sign} {limit}, got {_shorten(value)}")
     return value
 
@@ -180,7 +238,8 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _suggest(key: str, known: Mapping[str, Any]) -> str:
+def suggest(key: str, known: Mapping[str, Any] | Sequence[str]) -> str:
+    """`` (did you mean ...? expected one of ...)`` for an unknown ``key``."""
     close = difflib.get_close_matches(key, list(known), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f" ({hint}expected one of {_names(known)})"

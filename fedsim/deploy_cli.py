@@ -221,14 +221,16 @@ def _workdir(prefix: str, keep: bool) -> Iterator[_Work]:
 
 
 def _scenario(args: argparse.Namespace, clients: int | None = None) -> Scenario:
-    from fedsim.cli import read_scenario  # here: fedsim.cli imports this module
+    """The scenario as the server will record it: plug-in params checked, defaults filled."""
+    from fedsim.api import load_scenario
+    from fedsim.preflight import bound
 
     overrides = list(args.overrides)
     if clients is not None:
         overrides.append(f"data.num_clients={clients}")  # one partition per SuperNode
-    scenario = read_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides)
     refuse_in_deployment(scenario)
-    return scenario
+    return bound(scenario)
 
 
 def _default_out(scenario: Scenario) -> Path:

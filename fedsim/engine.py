@@ -26,10 +26,10 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
-from fedsim import checkpoint, cluster, failures, gpu, gpu_measure
+from fedsim import checkpoint, cluster, failures, gpu, gpu_measure, preflight
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
-from fedsim.data import FederatedData, load_federated, resolve_root
+from fedsim.data import FederatedData
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
 from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
@@ -52,9 +52,8 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     """
     started_at = time.perf_counter()
     check_resources(scenario)
-    root = resolve_root(scenario.data, data_dir)
-    data = load_federated(scenario.data, scenario.seed, root)
-    check_population(scenario, data)
+    checked = preflight.check(scenario, data_dir)  # the plug-ins load and fit; the data are read
+    scenario, data, root = checked.scenario, checked.data, checked.root
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
     if resume:
@@ -80,7 +79,9 @@ def load_checkpoint(run_dir: Path, scenario: Scenario, data: FederatedData) -> c
         )
     if saved.round > scenario.rounds:
         raise ScenarioError("--resume", f"the checkpoint is of round {saved.round} of {scenario.rounds}")
-    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    model = build_model(
+        scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
+    )
     expected = {
         k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()
     }
@@ -88,11 +89,6 @@ def load_checkpoint(run_dir: Path, scenario: Scenario, data: FederatedData) -> c
     if found != expected:
         raise ScenarioError("--resume", f"{run_dir}: the checkpoint's model does not fit the scenario's")
     return saved
-
-
-def check_population(scenario: Scenario, data: FederatedData) -> None:
-    """What the scenario could not check before the data said how many clients there are."""
-    scenario.check_population(len(data.clients))  # text data set their own client count
 
 
 @dataclass(frozen=True)

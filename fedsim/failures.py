@@ -108,6 +108,7 @@ def out_of_memory_advice(scenario: Scenario) -> str:
         f"raise resources.client_cpus (now {res.client_cpus:g}) so fewer clients run at once",
         f"lower client.batch_size (now {client.batch_size})",
     ]
-    if scenario.model.name in ("lstm", "gru"):
-        advice.append(f"lower model.hidden_size (now {scenario.model.hidden_size}) or data.seq_len")
+    if "hidden_size" in scenario.model.params:  # lstm, gru
+        hidden = scenario.model.params["hidden_size"]
+        advice.append(f"lower model.params.hidden_size (now {hidden}) or data.params.seq_len")
     return "Ray killed a client for lack of memory: " + "; ".join(advice)

@@ -33,7 +33,9 @@ def resolve(scenario: Scenario, data: FederatedData, cpus: int | None) -> Scenar
 def footprint(scenario: Scenario, data: FederatedData, device: int = 0) -> gpu.Footprint:
     """Train a few batches on GPU ``device`` and read the allocator's peak; free it all again."""
     cuda = torch.device("cuda", device)
-    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed).to(cuda)
+    model = build_model(
+        scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
+    ).to(cuda)
     sample = _sample(scenario, data, cuda)
     torch.cuda.reset_peak_memory_stats(cuda)
     _train(scenario, model, sample, group=_group_size(scenario, data))

@@ -1,28 +1,40 @@
-"""Models, built deterministically from the scenario seed.
+"""Models: the built-ins, and :func:`build_model`, which builds any model deterministically.
+
+A model is a plug-in (fedsim/plugins.py): ``builder(input_shape, num_classes, **params)``
+returning a ``torch.nn.Module`` that maps a batch of samples to one logit per class.
+The built-ins below are plug-ins like any user's, named in ``plugins.REGISTRY``.
 
 ``cnn`` and ``mlp`` (the "2NN") are the MNIST models of McMahan et al. 2017,
 "Communication-Efficient Learning of Deep Networks from Decentralized Data",
-Section 3: 1,663,370 and 199,210 parameters on 28x28 inputs.  ``lstm`` is that
-paper's Shakespeare character model (an 8-dimensional embedding, 2 LSTM layers of
-256 units, a softmax over the characters), also LEAF's (Caldas et al. 2018);
-``gru`` swaps the cells for GRUs.  Their sizes come from ``[model]``.
+Section 3: 1,663,370 and 199,210 parameters on 28x28 inputs; the CNN's input shape
+sets its channels and size, so it takes CIFAR-10's 3x32x32 images too.  ``lstm`` is
+that paper's Shakespeare character model (an 8-dimensional embedding, 2 LSTM layers
+of 256 units, a softmax over the characters), also LEAF's (Caldas et al. 2018);
+``gru`` swaps the cells for GRUs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
+from fedsim import plugins
+from fedsim.config import Bounds
 from fedsim.scenario import ModelConfig
 
+Size = Annotated[int, Bounds(ge=1)]
 
-def cnn(in_channels: int, num_classes: int) -> nn.Module:
+
+def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """5x5 conv 32 -> 2x2 pool -> 5x5 conv 64 -> 2x2 pool -> FC 512 ReLU -> classes."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 5, padding=2),
+    if len(input_shape) != 3:
+        raise ValueError(f"'cnn' reads images (channels, height, width), not samples of shape {input_shape}")
+    model = nn.Sequential(
+        nn.Conv2d(input_shape[0], 32, 5, padding=2),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2),
@@ -33,13 +45,15 @@ def cnn(in_channels: int, num_classes: int) -> nn.Module:
         nn.ReLU(),
         nn.Linear(512, num_classes),
     )
+    model(torch.zeros(1, *input_shape))  # materialize the lazy FC layer's size
+    return model
 
 
-def mlp(in_features: int, num_classes: int) -> nn.Module:
+def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Two hidden layers of 200 ReLU units."""
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(in_features, 200),
+        nn.Linear(math.prod(input_shape), 200),
         nn.ReLU(),
         nn.Linear(200, 200),
         nn.ReLU(),
@@ -47,8 +61,8 @@ def mlp(in_features: int, num_classes: int) -> nn.Module:
     )
 
 
-def logreg(in_features: int, num_classes: int) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+def logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
 class CharRNN(nn.Module):
@@ -57,11 +71,13 @@ class CharRNN(nn.Module):
     Only the last position is scored: a sample is one window and its next character.
     """
 
-    def __init__(self, cell: type[nn.LSTM | nn.GRU], vocab_size: int, cfg: ModelConfig) -> None:
+    def __init__(
+        self, cell: type[nn.LSTM | nn.GRU], vocab_size: int, embedding_dim: int, hidden_size: int, layers: int
+    ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim)
-        self.rnn = cell(cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, batch_first=True)
-        self.head = nn.Linear(cfg.hidden_size, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = cell(embedding_dim, hidden_size, layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs, _ = self.rnn(self.embedding(x))
@@ -69,27 +85,55 @@ class CharRNN(nn.Module):
         return logits
 
 
-def _cnn(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    model = cnn(input_shape[0], num_classes)
-    model(torch.zeros(1, *input_shape))  # materialize the lazy FC layer's size
-    return model
+def lstm(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    embedding_dim: Size = 8,
+    hidden_size: Size = 256,
+    num_layers: Size = 2,
+) -> nn.Module:
+    """McMahan et al. 2017's Shakespeare model; ``num_classes`` is the vocabulary."""
+    _check_windows("lstm", input_shape)
+    return CharRNN(nn.LSTM, num_classes, embedding_dim, hidden_size, num_layers)
 
 
-# name -> builder(config, input shape, number of classes); for text the classes are the vocabulary.
-BUILDERS: dict[str, Callable[[ModelConfig, tuple[int, ...], int], nn.Module]] = {
-    "cnn": _cnn,
-    "mlp": lambda cfg, shape, classes: mlp(math.prod(shape), classes),
-    "logreg": lambda cfg, shape, classes: logreg(math.prod(shape), classes),
-    "lstm": lambda cfg, shape, classes: CharRNN(nn.LSTM, classes, cfg),
-    "gru": lambda cfg, shape, classes: CharRNN(nn.GRU, classes, cfg),
-}
+def gru(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    embedding_dim: Size = 8,
+    hidden_size: Size = 256,
+    num_layers: Size = 2,
+) -> nn.Module:
+    _check_windows("gru", input_shape)
+    return CharRNN(nn.GRU, num_classes, embedding_dim, hidden_size, num_layers)
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """The same seed gives the same initial weights on every process."""
+def _check_windows(name: str, input_shape: tuple[int, ...]) -> None:
+    if len(input_shape) != 1:
+        raise ValueError(
+            f"{name!r} reads windows of token ids (seq_len,), not samples of shape {input_shape}"
+        )
+
+
+def build_model(
+    cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int, paths: Sequence[str] = ()
+) -> nn.Module:
+    """The model ``cfg`` names; the same seed gives the same initial weights on every process.
+
+    ``paths``: where plug-in modules are imported from (the scenario's ``python_path``).
+    """
+    builder = plugins.resolve(plugins.MODEL, cfg.name, paths)
+    params = plugins.bind(plugins.MODEL, cfg.name, builder, cfg.params)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return BUILDERS[cfg.name](cfg, input_shape, num_classes)
+        model: Any = plugins.call(plugins.MODEL, cfg.name, builder, tuple(input_shape), num_classes, **params)
+    if not isinstance(model, nn.Module):
+        raise plugins.PluginError(
+            "model.name", f"{cfg.name!r} returned {type(model).__name__}, expected {plugins.MODEL.returns}"
+        )
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

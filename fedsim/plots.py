@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fedsim.compare import RunResult
+from fedsim.comparison import RunResult
 from fedsim.results import RoundRecord
 
 Metric = Literal["accuracy", "loss"]

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fedsim.cohort_choice import engine_line
 from fedsim.config import count
+from fedsim.data import FederatedData
 from fedsim.privacy_config import guarantee
 from fedsim.results import RoundRecord, Summary
 from fedsim.scenario import Scenario
@@ -34,6 +35,15 @@ def describe(record: RoundRecord) -> str:
     if record.epsilon is not None:
         parts.append(f"epsilon {record.epsilon:.4g}")
     return "  ".join(parts)
+
+
+def describe_data(data: FederatedData) -> str:
+    """What the data came to, with the accuracy a model must beat to have learnt anything."""
+    vocab = f", {len(data.vocab)} token ids" if data.vocab is not None else ""
+    return (
+        f"data: {len(data.clients)} clients{vocab}, {len(data.test)} test samples; always guessing "
+        f"the most frequent target scores {data.majority_accuracy():.4f}"
+    )
 
 
 def privacy_line(scenario: Scenario, population: int) -> str | None:

@@ -21,6 +21,8 @@ METRICS = "metrics"
 # ConfigRecord keys, server -> client.
 SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
+# Python objects given to fedsim.run as plug-ins, pickled (fedsim/plugins.py); simulation only.
+PLUGIN_OBJECTS = "plugin-objects"
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.

@@ -46,12 +46,13 @@ def expected_arrays(request: Message) -> frozenset[str]:
     return frozenset({keys.ARRAYS, *extra})
 
 
-def expected_metrics(request: Message) -> frozenset[str]:
-    """The train metrics a reply to this request must carry."""
+def expected_metrics(request: Message, builtin_update: bool = True) -> frozenset[str]:
+    """The train metrics a reply to this request must carry (a user's update may add its own)."""
     config = request.content.config_records.get(keys.CONFIG)
     clipping = config.get(keys.DP_CLIENT_CLIPPING) if config is not None else None
     extra = METRICS_ANSWERED_WITH.get(clipping) if isinstance(clipping, str) else None
-    return TRAIN_METRICS | {extra} if extra else TRAIN_METRICS
+    base = TRAIN_METRICS if builtin_update else frozenset({keys.NUM_EXAMPLES})
+    return base | {extra} if extra else base
 
 
 def screen_train(
@@ -59,9 +60,13 @@ def screen_train(
     reference: ArrayRecord,
     expected: frozenset[str] = frozenset({keys.ARRAYS}),
     metrics: frozenset[str] = TRAIN_METRICS,
+    exact: bool = True,
 ) -> Screened:
-    """Keep the train replies whose arrays fit ``reference`` and whose numbers are finite."""
-    return _screen(replies, lambda m: train_problem(m, reference, expected, metrics))
+    """Keep the train replies whose arrays fit ``reference`` and whose numbers are finite.
+
+    ``exact``: the metrics must be ``metrics``; else at least those (a user's update's own).
+    """
+    return _screen(replies, lambda m: train_problem(m, reference, expected, metrics, exact))
 
 
 def screen_evaluate(replies: Iterable[Message]) -> Screened:
@@ -73,6 +78,7 @@ def train_problem(
     reference: ArrayRecord,
     expected: frozenset[str] = frozenset({keys.ARRAYS}),
     metrics: frozenset[str] = TRAIN_METRICS,
+    exact: bool = True,
 ) -> str | None:
     """Why a train reply must not be aggregated, or None if it may."""
     content = reply.content
@@ -82,7 +88,7 @@ def train_problem(
         problem = arrays_problem(content.array_records[name], reference)
         if problem:
             return problem if name == keys.ARRAYS else f"{name}: {problem}"
-    return _metrics_problem(reply, metrics)
+    return _metrics_problem(reply, metrics, exact)
 
 
 def evaluate_problem(reply: Message) -> str | None:
@@ -114,12 +120,12 @@ def arrays_problem(arrays: ArrayRecord, reference: ArrayRecord) -> str | None:
     return None
 
 
-def _metrics_problem(reply: Message, expected: frozenset[str]) -> str | None:
+def _metrics_problem(reply: Message, expected: frozenset[str], exact: bool = True) -> str | None:
     content = reply.content
     if set(content.metric_records) != {keys.METRICS}:
         return f"expected one MetricRecord {keys.METRICS!r}, got {sorted(content.metric_records)}"
     metrics: MetricRecord = content.metric_records[keys.METRICS]
-    if set(metrics) != expected:
+    if not expected <= set(metrics) or (exact and set(metrics) != expected):
         return f"metrics {sorted(metrics)}, expected {sorted(expected)}"
     for name, value in metrics.items():
         values = value if isinstance(value, list) else [value]

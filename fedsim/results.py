@@ -62,6 +62,25 @@ class RoundRecord:
     # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
     epsilon: float | None = None
     delta: float | None = None
+    # Other metrics the strategy's aggregates returned (fedsim/rounds.py: strategy_metrics),
+    # written as keys of the row beside these fields.
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def row(self) -> dict[str, Any]:
+        """The record as one line of ``metrics.jsonl``: its fields, then ``extra``'s keys."""
+        row = dataclasses.asdict(self)
+        return {**row, **row.pop("extra")}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RoundRecord:
+        """A line of ``metrics.jsonl``; numbers under other names are a strategy's own metrics."""
+        known = cls.field_names() - {"extra"}
+        extra = {k: v for k, v in row.items() if k not in known and isinstance(v, int | float)}
+        return cls(**{k: v for k, v in row.items() if k in known}, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -198,7 +217,7 @@ class RunDirectory:
 
     def append(self, record: RoundRecord) -> None:
         self.records.append(record)
-        self._metrics.write(json.dumps(_rounded(dataclasses.asdict(record))) + "\n")
+        self._metrics.write(json.dumps(_rounded(record.row())) + "\n")
         self._metrics.flush()
         os.fsync(self._metrics.fileno())
 
@@ -234,6 +253,5 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_records(run_dir: Path) -> list[RoundRecord]:
-    """``metrics.jsonl`` as records; keys this version does not know are ignored."""
-    known = {f.name for f in dataclasses.fields(RoundRecord)}
-    return [RoundRecord(**{k: v for k, v in row.items() if k in known}) for row in read_metrics(run_dir)]
+    """``metrics.jsonl`` as records."""
+    return [RoundRecord.from_row(row) for row in read_metrics(run_dir)]

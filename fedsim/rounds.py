@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from torch import nn
 
@@ -62,6 +62,7 @@ class Evaluation:
     fed_loss: float | None = None
     bytes_sent: int = 0
     bytes_received: int = 0
+    extra: dict[str, float] = field(default_factory=dict)  # the strategy's other evaluation metrics
 
 
 @dataclass
@@ -71,7 +72,7 @@ class RoundLoop:
     test: Split  # centralized evaluation's data
     strategy: SeededSampling
     model: nn.Module  # the server's copy, for centralized evaluation
-    config: Mapping[str, str]  # every message's config: the scenario and the data root
+    config: Mapping[str, str | bytes]  # every message's config: the scenario, the data root, ...
     reporter: Reporter
     abort: Abort
     clients: ClientStates
@@ -88,11 +89,12 @@ class RoundLoop:
         started = time.perf_counter()
         ev = self._evaluate(server_round, arrays)
         failed = sum((a.failures for a in attempts), Failures())
+        train_loss = train_metrics.get(keys.TRAIN_LOSS) if train_metrics else None
         record = RoundRecord(
             round=server_round,
             accuracy=ev.accuracy,
             loss=ev.loss,
-            train_loss=keys.number(train_metrics, keys.TRAIN_LOSS) if train_metrics else None,
+            train_loss=float(train_loss) if isinstance(train_loss, int | float) else None,
             fed_accuracy=ev.fed_accuracy,
             fed_loss=ev.fed_loss,
             clients_sampled=sum(len(a.plan.clients) for a in attempts),
@@ -111,6 +113,7 @@ class RoundLoop:
             simulated_time_s=sum(a.simulated_time_s for a in attempts),
             epsilon=self.budget.epsilon() if self.budget else None,
             delta=self.budget.delta if self.budget else None,
+            extra={**strategy_metrics(train_metrics, TRAIN_OWN, ""), **ev.extra},
         )
         return arrays, record
 
@@ -141,8 +144,11 @@ class RoundLoop:
         withheld = {self.strategy.node_of[c.partition] for c in plan.clients if c.fault == "dropout"}
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
         received = self._exchange_train(delivered, linger=bool(withheld))
+        builtin = self.scenario.client.update == "sgd"  # a user's update may add metrics of its own
         screened = (
-            screen_train(received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0]))
+            screen_train(
+                received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0], builtin), exact=builtin
+            )
             if sent
             else screen_train(received, arrays)
         )
@@ -212,6 +218,7 @@ class RoundLoop:
         if server_round % scenario.evaluation.every and server_round != scenario.rounds:
             return Evaluation()
         accuracy = loss = fed_accuracy = fed_loss = None
+        extra: dict[str, float] = {}
         if scenario.evaluation.centralized:
             self.model.load_state_dict(arrays.to_torch_state_dict())
             loss, accuracy = evaluate(self.model, self.test)
@@ -227,9 +234,10 @@ class RoundLoop:
                 self.reporter.warn(f"round {server_round}: dropped the evaluation reply of {reason}")
             fed = self.strategy.aggregate_evaluate(server_round, answers.accepted)
             if fed is not None:
-                fed_loss = keys.number(fed, keys.EVAL_LOSS)
-                fed_accuracy = keys.number(fed, keys.EVAL_ACCURACY)
-        return Evaluation(accuracy, loss, fed_accuracy, fed_loss, sent, received)
+                fed_loss = _number(fed.get(keys.EVAL_LOSS))
+                fed_accuracy = _number(fed.get(keys.EVAL_ACCURACY))
+                extra = strategy_metrics(fed, EVALUATE_OWN, "fed_")
+        return Evaluation(accuracy, loss, fed_accuracy, fed_loss, sent, received, extra)
 
 
 def check_delivery(server_round: int, attempt: Attempt, scenario: Scenario, reporter: Reporter) -> str | None:
@@ -250,6 +258,33 @@ def check_delivery(server_round: int, attempt: Attempt, scenario: Scenario, repo
         )
     reporter.warn(f"round {server_round}: {failed.total} of {asked} clients failed ({detail})")
     return None
+
+
+# Metrics a RoundRecord has a field for; a strategy's others are recorded beside them.
+TRAIN_OWN = frozenset({keys.TRAIN_LOSS, keys.NUM_EXAMPLES})
+EVALUATE_OWN = frozenset({keys.EVAL_LOSS, keys.EVAL_ACCURACY, keys.NUM_EXAMPLES})
+
+
+def strategy_metrics(metrics: MetricRecord | None, own: frozenset[str], prefix: str) -> dict[str, float]:
+    """What a strategy's aggregate returned beyond fedsim's own metrics, as row keys.
+
+    Training metrics keep their names (``train_`` first where one is a RoundRecord field);
+    evaluation metrics get ``fed_``, as ``fed_accuracy`` and ``fed_loss`` do.
+    """
+    if metrics is None:
+        return {}
+    fields = RoundRecord.field_names()
+    out = {}
+    for key, value in metrics.items():
+        if key in own or not isinstance(value, int | float):
+            continue
+        name = f"{prefix}{key}" if prefix else (f"train_{key}" if key in fields else key)
+        out[name] = float(value)
+    return out
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def in_dtypes_of(model: ArrayRecord, new: ArrayRecord) -> ArrayRecord:

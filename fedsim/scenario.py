@@ -10,153 +10,77 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, ClassVar, Literal
 
 import tomli_w
 
-from fedsim.config import ScenarioError, apply_override, bounded, from_table, to_table
+from fedsim import plugins
+from fedsim.config import Params, ScenarioError, apply_override, bounded, from_table, to_table
 from fedsim.privacy_config import PrivacyConfig, check_privacy, check_privacy_population
 from strategies.cohorts import cohort_size, expected_malicious, malicious_count, straggler_count
-from strategies.params import (
-    BulyanParams,
-    FedAdagradParams,
-    FedAdamParams,
-    FedAvgMParams,
-    FedAvgParams,
-    FedMedianParams,
-    FedProxParams,
-    FedTrimmedAvgParams,
-    FedYogiParams,
-    KrumParams,
-    MultiKrumParams,
-    QFedAvgParams,
-    ScaffoldParams,
-    StrategyParams,
-)
 
-DatasetName = Literal["mnist", "synthetic", "shakespeare", "text"]
 PartitionName = Literal["iid", "dirichlet", "shards", "natural"]
-ModelName = Literal["cnn", "mlp", "logreg", "lstm", "gru"]
-StrategyName = Literal[
-    "fedavg",
-    "fedprox",
-    "fedavgm",
-    "fedadam",
-    "fedyogi",
-    "fedadagrad",
-    "qfedavg",
-    "fedmedian",
-    "fedtrimmedavg",
-    "krum",
-    "multikrum",
-    "bulyan",
-    "scaffold",
-]
 AttackKind = Literal["sign_flip", "gaussian_noise", "scale", "label_flip"]
 StragglerPolicy = Literal["drop", "partial"]
 
-# Datasets whose samples carry a natural client id (a writer, a device, a speaker, a file).
-NATURAL_DATASETS: frozenset[str] = frozenset({"synthetic", "shakespeare", "text"})
-IMAGE_DATASETS: frozenset[str] = frozenset({"mnist"})
-# Character sequences: samples are token windows, read by the sequence models only.
-TEXT_DATASETS: frozenset[str] = frozenset({"shakespeare", "text"})
-TEXT_MODELS: frozenset[str] = frozenset({"lstm", "gru"})
-# Partitions that need one label per sample to split by.
-LABEL_PARTITIONS: frozenset[str] = frozenset({"dirichlet"})
-
-DEFAULT_NUM_CLIENTS = 100  # where the data has no client count of its own
 MAX_SEED = 2**63 - 1  # TOML's largest integer; torch seeds overflow past 2**64
 MAX_NAME_LENGTH = 100  # the run folder adds a timestamp; file systems allow 255 bytes
 GPU_UNITS = 10_000  # Ray's resolution of a resource quantity (ray._raylet.RESOURCE_UNIT_SCALING)
-SHAKESPEARE_PATH = "shakespeare/tinyshakespeare.txt"  # under the data root
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """Synthetic(alpha, beta) of Li et al. 2020 (FedProx), Section 5.1."""
-
-    alpha: float = bounded(1.0, ge=0)  # how much local models differ
-    beta: float = bounded(1.0, ge=0)  # how much local data differ
-    test_fraction: float = bounded(0.2, gt=0, lt=1)  # per device, held out for evaluation
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which data, and how it is split into clients.
 
-    The client count: ``num_clients`` where set.  Unset, text data sets take it from
-    the data (one client per role of the play, or per file of a text folder; a
-    balanced ``iid`` split of the play keeps that count) and leave it None; all
-    others fill in 100.  With ``partition = "natural"`` on text the data alone
-    decides, so setting ``num_clients`` there is an error; ``min_samples`` filters.
-    ``max_samples`` cuts every client to its first samples (after partitioning and
-    filtering): shorter rounds, e.g. a benchmark's, on the same clients.
+    ``dataset`` names a loader (a built-in, or ``package.module:function``) called as
+    ``load(root, **params)``: fedsim/data/.  The client count is ``num_clients`` where
+    set; unset, a data set whose samples carry natural client ids (a role, a file, a
+    writer, a device) has one client per id, any other 100.  With ``partition =
+    "natural"`` each id is a client, and ``num_clients`` keeps the first ones (in id order).
+    ``max_samples`` cuts every client to its first samples (after partitioning): shorter
+    rounds, e.g. a benchmark's, on the same clients.
     """
 
-    dataset: DatasetName = "mnist"
+    dataset: str = "mnist"  # mnist, synthetic, shakespeare, text, ... or package.module:function
+    params: Params = field(default_factory=Params)  # the loader's keyword arguments, e.g. path, seq_len
     root: str | None = None  # data root holding MNIST/raw, shakespeare/...; else --data-dir, env, cache
-    path: str | None = None  # text: a UTF-8 file or a folder of .txt files, absolute or under the root
     partition: PartitionName = "iid"
-    num_clients: int | None = bounded(None, ge=1)  # None: the data decide (text); see the docstring
+    num_clients: int | None = bounded(None, ge=1)  # None: as the data say; see the docstring
     alpha: float = bounded(0.5, gt=0)  # Dirichlet concentration (partition = "dirichlet")
     shards_per_client: int = bounded(2, ge=1)  # partition = "shards"
     min_partition_size: int = bounded(1, ge=0)  # partition = "dirichlet": resample below this
-    seq_len: int = bounded(80, ge=1)  # text: characters a model reads to predict the next one
-    min_samples: int = bounded(100, ge=1)  # text: keep roles/files with this many training windows
-    eval_windows: int = bounded(5000, ge=1)  # text: centralized evaluation reads at most this many
     max_samples: int | None = bounded(None, ge=1)  # per client: its first this many training samples
-    synthetic: SyntheticConfig = SyntheticConfig()
+
+    MOVED: ClassVar[dict[str, str]] = {
+        "path": "params.path",
+        "seq_len": "params.seq_len",
+        "min_samples": "params.min_samples",
+        "eval_windows": "params.eval_windows",
+        "synthetic": "params",
+    }
 
     def __post_init__(self) -> None:
-        if self.partition == "natural" and self.dataset not in NATURAL_DATASETS:
-            raise ScenarioError(
-                "data.partition",
-                f"'natural' needs a dataset with natural clients "
-                f"({', '.join(sorted(NATURAL_DATASETS))}); {self.dataset} has none",
-            )
-        if self.partition in LABEL_PARTITIONS and self.dataset in TEXT_DATASETS:
-            raise ScenarioError(
-                "data.partition",
-                f"{self.partition!r} splits by class label, which {self.dataset} lacks; "
-                "use 'natural', 'iid' or 'shards'",
-            )
-        if self.dataset in TEXT_DATASETS:
-            self._check_text()
-        elif self.path is not None:
-            raise ScenarioError("data.path", f"only read by text datasets; {self.dataset} uses data.root")
-        elif self.num_clients is None:  # resolved here, so scenario.toml records the count
-            object.__setattr__(self, "num_clients", DEFAULT_NUM_CLIENTS)
-
-    def _check_text(self) -> None:
-        if self.dataset == "text" and self.path is None:
-            raise ScenarioError(
-                "data.path", "required for dataset 'text': a UTF-8 file or a folder of .txt files"
-            )
-        if self.path is not None and not self.path.strip():
-            raise ScenarioError("data.path", "expected a file or folder name, got ''")
-        if self.partition == "natural" and self.num_clients is not None:
-            unit = "role" if self.dataset == "shakespeare" else "file"
-            raise ScenarioError(
-                "data.num_clients",
-                f"{self.dataset} with partition 'natural' has one client per {unit}, so the data "
-                "decides the count; remove this key (data.min_samples filters clients)",
-            )
-
-    @property
-    def text_path(self) -> str:
-        """The text to read: ``path``, or for shakespeare the play under the data root."""
-        return self.path or SHAKESPEARE_PATH
+        plugins.check_name(plugins.DATASET, self.dataset)
+        object.__setattr__(self, "params", Params(self.params))  # a dict given in Python, too
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: ModelName = "cnn"
-    # lstm / gru only; the defaults are McMahan et al. 2017's Shakespeare model.
-    embedding_dim: int = bounded(8, ge=1)
-    hidden_size: int = bounded(256, ge=1)
-    num_layers: int = bounded(2, ge=1)
+    """A model builder (a built-in, or ``package.module:function``), called as
+    ``builder(input_shape, num_classes, **params)``: fedsim/models.py."""
+
+    name: str = "cnn"  # cnn, mlp, logreg, lstm, gru, or package.module:function
+    params: Params = field(default_factory=Params)  # e.g. lstm's embedding_dim, hidden_size, num_layers
+
+    MOVED: ClassVar[dict[str, str]] = {
+        k: f"params.{k}" for k in ("embedding_dim", "hidden_size", "num_layers")
+    }
+
+    def __post_init__(self) -> None:
+        plugins.check_name(plugins.MODEL, self.name)
+        object.__setattr__(self, "params", Params(self.params))  # a dict given in Python, too
 
 
 @dataclass(frozen=True)
@@ -168,6 +92,14 @@ class ClientConfig:
     momentum: float = bounded(0.0, ge=0, lt=1)
     weight_decay: float = bounded(0.0, ge=0)
     max_grad_norm: float | None = bounded(None, gt=0)  # clip each step's gradient norm (RNNs)
+    # The local update: "sgd" (minibatch SGD with the FedProx term, SCAFFOLD's correction and
+    # DP-SGD where the scenario asks), or package.module:function (clients/training.py).
+    update: str = "sgd"
+    params: Params = field(default_factory=Params)  # the update's keyword arguments
+
+    def __post_init__(self) -> None:
+        plugins.check_name(plugins.UPDATE, self.update)
+        object.__setattr__(self, "params", Params(self.params))  # a dict given in Python, too
 
     def local_steps(self, num_samples: float, epochs: int | None = None) -> int:
         """Optimizer steps a client takes on ``num_samples`` samples: every epoch's minibatches
@@ -177,45 +109,20 @@ class ClientConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    """The keys every strategy has; its own parameters go in its table, e.g. ``[strategy.fedadam]``."""
+    """The server's strategy (a built-in, or ``package.module:Class``, a Flower Strategy) and
+    the sampling every strategy shares; its own keyword arguments go in ``[strategy.params]``."""
 
-    name: StrategyName = "fedavg"
+    name: str = "fedavg"  # fedavg, fedprox, fedadam, ..., or package.module:Class
+    params: Params = field(default_factory=Params)  # e.g. fedprox's proximal_mu, fedadam's eta
     fraction_train: float = bounded(0.1, gt=0, le=1)
     min_train_clients: int = bounded(1, ge=1)
     fraction_evaluate: float = bounded(0.0, ge=0, le=1)  # federated evaluation; 0 = off
-    # One table per strategy (strategies/params.py).  Only the chosen one may be given;
-    # it is filled with its defaults, so the run folder records every value used.
-    fedavg: FedAvgParams | None = None
-    fedprox: FedProxParams | None = None
-    fedavgm: FedAvgMParams | None = None
-    fedadam: FedAdamParams | None = None
-    fedyogi: FedYogiParams | None = None
-    fedadagrad: FedAdagradParams | None = None
-    qfedavg: QFedAvgParams | None = None
-    fedmedian: FedMedianParams | None = None
-    fedtrimmedavg: FedTrimmedAvgParams | None = None
-    krum: KrumParams | None = None
-    multikrum: MultiKrumParams | None = None
-    bulyan: BulyanParams | None = None
-    scaffold: ScaffoldParams | None = None
+
+    MOVED: ClassVar[dict[str, str]] = {name: "params" for name in plugins.REGISTRY["strategy"]}
 
     def __post_init__(self) -> None:
-        for other in get_args(StrategyName):
-            if other != self.name and getattr(self, other) is not None:
-                raise ScenarioError(
-                    f"strategy.{other}", f"only used by {other!r}, but strategy.name is {self.name!r}"
-                )
-        if getattr(self, self.name) is None:
-            (params_class,) = (
-                a for a in get_args(get_type_hints(StrategyConfig)[self.name]) if a is not type(None)
-            )
-            object.__setattr__(self, self.name, params_class())  # frozen: set once, while building
-
-    @property
-    def params(self) -> StrategyParams:
-        """The chosen strategy's parameters."""
-        params: StrategyParams = getattr(self, self.name)
-        return params
+        plugins.check_name(plugins.STRATEGY, self.name)
+        object.__setattr__(self, "params", Params(self.params))  # a dict given in Python, too
 
 
 # Each attack kind's own keys and their defaults (see strategies/attacks.py for the papers).
@@ -350,6 +257,9 @@ class Scenario:
     name: str = "scenario"
     seed: int = bounded(0, ge=0, le=MAX_SEED)
     rounds: int = bounded(10, ge=1)
+    # Folders that plug-in modules are imported from, before the Python path; a scenario file
+    # naming an import path adds its own folder (recorded absolute in the run folder).
+    python_path: tuple[str, ...] = ()
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     client: ClientConfig = ClientConfig()
@@ -369,27 +279,10 @@ class Scenario:
             raise ScenarioError(
                 "name", f"expected at most {MAX_NAME_LENGTH} printable characters, got {self.name[:120]!r}"
             )
-        self._check_model_fits_data()
         if self.privacy is not None:
             check_privacy(self)
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
-
-    def _check_model_fits_data(self) -> None:
-        model, dataset = self.model.name, self.data.dataset
-        if model == "cnn" and dataset not in IMAGE_DATASETS:
-            raise ScenarioError("model.name", f"'cnn' needs image data (mnist); {dataset} is not images")
-        if model in TEXT_MODELS and dataset not in TEXT_DATASETS:
-            raise ScenarioError(
-                "model.name",
-                f"{model!r} reads character sequences (shakespeare, text); {dataset} is not text",
-            )
-        if dataset in TEXT_DATASETS and model not in TEXT_MODELS:
-            raise ScenarioError(
-                "model.name",
-                f"{dataset} is character sequences: expected a sequence model "
-                f"({', '.join(sorted(TEXT_MODELS))}), got {model!r}",
-            )
 
     def check_population(self, population: int) -> None:
         """The rules that depend on the number of clients (known at load, or once the data load)."""
@@ -399,7 +292,6 @@ class Scenario:
                 f"expected at most the {population} clients, got {self.strategy.min_train_clients}",
             )
         _check_attack(self, population)
-        _check_strategy(self, population)
         _check_stragglers(self, population)
         if self.privacy is not None:
             check_privacy_population(self, population)
@@ -409,9 +301,8 @@ class Scenario:
         cfg = self.strategy
         return cohort_size(cfg.fraction_train, population, cfg.min_train_clients)
 
-    def assumed_malicious(self, population: int) -> int:
-        """``f`` of Krum, Multi-Krum and Bulyan: as set, else the attackers expected per round."""
-        given: int | None = getattr(self.strategy.params, "num_malicious_nodes", None)
+    def assumed_malicious(self, population: int, given: int | None = None) -> int:
+        """``f`` of Krum, Multi-Krum and Bulyan: ``given``, else the attackers expected per round."""
         if given is not None:
             return given
         malicious = malicious_count(self.attack.fraction, population)
@@ -441,29 +332,6 @@ def _check_stragglers(scenario: Scenario, population: int) -> None:
         )
 
 
-def _check_strategy(scenario: Scenario, population: int) -> None:
-    """The assumptions each strategy makes about the clients it aggregates."""
-    name, n = scenario.strategy.name, scenario.train_cohort(population)
-    if name == "scaffold" and scenario.client.momentum > 0:
-        # Option II of the control-variate update assumes plain SGD steps.
-        raise ScenarioError("client.momentum", "'scaffold' assumes plain SGD; expected 0")
-    if name not in ("krum", "multikrum", "bulyan"):
-        return
-    f = scenario.assumed_malicious(population)
-    needed = 4 * f + 3 if name == "bulyan" else 2 * f + 3  # Bulyan: n >= 4f + 3; Krum: n > 2f + 2
-    if n < needed:
-        raise ScenarioError(
-            f"strategy.{name}",
-            f"needs at least {needed} clients per round with f = {f} malicious, "
-            f"but strategy.fraction_train samples {n}",
-        )
-    selected = getattr(scenario.strategy.params, "num_nodes_to_select", None)
-    if selected is not None and selected > n:
-        raise ScenarioError(
-            "strategy.multikrum.num_nodes_to_select", f"expected at most the {n} clients per round"
-        )
-
-
 def parse_table(text: str, overrides: tuple[str, ...] = (), source: str = "scenario") -> dict[str, Any]:
     """Parse TOML text and apply ``key.path=value`` overrides, not yet validated."""
     try:
@@ -489,4 +357,21 @@ def read_text(path: str | Path) -> str:
 
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
-    return parse_scenario(read_text(path), overrides, source=str(path))
+    """The scenario file at ``path``; plug-in modules are imported from its folder too."""
+    table = parse_table(read_text(path), overrides, source=str(path))
+    return from_table(Scenario, with_folder(table, Path(path).parent))
+
+
+def with_folder(table: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``table`` searching ``folder`` (and resolving relative python_path entries against it),
+    if it names any plug-in by import path; the run folder records the absolute paths."""
+    paths = table.get("python_path", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return table  # the loader names the problem
+    sections = (("model", "name"), ("data", "dataset"), ("strategy", "name"), ("client", "update"))
+    named = [table[s].get(k) for s, k in sections if isinstance(table.get(s), dict)]
+    if not paths and not any(isinstance(n, str) and ":" in n for n in named):
+        return table
+    base = folder.expanduser().resolve()
+    resolved = [str((base / p).resolve()) for p in paths]
+    return {**table, "python_path": list(dict.fromkeys([*resolved, str(base)]))}

@@ -18,7 +18,7 @@ from flwr.serverapp import Grid
 from torch import nn
 
 from fedsim import checkpoint as ckpt
-from fedsim import cohort_engine
+from fedsim import cohort_engine, plugins
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.data import FederatedData
@@ -92,7 +92,9 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     ``pool``: the simulation's; None: each node holds its own partition, as SuperNodes do.
     """
     scenario, data = job.scenario, job.data
-    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    model = build_model(
+        scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
+    )
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
     error: str | None = None
     stop: str | None = None  # why the privacy budget ended training early
@@ -115,7 +117,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
                     grid, clients.handback(strategy.node_of), timeout, abort, "did not take back their state"
                 )
         reporter.started(scenario, placement.population)
-        config = {keys.SCENARIO: scenario.to_toml(), keys.DATA_ROOT: str(job.data_root or "")}
+        config = message_config(job, pool is not None)
         loop = RoundLoop(
             grid,
             scenario,
@@ -149,6 +151,21 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     return summary
 
 
+def message_config(job: Job, simulated: bool) -> dict[str, str | bytes]:
+    """What every message carries: the scenario, the data root, and in simulation the Python
+    objects a run was given as plug-ins (a SuperNode never unpickles the server's bytes)."""
+    scenario = job.scenario
+    config: dict[str, str | bytes] = {
+        keys.SCENARIO: scenario.to_toml(),
+        keys.DATA_ROOT: str(job.data_root or ""),
+    }
+    names = (scenario.model.name, scenario.data.dataset, scenario.client.update)
+    objects = plugins.shipped(names) if simulated else None
+    if objects is not None:
+        config[keys.PLUGIN_OBJECTS] = objects
+    return config
+
+
 def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> cohort_engine.Balance | None:
     """How the cohort engine groups a round's clients when the scenario gives no cohort_size."""
     if pool is None or pool.workers is None:
@@ -166,7 +183,9 @@ def finish_resumed(job: Job) -> Summary:
     """A resumed run whose checkpoint holds its last round: only the results are left to write."""
     assert job.resume is not None and job.rounds_left == 0
     data = job.data
-    model = build_model(job.scenario.model, data.input_shape, data.num_classes, job.scenario.seed)
+    model = build_model(
+        job.scenario.model, data.input_shape, data.num_classes, job.scenario.seed, job.scenario.python_path
+    )
     return _finish(job, model, _model_arrays(job.resume), None)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fedsim import compare, engine, plots
+from fedsim import comparison, engine, plots, preflight
 from fedsim.config import ScenarioError
 from fedsim.progress import ConsoleReporter
 from fedsim.server import RunError
@@ -28,18 +28,22 @@ def check(runs: Sequence[Run], out: Path) -> None:
         raise ScenarioError("--out", f"{out} already exists and is not empty; choose another folder")
     for run in runs:
         engine.check_resources(run.scenario)
+        try:
+            preflight.bound(run.scenario)  # each variant's plug-ins take their params
+        except ScenarioError as error:
+            raise ScenarioError(run.where, str(error)) from error.__cause__
 
 
 def run_all(
     runs: Sequence[Run], out: Path, data_dir: str | None, console: Console, verbose: bool = False
-) -> Iterator[compare.RunResult]:
+) -> Iterator[comparison.RunResult]:
     """Run each in ``out/<folder>``, yielding its result as it ends (KeyboardInterrupt stops the loop)."""
     for index, run in enumerate(runs, 1):
         path = out / run.folder
         console.rule(f"[bold]{index}/{len(runs)}[/] {run.label}, seed {run.seed}  [dim]{path}[/]")
         error = _run_one(run, path, data_dir, console, verbose)
-        result = compare.load_run(path, run.label, run.seed, error)
-        final = compare.final_accuracy(result.records)
+        result = comparison.load_run(path, run.label, run.seed, error)
+        final = comparison.final_accuracy(result.records)
         shown = "-" if final is None else f"{final:.4f}"
         console.print(
             f"{run.label}, seed {run.seed}: "
@@ -65,11 +69,13 @@ def _run_one(run: Run, path: Path, data_dir: str | None, console: Console, verbo
     return None
 
 
-def report(results: Sequence[compare.RunResult], out: Path, title: str, target: float | None) -> list[Path]:
+def report(
+    results: Sequence[comparison.RunResult], out: Path, title: str, target: float | None
+) -> list[Path]:
     """Write the table (markdown and CSV) and the figures into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = compare.comparison(results, target)
-    (out / TABLE_MD).write_text(f"# {title}\n\n" + compare.to_markdown(rows, target), encoding="utf-8")
-    (out / TABLE_CSV).write_text(compare.to_csv(rows, target), encoding="utf-8")
+    rows = comparison.comparison(results, target)
+    (out / TABLE_MD).write_text(f"# {title}\n\n" + comparison.to_markdown(rows, target), encoding="utf-8")
+    (out / TABLE_CSV).write_text(comparison.to_csv(rows, target), encoding="utf-8")
     figures = plots.write_figures(results, out, title)
     return [out / TABLE_MD, out / TABLE_CSV, *figures]

@@ -2,10 +2,10 @@
 
 A variant names a strategy as ``name`` or ``name:key=value,...`` (as in
 ``fedsim compare --strategy fedprox:proximal_mu=0.01``).  That text becomes the
-overrides ``strategy.name=fedprox`` and ``strategy.fedprox.proximal_mu=0.01`` on the
+overrides ``strategy.name=fedprox`` and ``strategy.params.proximal_mu=0.01`` on the
 scenario's table, so it meets exactly the checks of the scenario file and of
 ``--set``.  A variant keeps the scenario's common strategy keys (``fraction_train``,
-...) but drops the strategy tables of the file: they belong to the strategy it
+...) but drops the file's ``[strategy.params]``: they belong to the strategy it
 replaces.  Every run is built and validated here, before anything starts.
 
 For a given seed, all variants share the data partition, the initial model and the
@@ -18,10 +18,10 @@ import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from fedsim.config import ScenarioError, apply_override, from_table
-from fedsim.scenario import Scenario, StrategyName, VariantConfig
+from fedsim.scenario import Scenario, VariantConfig
 
 SPEC_FORM = "NAME or NAME:KEY=VALUE[,KEY=VALUE...]"
 
@@ -32,19 +32,26 @@ class Run:
     seed: int
     scenario: Scenario
     folder: str  # "<label as a file name>-seed<seed>"
+    where: str = ""  # where the variant came from, for errors: "--strategy 'x'", "compare.variants[0]"
 
 
 def strategy_overrides(spec: str) -> tuple[str, ...]:
-    """``"fedadam:eta=0.01,tau=1e-4"`` -> ``strategy.name=fedadam``, ``strategy.fedadam.eta=0.01``, ..."""
-    name, _, params = (part.strip() for part in spec.partition(":"))
-    if not name:
+    """``"fedadam:eta=0.01,tau=1e-4"`` -> ``strategy.name=fedadam``, ``strategy.params.eta=0.01``, ...
+
+    NAME may be an import path (``mystrategies:FedNova``, ``mystrategies:FedNova:mu=0.1``): the
+    text after the last colon is the params only if it holds an ``=``.
+    """
+    head, _, tail = spec.rpartition(":")
+    name, params = (head, tail) if head and "=" in tail else (spec, "")
+    name = name.strip()
+    if not name or "=" in name:
         raise ScenarioError("", f"expected {SPEC_FORM}, got {spec!r}")
     overrides = [f"strategy.name={name}"]
     for item in params.split(",") if params else []:
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key:
             raise ScenarioError("", f"expected {SPEC_FORM}, got {spec!r}")
-        overrides.append(f"strategy.{name}.{key}={value}")
+        overrides.append(f"strategy.params.{key}={value}")
     return tuple(overrides)
 
 
@@ -70,8 +77,7 @@ def variant_scenario(table: dict[str, Any], variant: VariantConfig, seed: int, w
     run.pop("compare", None)  # a run folder holds a plain scenario
     strategy = run.get("strategy")
     if isinstance(strategy, dict):
-        for name in get_args(StrategyName):
-            strategy.pop(name, None)
+        strategy.pop("params", None)  # the file's params are its own strategy's
     try:
         for assignment in (*strategy_overrides(variant.strategy), *variant.set):
             apply_override(run, assignment)
@@ -101,7 +107,11 @@ def plan(
         folders[file_name(label)] = label
     return [
         Run(
-            label_of(v), seed, variant_scenario(table, v, seed, where), f"{file_name(label_of(v))}-seed{seed}"
+            label_of(v),
+            seed,
+            variant_scenario(table, v, seed, where),
+            f"{file_name(label_of(v))}-seed{seed}",
+            where,
         )
         for seed in seeds
         for v, where in variants

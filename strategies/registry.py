@@ -1,40 +1,26 @@
-"""Scenario strategy names -> (parameters, builder), wrapped for seeded sampling and privacy.
+"""The scenario's strategy, built through the plug-in door and wrapped for sampling and privacy.
 
-Every strategy but SCAFFOLD is Flower's own Message-API strategy, told to use every
-node it is shown; :class:`SeededSampling` decides which nodes those are.
+A strategy is a plug-in (fedsim/plugins.py): a Flower ``Strategy`` subclass, or a
+function returning one, called with ``[strategy.params]`` as keywords plus the
+settings below that make it use every node it is shown; :class:`SeededSampling`
+decides which nodes those are.  The built-ins are plug-ins too (strategies/builtin.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from flwr.serverapp.strategy import (
-    Bulyan,
-    FedAdagrad,
-    FedAdam,
-    FedAvg,
-    FedAvgM,
-    FedMedian,
-    FedProx,
-    FedTrimmedAvg,
-    FedYogi,
-    Krum,
-    MultiKrum,
-    QFedAvg,
-    Strategy,
-)
+from flwr.serverapp.strategy import FedAvg, Strategy
 
+from fedsim import plugins
 from fedsim.scenario import Scenario
-from strategies import params as p
+from strategies.context import StrategyContext
 from strategies.placement import Placement
 from strategies.privacy import wrap_central
 from strategies.sampling import SeededSampling, cohort_size
-from strategies.scaffold import Scaffold
 
 # Sampling is ours: Flower's strategy sees exactly the sampled nodes and takes all.
-_TAKE_ALL: dict[str, Any] = {
+TAKE_ALL: dict[str, Any] = {
     "fraction_train": 1.0,
     "fraction_evaluate": 1.0,
     "min_train_nodes": 1,
@@ -42,68 +28,28 @@ _TAKE_ALL: dict[str, Any] = {
     "min_available_nodes": 1,
 }
 
-P = TypeVar("P")
 
-
-@dataclass(frozen=True)
-class Entry(Generic[P]):
-    params: type[P]  # the ``[strategy.<name>]`` table
-    build: Callable[[Scenario, P, int], Strategy]  # scenario, params, clients
-
-
-def _entry(params: type[P], build: Callable[[Scenario, P, int], Strategy]) -> Entry[Any]:
-    """An entry whose builder is type-checked against its parameters class."""
-    return Entry(params, build)
-
-
-def _multikrum(s: Scenario, q: p.MultiKrumParams, n: int) -> Strategy:
-    f = s.assumed_malicious(n)
-    m = q.num_nodes_to_select if q.num_nodes_to_select is not None else s.train_cohort(n) - f
-    return MultiKrum(num_malicious_nodes=f, num_nodes_to_select=m, **_TAKE_ALL)
-
-
-STRATEGIES: dict[str, Entry[Any]] = {
-    "fedavg": _entry(p.FedAvgParams, lambda s, q, n: FedAvg(**_TAKE_ALL)),
-    "fedprox": _entry(p.FedProxParams, lambda s, q, n: FedProx(proximal_mu=q.proximal_mu, **_TAKE_ALL)),
-    "fedavgm": _entry(
-        p.FedAvgMParams,
-        lambda s, q, n: FedAvgM(
-            server_learning_rate=q.server_learning_rate, server_momentum=q.server_momentum, **_TAKE_ALL
-        ),
-    ),
-    "fedadam": _entry(
-        p.FedAdamParams,
-        lambda s, q, n: FedAdam(
-            eta=q.eta, eta_l=s.client.lr, beta_1=q.beta_1, beta_2=q.beta_2, tau=q.tau, **_TAKE_ALL
-        ),
-    ),
-    "fedyogi": _entry(
-        p.FedYogiParams,
-        lambda s, q, n: FedYogi(
-            eta=q.eta, eta_l=s.client.lr, beta_1=q.beta_1, beta_2=q.beta_2, tau=q.tau, **_TAKE_ALL
-        ),
-    ),
-    "fedadagrad": _entry(
-        p.FedAdagradParams, lambda s, q, n: FedAdagrad(eta=q.eta, eta_l=s.client.lr, tau=q.tau, **_TAKE_ALL)
-    ),
-    # QFedAvg estimates the Lipschitz constant as 1 / (the clients' learning rate).
-    "qfedavg": _entry(
-        p.QFedAvgParams, lambda s, q, n: QFedAvg(client_learning_rate=s.client.lr, q=q.q, **_TAKE_ALL)
-    ),
-    "fedmedian": _entry(p.FedMedianParams, lambda s, q, n: FedMedian(**_TAKE_ALL)),
-    "fedtrimmedavg": _entry(p.FedTrimmedAvgParams, lambda s, q, n: FedTrimmedAvg(beta=q.beta, **_TAKE_ALL)),
-    "krum": _entry(
-        p.KrumParams, lambda s, q, n: Krum(num_malicious_nodes=s.assumed_malicious(n), **_TAKE_ALL)
-    ),
-    "multikrum": _entry(p.MultiKrumParams, _multikrum),
-    "bulyan": _entry(
-        p.BulyanParams, lambda s, q, n: Bulyan(num_malicious_nodes=s.assumed_malicious(n), **_TAKE_ALL)
-    ),
-    "scaffold": _entry(
-        p.ScaffoldParams,
-        lambda s, q, n: Scaffold(n, server_learning_rate=q.server_learning_rate, **_TAKE_ALL),
-    ),
-}
+def make_strategy(scenario: Scenario, population: int) -> Strategy:
+    """The strategy ``strategy.name`` names, built with its params for ``population`` clients."""
+    cfg = scenario.strategy
+    target = plugins.resolve(plugins.STRATEGY, cfg.name, scenario.python_path)
+    params = plugins.bind(plugins.STRATEGY, cfg.name, target, cfg.params)
+    given = plugins.given(target, {**TAKE_ALL, "context": StrategyContext(scenario, population)})
+    strategy = plugins.call(plugins.STRATEGY, cfg.name, target, **params, **given)
+    if not isinstance(strategy, Strategy):
+        raise plugins.PluginError(
+            plugins.STRATEGY.key,
+            f"{cfg.name!r} gave {type(strategy).__name__}, expected {plugins.STRATEGY.returns} "
+            "(e.g. a subclass of FedAvg)",
+        )
+    privacy = scenario.privacy
+    if privacy is not None and privacy.mode == "central" and not isinstance(strategy, FedAvg):
+        raise plugins.PluginError(
+            "privacy.mode",
+            f"'central' noises the mean of the clipped updates: {cfg.name!r} must aggregate as "
+            "FedAvg does (subclass it), or use mode 'local' or 'sample'",
+        )
+    return strategy
 
 
 def build_strategy(scenario: Scenario, placement: Placement) -> SeededSampling:
@@ -114,7 +60,7 @@ def build_strategy(scenario: Scenario, placement: Placement) -> SeededSampling:
     """
     cfg = scenario.strategy
     population = placement.population
-    strategy = STRATEGIES[cfg.name].build(scenario, cfg.params, population)
+    strategy = make_strategy(scenario, population)
     privacy = scenario.privacy
     if privacy is not None and privacy.mode == "central":
         strategy = wrap_central(scenario, strategy, population)

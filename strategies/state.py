@@ -12,6 +12,11 @@ round (read from Flower 1.42's sources):
   (their noise comes from NumPy's global generator, which checkpoints keep too).
 
 Every other Flower strategy keeps nothing between rounds.
+
+A user's strategy (a plug-in, fedsim/plugins.py) that is not :class:`Stateful` itself
+has its instance attributes saved that a checkpoint can hold: numbers, strings, NumPy
+arrays, ArrayRecords and lists and dicts of those (its moments, its counters, its
+current model); anything else (a function, a lock) is left as the constructor made it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
-from flwr.serverapp.strategy import FedAvgM
+from flwr.serverapp.strategy import FedAvgM, Strategy
 from flwr.serverapp.strategy.dp_adaptive_clipping import DifferentialPrivacyAdaptiveBase
 from flwr.serverapp.strategy.fedopt import FedOpt
 
@@ -61,6 +66,41 @@ def _clipping_restore(s: DifferentialPrivacyAdaptiveBase, state: dict[str, Any])
     s.clipping_norm = state["clipping_norm"]
 
 
+RECORD = "__arrayrecord__"  # marks a saved ArrayRecord attribute
+
+
+def _attributes_state(s: object) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for name, value in vars(s).items():
+        if isinstance(value, ArrayRecord):
+            state[name] = {RECORD: {k: a.numpy() for k, a in value.items()}}
+        elif _storable(value) and not isinstance(value, Strategy):
+            state[name] = value
+    return state
+
+
+def _attributes_restore(s: object, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if isinstance(value, dict) and set(value) == {RECORD}:
+            value = ArrayRecord({k: Array(np.array(v)) for k, v in value[RECORD].items()})
+        setattr(s, name, value)
+
+
+def _storable(value: object) -> bool:
+    if value is None or isinstance(value, bool | int | float | str | np.ndarray | np.generic):
+        return True
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _storable(v) for k, v in value.items())
+    return False
+
+
+def _is_users(component: object) -> bool:
+    """A strategy from outside Flower and fedsim: a plug-in."""
+    return type(component).__module__.split(".")[0] not in ("flwr", "fedsim", "strategies")
+
+
 # (class, read, write): the first class an object is an instance of applies.
 ADAPTERS: list[tuple[type[Any], Callable[[Any], dict[str, Any]], Callable[[Any, dict[str, Any]], None]]] = [
     (FedOpt, _fedopt_state, _fedopt_restore),
@@ -72,7 +112,9 @@ ADAPTERS: list[tuple[type[Any], Callable[[Any], dict[str, Any]], Callable[[Any, 
 def adapter_for(
     component: object,
 ) -> tuple[Callable[[Any], dict[str, Any]], Callable[[Any, dict[str, Any]], None]] | None:
-    """How to read and write ``component``'s state, if it is a Flower strategy that has any."""
+    """How to read and write ``component``'s state: a Flower strategy that has any, or a user's."""
+    if isinstance(component, Strategy) and _is_users(component):
+        return _attributes_state, _attributes_restore
     for cls, read, write in ADAPTERS:
         if isinstance(component, cls):
             return read, write

@@ -24,13 +24,27 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["compare", "--strategy", "fedfoo"], "--strategy 'fedfoo': strategy.name: expected one of"),
-        (["compare", "--strategy", "fedprox:mu=1"], "strategy.fedprox.mu: unknown key"),
-        (["compare", "--strategy", "fedadam:eta"], "expected NAME or NAME:KEY=VALUE"),
+        (
+            ["compare", "--strategy", "fedfoo"],
+            "--strategy 'fedfoo': strategy.name: unknown strategy 'fedfoo'",
+        ),
+        (
+            ["compare", "--strategy", "fedprox:mu=1"],
+            "--strategy 'fedprox:mu=1': strategy.params.mu: unknown key",
+        ),
+        (["compare", "--strategy", "fedadam:=1"], "expected NAME or NAME:KEY=VALUE"),
+        (["compare", "--strategy", "nosuch_mod:Nova"], "strategy.name: 'nosuch_mod:Nova': no module named"),
         (["compare", "--strategy", "fedavg", "--seeds", "0,a"], "--seeds: expected distinct integers"),
         (["compare"], "no variants"),
         (["compare", "--strategy", "fedavg", "--set", "attack.kind=jam"], "attack.kind: expected one of"),
-        (["validate", "--set", "strategy.fedadam.eta=0.1"], "strategy.fedadam: only used by 'fedadam'"),
+        (
+            ["validate", "--set", "strategy.fedadam.eta=0.1"],
+            "strategy.fedadam: moved: write it as strategy.params",
+        ),
+        (
+            ["validate", "--set", "strategy.params.eta=0.1"],
+            "strategy.params.eta: unknown key ('fedavg' takes no",
+        ),
     ],
 )
 def test_bad_compare_input_exits_2_with_one_line(

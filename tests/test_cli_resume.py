@@ -22,7 +22,8 @@ rounds = 2
 [data]
 dataset = "synthetic"
 partition = "natural"
-num_clients = 3
+[data.params]
+devices = 3
 [model]
 name = "logreg"
 """

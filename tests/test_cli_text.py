@@ -22,14 +22,14 @@ def _run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str) ->
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, r"data\.path: play\.txt not found under any data root \(searched .*\)"),
-        (b"", r"data\.path: .*play\.txt is empty"),
-        (b"\x7fELF\x02\x01\x01\x00\x00\x00", r"data\.path: .*play\.txt is binary, not text"),
+        (None, r"data\.root: 'shakespeare' found no data \(searched .*\): .*play\.txt is missing"),
+        (b"", r"data\.params\.path: .*play\.txt is empty"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", r"data\.params\.path: .*play\.txt is binary, not text"),
         (
             b"KING:\nGod save th\xe9e\n",
-            r"data\.path: .*play\.txt is not UTF-8 text \(byte 0xe9 at offset 17\)",
+            r"data\.params\.path: .*play\.txt is not UTF-8 text \(byte 0xe9 at offset 17\)",
         ),
-        (b"KING:\nToo short.\n", r"data\.min_samples: no role has 100 training windows .*lower data"),
+        (b"KING:\nToo short.\n", r"data\.params\.min_samples: no role has 100 training windows .*lower"),
     ],
 )
 def test_bad_text_input_exits_2_with_one_line(
@@ -43,18 +43,21 @@ def test_bad_text_input_exits_2_with_one_line(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if content is not None:
         (tmp_path / "play.txt").write_bytes(content)
-    code, lines = _run(tmp_path, capsys, "data.path=play.txt", "data.min_samples=100")
+    code, lines = _run(tmp_path, capsys, "data.params.path=play.txt", "data.params.min_samples=100")
     assert code == 2 and len(lines) == 1
     assert re.fullmatch(rf"fedsim: error: {message}.*", lines[0]), lines[0]
     assert not (tmp_path / "out").exists()  # refused before the run folder was made
 
 
-def test_validate_says_the_data_decides_the_client_count(capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_counts_the_clients_the_data_give(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(SCENARIO)]) == 0
-    out = " ".join(capsys.readouterr().err.split())
-    assert "one client per role with >= " in out and "(counted when the data loads)" in out
+    assert "ok: shakespeare_lstm: 220 clients" in capsys.readouterr().err  # roles with >= 100 windows
 
 
-def test_validate_refuses_a_client_count_for_natural_text(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(SCENARIO), "--set", "data.num_clients=10"]) == 2
-    assert capsys.readouterr().err.startswith("fedsim: error: data.num_clients: shakespeare with partition")
+def test_a_client_count_for_natural_text_keeps_the_first_roles(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SCENARIO), "--set", "data.num_clients=10"]) == 0
+    assert "ok: shakespeare_lstm: 10 clients" in capsys.readouterr().err
+    assert main(["validate", str(SCENARIO), "--set", "data.num_clients=500"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "fedsim: error: data.num_clients: expected at most the 220 natural clients of 'shakespeare'"
+    )

@@ -122,7 +122,17 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     cert_dir = tmp_path / "certs"
     assert fleet.wait(fleet.start("certs", str(cert_dir), "--host", "127.0.0.1")) == 0
     out = tmp_path / "run"
-    args = ["launch", str(QUICKSTART), "--clients", "3", "--set", "rounds=2", "--certs", str(cert_dir)]
+    args = [
+        "launch",
+        str(QUICKSTART),
+        "--clients",
+        "3",
+        "--set",
+        "rounds=2",
+        "--set",
+        "data.params.devices=3",
+    ]
+    args += ["--certs", str(cert_dir)]
     run = fleet.start(*args, "--out", str(out))
     assert fleet.wait(run) == 0, run.output()
     assert len(run.pids) >= 8  # fedsim, SuperLink + SuperExec + ServerApp, 3 x (SuperNode + SuperExec), ...
@@ -137,7 +147,7 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 2
 
-    simulate(QUICKSTART.read_text(), tmp_path / "sim", overrides=("rounds=2", "data.num_clients=3"))
+    simulate(QUICKSTART.read_text(), tmp_path / "sim", overrides=("rounds=2", "data.params.devices=3"))
     metrics = ("accuracy", "loss", "train_loss", "clients_sampled", "clients_failed")
     assert [[r[k] for k in metrics] for r in rows] == [
         [r[k] for k in metrics] for r in read_metrics(tmp_path / "sim")
@@ -163,7 +173,7 @@ def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet
     out = tmp_path / "here"
     submit = fleet.start(
         *("submit", str(QUICKSTART), "--superlink", address, "--root-certificates", ca),
-        *("--set", "data.num_clients=2", "--set", "rounds=2", "--out", str(out)),
+        *("--set", "data.params.devices=2", "--set", "rounds=2", "--out", str(out)),
     )
     assert fleet.wait(submit) == 0, submit.output() + server.output()
 
@@ -187,7 +197,7 @@ def test_hostile_replies_are_dropped_and_every_round_still_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the SuperNodes' ClientApps import tests.hostile_app
-    overrides = ("rounds=2", "data.num_clients=3", "strategy.fraction_train=1.0")
+    overrides = ("rounds=2", "data.params.devices=3", "data.num_clients=3", "strategy.fraction_train=1.0")
     scenario = parse_scenario(QUICKSTART.read_text(), overrides)
     options = LaunchOptions(scenario, tmp_path / "run", client_app="tests.hostile_app:app")
     reporter = RecordingReporter()

@@ -73,7 +73,7 @@ def test_mnist_mlp_iid_reaches_90_percent(tmp_path: Path, data_dir: Path) -> Non
         [strategy]
         name = "fedprox"
         fraction_train = 1.0
-        [strategy.fedprox]
+        [strategy.params]
         proximal_mu = 0.001
     """
     summary, _ = simulate(scenario, tmp_path / "run", data_dir)

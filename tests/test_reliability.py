@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 
 QUICKSTART = (REPO / "fedsim" / "quickstart.toml").read_text()
 # Ten devices, all sampled every round: quick rounds, and 30% of ten is three.
-SMALL = ("rounds=2", "client.local_epochs=1", "data.num_clients=10", "strategy.fraction_train=1.0")
+SMALL = ("rounds=2", "client.local_epochs=1", "data.params.devices=10", "strategy.fraction_train=1.0")
 POPULATION = 10
 WALL_CLOCK = ("round_time_s", "eval_time_s")  # everything else must repeat exactly
 

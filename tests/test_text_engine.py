@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.data import load_federated, resolve_root
+from fedsim.data import find_federated
 from fedsim.data.shakespeare import parse_roles, split_role
 from fedsim.data.text import read_text
 from fedsim.models import build_model
@@ -24,11 +24,15 @@ rounds = 2
 [data]
 dataset = "shakespeare"
 partition = "natural"
+
+[data.params]
 seq_len = 20
 min_samples = 20000
 eval_windows = 2000
 [model]
 name = "lstm"
+
+[model.params]
 embedding_dim = 8
 hidden_size = 32
 num_layers = 1
@@ -54,7 +58,7 @@ def test_small_lstm_beats_the_most_frequent_character_in_two_rounds(
     assert reporter.population == len(big) == 5
 
     spec = parse_scenario(TINY_LSTM).data
-    test = load_federated(spec, 0, resolve_root(spec, str(data_dir))).test
+    test = find_federated(spec, 0, str(data_dir))[0].test
     baseline = float(torch.bincount(test.y).max()) / len(test)  # always the most frequent character
     assert len(test) == 2000 and 0.1 < baseline < 0.25  # a space, about one character in six
     rows = read_metrics(out)

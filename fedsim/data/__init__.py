@@ -1,75 +1,122 @@
-"""Federated data sets: a pre-tensorized train/test pair plus one index array per client.
+"""Federated data sets: a loader's :class:`Dataset`, as tensors, plus one index array per client.
 
-``load_federated`` is deterministic in (scenario data section, seed), so the server
+The loader the scenario names (a built-in or a user's, fedsim/plugins.py) gives the
+samples; :func:`federate` splits the training samples into clients with fedsim's
+partitioners.  Both are deterministic in (scenario data section, seed), so the server
 and every Ray worker build the same partition independently instead of shipping it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from fedsim.data import mnist, shakespeare, synthetic, text
+from fedsim import plugins
+from fedsim.config import ScenarioError
+from fedsim.data.dataset import Dataset, Tensors, materialize
 from fedsim.data.federated import FederatedData, Split
 from fedsim.data.partition import partition
 from fedsim.data.roots import candidate_roots
 from fedsim.data.vocab import Vocabulary
-from fedsim.data.windows import federate
-from fedsim.scenario import TEXT_DATASETS, DataConfig
+from fedsim.scenario import DataConfig
 from fedsim.seeding import generator
 
-__all__ = ["FederatedData", "Split", "Vocabulary", "load_federated", "resolve_root"]
+__all__ = ["Dataset", "FederatedData", "Split", "Vocabulary", "find_federated", "load_federated"]
+
+DEFAULT_NUM_CLIENTS = 100  # where neither the scenario nor the data say how many clients
 
 
-def load_federated(spec: DataConfig, seed: int, root: Path | None = None) -> FederatedData:
-    """Load (or generate) the data set, partition its training split, cap each partition."""
-    data = _load(spec, seed, root)
+def find_federated(
+    spec: DataConfig, seed: int, data_dir: str | None = None, paths: Sequence[str] = ()
+) -> tuple[FederatedData, Path | None]:
+    """Load from the first data root the loader finds its files in; that root comes back too.
+
+    Roots, in order: ``data_dir`` (``--data-dir``), ``data.root``, ``$FEDSIM_DATA_DIR``, the
+    user cache (fedsim/data/roots.py); those that exist are tried until the loader does not
+    raise FileNotFoundError.  With none, the loader gets None (generated data need no root).
+    """
+    roots = [r for r in candidate_roots(data_dir, spec.root) if r.is_dir()]
+    missing: list[str] = []
+    tried: list[Path | None] = [*roots] or [None]
+    for root in tried:
+        try:
+            return load_federated(spec, seed, root, paths), root
+        except FileNotFoundError as error:
+            missing.append(_describe(error))
+    searched = ", ".join(str(r) for r in roots) or "no data root exists"
+    raise ScenarioError(
+        "data.root",
+        f"{spec.dataset!r} found no data (searched {searched}): {missing[0]}; "
+        "pass --data-dir or set FEDSIM_DATA_DIR",
+    )
+
+
+def load_federated(
+    spec: DataConfig, seed: int, root: Path | None = None, paths: Sequence[str] = ()
+) -> FederatedData:
+    """Load the data set from ``root``, partition its training samples, cap each partition.
+
+    FileNotFoundError passes through (the loader found nothing under ``root``).
+    """
+    data = federate(load_tensors(spec, seed, root, paths), spec, seed)
     return data if spec.max_samples is None else data.capped(spec.max_samples)
 
 
-def _load(spec: DataConfig, seed: int, root: Path | None) -> FederatedData:
-    if spec.dataset in TEXT_DATASETS:
-        if root is None:
-            raise ValueError("text needs a data root; resolve it with fedsim.data.resolve_root")
-        return _text(spec, seed, root)
-    if spec.dataset == "mnist":
-        if root is None:
-            raise ValueError("MNIST needs a data root; resolve it with fedsim.data.mnist.locate")
-        train, test = (Split(*mnist.load_split(root, s)) for s in ("train", "test"))
-        natural_ids = None
-        num_classes = 10
-    else:
-        train, test, natural_ids = _synthetic(spec, seed)
-        num_classes = synthetic.NUM_CLASSES
-    parts = partition(train.y.numpy(), natural_ids, spec, generator(seed, "partition"))
-    return FederatedData(train, test, num_classes, tuple(parts))
+def load_tensors(spec: DataConfig, seed: int, root: Path | None, paths: Sequence[str] = ()) -> Tensors:
+    """The loader's data set, called as ``load(root, **params)`` (with ``seed`` if it takes one)."""
+    name = spec.dataset
+    loader = plugins.resolve(plugins.DATASET, name, paths)
+    params = plugins.bind(plugins.DATASET, name, loader, spec.params)
+    extra = plugins.given(loader, {"seed": seed})
+    try:
+        dataset: Any = loader(root, **params, **extra)
+    except (FileNotFoundError, ScenarioError):
+        raise
+    except Exception as error:
+        raise plugins.PluginError(
+            plugins.DATASET.key, f"{name!r}: loading failed: {type(error).__name__}: {error}"
+        ) from error
+    return materialize(dataset, name)
 
 
-def _text(spec: DataConfig, seed: int, root: Path) -> FederatedData:
-    if spec.dataset == "shakespeare":
-        return federate(shakespeare.documents(text.source(spec, root)), spec, seed, "role")
-    return federate(text.documents(spec, root), spec, seed, "file")
+def federate(data: Tensors, spec: DataConfig, seed: int) -> FederatedData:
+    """Split the training rows into clients as ``spec`` says (fedsim/data/partition.py).
+
+    Rows with a negative client id belong to no client; a sequential data set is split
+    by position (its targets are no classes), so shards are pieces of the stream in order.
+    ``partition = "natural"`` makes a client of each natural id; ``num_clients`` keeps the first.
+    """
+    ids = data.client_ids
+    rows = np.arange(len(data.train), dtype=np.int64) if ids is None else np.flatnonzero(ids >= 0)
+    natural = None if ids is None else ids[rows]
+    if spec.partition == "natural" and natural is None:
+        raise ScenarioError(
+            "data.partition", f"'natural' needs natural client ids, and {spec.dataset!r} gives none"
+        )
+    if spec.partition == "dirichlet" and data.sequential:
+        raise ScenarioError(
+            "data.partition",
+            f"'dirichlet' splits by class label, which {spec.dataset!r} (a stream of tokens) lacks; "
+            "use 'natural', 'iid' or 'shards'",
+        )
+    labels = np.arange(len(rows), dtype=np.int64) if data.sequential else data.train.y.numpy()[rows]
+    found = len(np.unique(natural)) if natural is not None else None
+    count = spec.num_clients or found or DEFAULT_NUM_CLIENTS
+    parts = partition(labels, natural, spec, generator(seed, "partition"), count)
+    if spec.partition == "natural" and spec.num_clients is not None:  # the first ones, in id order
+        if spec.num_clients > len(parts):
+            raise ScenarioError(
+                "data.num_clients", f"expected at most the {len(parts)} natural clients of {spec.dataset!r}"
+            )
+        parts = parts[: spec.num_clients]
+    clients = tuple(rows[p] for p in parts)
+    return FederatedData(data.train, data.test, data.num_classes, clients, data.vocab)
 
 
-def _synthetic(spec: DataConfig, seed: int) -> tuple[Split, Split, np.ndarray]:
-    """Each device keeps its first samples for training and the rest for testing."""
-    cfg = spec.synthetic
-    assert spec.num_clients is not None, "set for every data set but text"
-    x, y, ids = synthetic.generate(spec.num_clients, cfg.alpha, cfg.beta, generator(seed, "synthetic"))
-    _, starts, counts = np.unique(ids, return_index=True, return_counts=True)
-    cut = starts + np.floor(counts * (1 - cfg.test_fraction)).astype(np.int64)
-    is_test = np.arange(len(y)) >= np.repeat(cut, counts)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    return Split(tx[~is_test], ty[~is_test]), Split(tx[is_test], ty[is_test]), ids[~is_test]
-
-
-def resolve_root(spec: DataConfig, data_dir: str | None = None) -> Path | None:
-    """The folder to read ``spec.dataset`` from (downloading MNIST if need be); None if generated."""
-    roots = candidate_roots(data_dir, spec.root)
-    if spec.dataset in TEXT_DATASETS:
-        return text.locate(spec, roots)
-    if spec.dataset == "mnist":
-        return mnist.locate(roots)
-    return None
+def _describe(error: FileNotFoundError) -> str:
+    if error.filename is not None:
+        return f"{error.filename} is missing"
+    return str(error)

@@ -1,8 +1,8 @@
 """MNIST (LeCun et al. 1998) from the original IDX files, read once into tensors.
 
-The files are looked for as ``<root>/MNIST/raw/<name>`` or ``<name>.gz`` (the
-layout torchvision uses) under each candidate root; absent everywhere, they are
-downloaded with torchvision into the writable cache.
+The built-in ``mnist`` loader: the files are read as ``<root>/MNIST/raw/<name>`` or
+``<name>.gz``, the layout torchvision writes.  Missing, they raise FileNotFoundError,
+so the next data root is tried (fedsim/data/__init__.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from fedsim.config import ScenarioError
+from fedsim.data.dataset import Dataset
 from fedsim.data.idx import read_idx
-from fedsim.data.roots import cache_dir
+from fedsim.data.roots import candidate_roots
 from fedsim.data.shared import cached_array
 
 FILES = {
@@ -24,41 +25,40 @@ FILES = {
 MEAN, STD = 0.1307, 0.3081  # of the training pixels, scaled to [0, 1]
 
 
-def _file(root: Path, name: str) -> Path | None:
+def load(root: Path | None) -> Dataset:
+    """Normalized 1x28x28 images and their digits, 60,000 to train and 10,000 to test."""
+    train, test = (load_split(_root(root), split) for split in ("train", "test"))
+    return Dataset(train=train, test=test, num_classes=10)
+
+
+def _root(root: Path | None) -> Path:
+    if root is None:
+        raise FileNotFoundError("MNIST/raw/train-images-idx3-ubyte is missing (no data root)")
+    return root
+
+
+def find_file(root: Path, name: str) -> Path:
+    """``root/MNIST/raw/name``, plain or gzipped; FileNotFoundError if neither is there."""
     for candidate in (root / "MNIST" / "raw" / name, root / "MNIST" / "raw" / f"{name}.gz"):
         if candidate.is_file():
             return candidate
-    return None
+    raise FileNotFoundError(f"{root / 'MNIST' / 'raw' / name}(.gz) is missing")
 
 
-def has_mnist(root: Path) -> bool:
-    return all(_file(root, name) for pair in FILES.values() for name in pair)
-
-
-def locate(roots: list[Path], download: bool = True) -> Path:
-    """The first root holding all four files; else download into the cache."""
+def locate(data_dir: str | None = None) -> Path:
+    """The first data root holding MNIST (fedsim/data/roots.py), for tools that read its files."""
+    roots = candidate_roots(data_dir)
     for root in roots:
         if has_mnist(root):
             return root
-    searched = ", ".join(str(r / "MNIST" / "raw") for r in roots)
-    if not download:
-        raise ScenarioError("data.root", f"MNIST not found (searched {searched})")
+    raise ScenarioError("data.root", f"MNIST not found under {', '.join(map(str, roots))}")
+
+
+def has_mnist(root: Path) -> bool:
     try:
-        _download(cache_dir())
-    except Exception as error:  # torchvision raises several kinds when offline
-        raise ScenarioError(
-            "data.root",
-            f"MNIST not found (searched {searched}) and the download failed "
-            f"({type(error).__name__}: {error}); pass --data-dir or set FEDSIM_DATA_DIR",
-        ) from None
-    return cache_dir()
-
-
-def _download(root: Path) -> None:
-    from torchvision.datasets import MNIST  # slow import, only needed here
-
-    root.mkdir(parents=True, exist_ok=True)
-    MNIST(root=str(root), train=True, download=True)
+        return all(find_file(root, name) for pair in FILES.values() for name in pair)
+    except FileNotFoundError:
+        return False
 
 
 def load_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +67,7 @@ def load_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     The images are shared by every process on the machine (fedsim/data/shared.py).
     """
     images_name, labels_name = FILES[split]
-    images_path, labels_path = _existing(root, images_name), _existing(root, labels_name)
+    images_path, labels_path = find_file(root, images_name), find_file(root, labels_name)
     labels = read_idx(labels_path)
 
     def normalized() -> np.ndarray:
@@ -81,10 +81,3 @@ def load_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape[0] != labels.shape[0] or x.shape[1:] != (1, 28, 28):
         raise ScenarioError("data.root", f"{root}: MNIST {split} files do not match")
     return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
-
-
-def _existing(root: Path, name: str) -> Path:
-    path = _file(root, name)
-    if path is None:
-        raise ScenarioError("data.root", f"{root / 'MNIST' / 'raw' / name}: missing")
-    return path

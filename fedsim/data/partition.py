@@ -72,19 +72,17 @@ def partition(
     natural_ids: np.ndarray | None,
     spec: DataConfig,
     rng: np.random.Generator,
-    num_clients: int | None = None,
+    num_clients: int,
 ) -> list[np.ndarray]:
     """Dispatch on ``spec.partition``, checking the sizes the data allow.
 
-    ``num_clients`` (default ``spec.num_clients``) is for text, whose count the data
-    may decide; ``natural`` makes one client per id and needs no count.
+    ``num_clients``: as the scenario or the data decide (fedsim/data/__init__.py);
+    ``natural`` makes one client per id and needs no count.
     """
     n = len(labels)
     if spec.partition == "natural":
-        assert natural_ids is not None, "validated in DataConfig"
+        assert natural_ids is not None, "checked by the caller"
         return natural(natural_ids)
-    num_clients = num_clients or spec.num_clients
-    assert num_clients is not None, "only text leaves it unset, and passes its own"
     if spec.partition == "shards":
         if num_clients * spec.shards_per_client > n:
             raise ScenarioError(

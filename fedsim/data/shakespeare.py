@@ -18,13 +18,36 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
-from fedsim.config import ScenarioError
-from fedsim.data.text import KEY, Document, read_text, train_count
+from fedsim.config import Bounds, ScenarioError
+from fedsim.data.dataset import Dataset
+from fedsim.data.text import KEY, read_text, source, train_count
+from fedsim.data.windows import Document, Windows, dataset
+
+PLAY = "shakespeare/tinyshakespeare.txt"  # under the data root
+Positive = Annotated[int, Bounds(ge=1)]
 
 # A name starting with a letter, alone on its line, ending in a colon; short, so that
 # a line of verse ending in a colon after a blank line is not taken for a speaker.
 SPEAKER = re.compile(r"([A-Za-z][^:]{0,39}):\s*")
+
+
+def load(
+    root: Path | None,
+    *,
+    path: str = PLAY,
+    seq_len: Positive = 80,
+    min_samples: Positive = 100,
+    eval_windows: Positive = 5000,
+    seed: int = 0,
+) -> Dataset:
+    """The built-in ``shakespeare`` loader: one client per role with ``min_samples`` windows.
+
+    The parameters are the ``text`` loader's (fedsim/data/text.py); ``path``, a play in the
+    format above, defaults to tiny Shakespeare under the data root.
+    """
+    return dataset(documents(source(root, path)), Windows(seq_len, min_samples, eval_windows), seed, "role")
 
 
 def parse_roles(text: str) -> dict[str, list[str]]:

@@ -9,9 +9,45 @@ follow a power law (lognormal, as in the paper's generator).
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import numpy as np
+import torch
+
+from fedsim.config import Bounds
+from fedsim.data.dataset import Dataset
+from fedsim.seeding import generator
 
 NUM_FEATURES, NUM_CLASSES = 60, 10
+
+
+def load(
+    root: Path | None,
+    *,
+    devices: Annotated[int, Bounds(ge=1, le=100_000)] = 30,
+    alpha: Annotated[float, Bounds(ge=0)] = 1.0,
+    beta: Annotated[float, Bounds(ge=0)] = 1.0,
+    test_fraction: Annotated[float, Bounds(gt=0, lt=1)] = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """The built-in ``synthetic`` loader: ``devices`` devices (the paper's 30), each a natural client.
+
+    ``alpha``: how much local models differ; ``beta``: how much local data differ.  Each
+    device keeps its first samples for training and the last ``test_fraction`` for the
+    test set.  Generated from the scenario's seed; ``root`` is not read.
+    """
+    x, y, ids = generate(devices, alpha, beta, generator(seed, "synthetic"))
+    _, starts, counts = np.unique(ids, return_index=True, return_counts=True)
+    cut = starts + np.floor(counts * (1 - test_fraction)).astype(np.int64)
+    is_test = np.arange(len(y)) >= np.repeat(cut, counts)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    return Dataset(
+        train=(tx[~is_test], ty[~is_test]),
+        test=(tx[is_test], ty[is_test]),
+        num_classes=NUM_CLASSES,
+        client_ids=ids[~is_test],
+    )
 
 
 def generate(

@@ -10,21 +10,34 @@ Section 3).  A plain text is split by characters; a play by lines (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from fedsim.config import ScenarioError
-from fedsim.scenario import DataConfig
+from fedsim.config import Bounds, ScenarioError
+from fedsim.data.dataset import Dataset
+from fedsim.data.windows import Document, Windows, dataset
 
-KEY = "data.path"
+KEY = "data.params.path"
 TRAIN_PARTS, ALL_PARTS = 4, 5  # the first 4/5 trains; integer maths, no float rounding
+Positive = Annotated[int, Bounds(ge=1)]
 
 
-@dataclass(frozen=True)
-class Document:
-    name: str  # the role, or the file's path inside the folder
-    train: str
-    test: str
+def load(
+    root: Path | None,
+    *,
+    path: str,
+    seq_len: Positive = 80,
+    min_samples: Positive = 100,
+    eval_windows: Positive = 5000,
+    seed: int = 0,
+) -> Dataset:
+    """The built-in ``text`` loader: a UTF-8 file, or a folder of ``.txt`` files (one client each).
+
+    ``path``: absolute, or under the data root.  ``seq_len``: characters a model reads to
+    predict the next one; ``min_samples``: keep files with this many training windows;
+    ``eval_windows``: the test set's size, a seeded sample of every file's held-out text.
+    """
+    return dataset(documents(source(root, path)), Windows(seq_len, min_samples, eval_windows), seed, "file")
 
 
 def train_count(n: int) -> int:
@@ -32,25 +45,18 @@ def train_count(n: int) -> int:
     return n * TRAIN_PARTS // ALL_PARTS
 
 
-def locate(spec: DataConfig, roots: list[Path]) -> Path:
-    """The root under which ``spec.text_path`` exists; for an absolute path, its parent."""
-    path = Path(spec.text_path).expanduser()
-    if path.is_absolute():
-        if not path.exists():
-            raise ScenarioError(KEY, f"{path} not found")
-        return path.parent
-    for root in roots:
-        if (root / path).exists():
-            return root
-    searched = ", ".join(str(r) for r in roots)
-    raise ScenarioError(
-        KEY,
-        f"{path} not found under any data root (searched {searched}); pass --data-dir or set FEDSIM_DATA_DIR",
-    )
-
-
-def source(spec: DataConfig, root: Path) -> Path:
-    return root / Path(spec.text_path).expanduser()
+def source(root: Path | None, path: str) -> Path:
+    """``path`` under ``root`` (FileNotFoundError there, so the next root is tried) or absolute."""
+    if not path.strip():
+        raise ScenarioError(KEY, "expected a file or folder name, got ''")
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        if not given.exists():
+            raise ScenarioError(KEY, f"{given} not found")
+        return given
+    if root is None or not (root / given).exists():
+        raise FileNotFoundError(2, "not found", str(given if root is None else root / given))
+    return root / given
 
 
 def read_text(path: Path) -> str:
@@ -77,20 +83,11 @@ def split_text(name: str, text: str) -> Document:
     return Document(name, text[:cut], text[cut:])
 
 
-def documents(spec: DataConfig, root: Path) -> list[Document]:
-    """Dataset ``text``: one document per ``.txt`` file of a folder, or the one file given."""
-    path = source(spec, root)
+def documents(path: Path) -> list[Document]:
+    """One document per ``.txt`` file of a folder, or the one file given."""
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise ScenarioError(KEY, f"{path} is a folder without .txt files")
         return [split_text(str(f.relative_to(path)), read_text(f)) for f in files]
-    if spec.partition == "natural":
-        raise ScenarioError(
-            "data.partition",
-            f"'natural' gives one client per file of a folder, but {path} is one file; "
-            "use 'shards' or 'iid' with data.num_clients",
-        )
-    if spec.num_clients is None:
-        raise ScenarioError("data.num_clients", f"required to split the one file {path} into clients")
     return [split_text(path.name, read_text(path))]

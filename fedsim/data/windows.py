@@ -18,12 +18,28 @@ import numpy as np
 import torch
 
 from fedsim.config import ScenarioError
-from fedsim.data.federated import FederatedData, Split
-from fedsim.data.partition import partition
-from fedsim.data.text import Document
+from fedsim.data.dataset import Dataset
+from fedsim.data.federated import Split
 from fedsim.data.vocab import Vocabulary
-from fedsim.scenario import DataConfig
 from fedsim.seeding import generator
+
+
+@dataclass(frozen=True)
+class Document:
+    """The text of one natural client (a role, a file), already split in time (fedsim/data/text.py)."""
+
+    name: str
+    train: str
+    test: str
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How a text becomes samples: the text loaders' own params."""
+
+    seq_len: int  # characters a model reads to predict the next one
+    min_samples: int  # keep documents (roles, files) with this many training windows
+    eval_windows: int  # the test set: at most this many held-out windows, a seeded sample
 
 
 @dataclass(frozen=True)
@@ -56,37 +72,47 @@ def window_count(text: str, seq_len: int) -> int:
     return max(len(text) - seq_len, 0)
 
 
-def keep_documents(docs: list[Document], spec: DataConfig, unit: str) -> list[Document]:
-    """The documents with at least ``spec.min_samples`` training windows; an error if none."""
-    kept = [d for d in docs if window_count(d.train, spec.seq_len) >= spec.min_samples]
+def keep_documents(docs: list[Document], seq_len: int, min_samples: int, unit: str) -> list[Document]:
+    """The documents with at least ``min_samples`` training windows; an error if none."""
+    kept = [d for d in docs if window_count(d.train, seq_len) >= min_samples]
     if not kept:
-        most = max(window_count(d.train, spec.seq_len) for d in docs)
+        most = max(window_count(d.train, seq_len) for d in docs)
         raise ScenarioError(
-            "data.min_samples",
-            f"no {unit} has {spec.min_samples} training windows of data.seq_len = {spec.seq_len} "
-            f"characters (the largest of {len(docs)} has {most}); lower data.min_samples or data.seq_len",
+            "data.params.min_samples",
+            f"no {unit} has {min_samples} training windows of data.params.seq_len = {seq_len} "
+            f"characters (the largest of {len(docs)} has {most}); lower min_samples or seq_len",
         )
     return kept
 
 
-def federate(docs: list[Document], spec: DataConfig, seed: int, unit: str) -> FederatedData:
-    """Filter, build the vocabulary from the training text, tokenize, partition, cap the test set."""
-    docs = keep_documents(docs, spec, unit)
+def dataset(docs: list[Document], window: Windows, seed: int, unit: str) -> Dataset:
+    """Filter, build the vocabulary from the training text, tokenize, sample the test windows.
+
+    Each document is a natural client: its windows carry its index as their client id.
+    """
+    docs = keep_documents(docs, window.seq_len, window.min_samples, unit)
     vocab = Vocabulary.build("".join(d.train for d in docs))
-    train = tokenize([d.train for d in docs], vocab, spec.seq_len)
-    test = tokenize([d.test for d in docs], vocab, spec.seq_len)
+    train = tokenize([d.train for d in docs], vocab, window.seq_len)
+    test = tokenize([d.test for d in docs], vocab, window.seq_len)
     if len(test.starts) == 0:
         raise ScenarioError(
-            "data.seq_len", f"no held-out text is longer than {spec.seq_len} characters; lower data.seq_len"
+            "data.params.seq_len",
+            f"no held-out text is longer than {window.seq_len} characters; lower data.params.seq_len",
         )
-    # Natural: a client per document; otherwise data.num_clients, else as many as documents.
-    count = spec.num_clients or len(docs)
-    positions = np.arange(len(train.starts))  # the shards partitioner cuts these in text order
-    parts = partition(positions, train.owners, spec, generator(seed, "partition"), count)
-    clients = tuple(train.starts[p] for p in parts)
     held_out = test.starts
-    if len(held_out) > spec.eval_windows:  # a uniform sample of all clients' held-out windows
-        chosen = generator(seed, "eval-windows").choice(len(held_out), spec.eval_windows, replace=False)
+    if len(held_out) > window.eval_windows:  # a uniform sample of all clients' held-out windows
+        chosen = generator(seed, "eval-windows").choice(len(held_out), window.eval_windows, replace=False)
         held_out = held_out[np.sort(chosen)]
-    test_split = test.split(spec.seq_len).subset(held_out)
-    return FederatedData(train.split(spec.seq_len), test_split, len(vocab), clients, vocab)
+    rows = train.split(window.seq_len)
+    # Only a window inside one document is a sample: the others belong to no client (-1).
+    ids = np.full(len(rows), -1, dtype=np.int64)
+    ids[train.starts] = train.owners
+    test_rows = test.split(window.seq_len).subset(held_out)
+    return Dataset(
+        train=(rows.x, rows.y),
+        test=(test_rows.x, test_rows.y),
+        num_classes=len(vocab),
+        client_ids=ids,
+        sequential=True,
+        vocab=vocab,
+    )

@@ -25,7 +25,8 @@ SCENARIO = """
     [data]
     dataset = "synthetic"
     partition = "natural"
-    num_clients = 5
+    [data.params]
+    devices = 5
     [model]
     name = "logreg"
     [client]

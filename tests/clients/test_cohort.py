@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from clients import training
-from clients.cohort import Member, not_vectorizable, supports, train_cohort
+from clients.cohort import Member, not_vectorizable, train_cohort
 from fedsim.data import Split
 from fedsim.models import build_model
 from fedsim.scenario import ClientConfig, ModelConfig
@@ -75,7 +75,7 @@ def assert_same(
 
 
 def model_for(name: str) -> nn.Module:
-    return build_model(ModelConfig(name=name), SHAPE, 10, seed=0)  # type: ignore[arg-type]
+    return build_model(ModelConfig(name=name), SHAPE, 10, seed=0)
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
@@ -150,8 +150,9 @@ def test_one_member_cohort_is_the_per_client_path() -> None:
 
 
 def test_recurrent_models_are_not_vectorized() -> None:
-    assert supports("cnn") and supports("mlp") and supports("logreg")
-    assert not supports("lstm") and not supports("gru")
+    assert all(not_vectorizable(model_for(name)) is None for name in ("cnn", "mlp", "logreg"))
+    lstm = build_model(ModelConfig(name="lstm", params={"hidden_size": 4, "num_layers": 1}), (5,), 10, seed=0)
+    assert "LSTM layers" in (not_vectorizable(lstm) or "")
 
 
 def test_empty_member_is_refused() -> None:

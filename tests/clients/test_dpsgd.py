@@ -58,7 +58,7 @@ def test_an_empty_sample_steps_by_noise_of_std_lr_z_c_over_the_expected_batch() 
 
 
 def test_lstm_trains_privately_and_keeps_its_parameter_names() -> None:
-    cfg = ModelConfig("lstm", embedding_dim=4, hidden_size=8, num_layers=2)
+    cfg = ModelConfig("lstm", {"embedding_dim": 4, "hidden_size": 8, "num_layers": 2})
     model = build_model(cfg, (5,), 7, seed=0)
     names = list(model.state_dict())
     g = torch.Generator().manual_seed(0)

@@ -108,7 +108,9 @@ def _windows() -> Split:
 
 
 def test_a_clipped_sgd_step_moves_the_weights_at_most_lr_times_the_max_norm() -> None:
-    model = build_model(ModelConfig(name="lstm", hidden_size=8, num_layers=1), (6,), 10, seed=0)
+    model = build_model(
+        ModelConfig(name="lstm", params={"hidden_size": 8, "num_layers": 1}), (6,), 10, seed=0
+    )
     before = _flat(model)
     cfg = ClientConfig(batch_size=20, lr=1.0, max_grad_norm=0.01)  # one step over the 20 windows
     train(model, _windows(), cfg, 0.0, torch.Generator().manual_seed(0))
@@ -117,14 +119,16 @@ def test_a_clipped_sgd_step_moves_the_weights_at_most_lr_times_the_max_norm() ->
 
 
 def test_without_clipping_the_same_step_is_larger() -> None:
-    model = build_model(ModelConfig(name="lstm", hidden_size=8, num_layers=1), (6,), 10, seed=0)
+    model = build_model(
+        ModelConfig(name="lstm", params={"hidden_size": 8, "num_layers": 1}), (6,), 10, seed=0
+    )
     before = _flat(model)
     train(model, _windows(), ClientConfig(batch_size=20, lr=1.0), 0.0, torch.Generator().manual_seed(0))
     assert float((_flat(model) - before).norm()) > 0.01
 
 
 def test_evaluate_widens_uint8_windows_and_averages_over_uneven_batches() -> None:
-    model = build_model(ModelConfig(name="gru", hidden_size=8, num_layers=1), (6,), 10, seed=0)
+    model = build_model(ModelConfig(name="gru", params={"hidden_size": 8, "num_layers": 1}), (6,), 10, seed=0)
     data = _windows()
     loss, accuracy = evaluate(model, data, batch_size=7)  # batches of 7, 7 and 6
     with torch.no_grad():

@@ -21,7 +21,7 @@ def fedsim(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 def test_validate_accepts_a_shipped_scenario() -> None:
     result = fedsim("validate", "scenarios/mnist_cnn_iid.toml", "--set", "rounds=5")
     assert result.returncode == 0, result.stderr
-    assert "ok: mnist_cnn_iid: 100 clients, fedavg, cnn, 5 rounds" in result.stderr
+    assert "ok: mnist_cnn_iid: 100 clients, fedavg, cnn on mnist, 5 rounds" in result.stderr
 
 
 def test_validate_without_a_file_checks_the_builtin_quickstart() -> None:
@@ -38,7 +38,7 @@ def test_validate_without_a_file_checks_the_builtin_quickstart() -> None:
         (
             "",
             ("--set", "strategy.name=fedsgd"),
-            "strategy.name: expected one of 'fedavg', 'fedprox', 'fedavgm'",
+            "strategy.name: unknown strategy 'fedsgd' (did you mean 'fedavg'? expected one of 'fedavg'",
         ),
         ("", ("--set", "rounds"), "--set: expected KEY=VALUE, got 'rounds'"),
         ("rounds = [\n", (), "invalid TOML"),

@@ -29,7 +29,7 @@ ATOL = 1e-5
 
 
 def scenario(*overrides: str) -> Scenario:
-    return parse_scenario(QUICKSTART, ("data.num_clients=3", "client.local_epochs=2", *overrides))
+    return parse_scenario(QUICKSTART, ("data.params.devices=3", "client.local_epochs=2", *overrides))
 
 
 @pytest.fixture(autouse=True)
@@ -178,12 +178,16 @@ def test_what_the_cohort_path_cannot_do_falls_back_with_a_reason(
     assert line is not None and line.startswith("engine: per-client training") and reason in line
 
 
-def test_recurrent_models_fall_back() -> None:
-    text = (
-        'name="t"\n[data]\ndataset="text"\npath="x.txt"\n[model]\nname="lstm"\n[resources]\nengine="cohort"'
+def test_a_users_local_update_falls_back() -> None:
+    s = scenario("resources.engine=cohort", "client.update=mymod:update")
+    assert not uses_cohorts(s) and "client.update 'mymod:update' trains each client on its own" in (
+        fallback_reason(s) or ""
     )
-    s = parse_scenario(text)
-    assert not uses_cohorts(s) and "recurrent" in (fallback_reason(s) or "")
+
+
+def test_recurrent_models_train_in_cohorts_one_after_another() -> None:
+    text = '[data]\ndataset="text"\n[model]\nname="lstm"\n[resources]\nengine="cohort"'
+    assert uses_cohorts(parse_scenario(text))  # the worker trains them in turn (clients/cohort_group.py)
 
 
 def test_engine_line_and_default() -> None:

@@ -11,15 +11,16 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedsim import plugins
 from fedsim.cli import main
 from fedsim.config import ScenarioError, apply_override, from_table, to_table
-from fedsim.scenario import Scenario, StrategyName, parse_scenario, parse_table
+from fedsim.scenario import Scenario, parse_scenario, parse_table
 from tests.conftest import REPO
 from tests.fedsim.test_scenario import leaf_keys
 
@@ -145,7 +146,7 @@ def test_set_overrides(keys: list[str], values: list[str]) -> None:
 NAMES = st.sampled_from(
     sorted(
         {
-            *get_args(StrategyName),
+            *plugins.REGISTRY["strategy"],
             "mnist",
             "synthetic",
             "shakespeare",

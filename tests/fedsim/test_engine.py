@@ -18,7 +18,7 @@ def test_a_scenario_file_with_space_separated_overrides() -> None:
 
 
 def test_the_resolved_scenario_text_as_fedsim_submit_sends_it_wins() -> None:
-    sent = load_scenario(QUICKSTART, ("rounds=2", "data.num_clients=3"))
+    sent = load_scenario(QUICKSTART, ("rounds=2", "data.params.devices=3"))
     config = {"scenario": "", "scenario-toml": sent.to_toml(), "set": "", "out": ""}
     assert scenario_from_run_config(config) == sent
 

@@ -108,8 +108,10 @@ def test_a_reason_is_summed_up_in_one_short_line() -> None:
 def test_memory_advice_names_the_values_to_change() -> None:
     text = out_of_memory_advice(parse_scenario("[client]\nbatch_size = 64\n[resources]\nclient_cpus = 1"))
     assert "resources.client_cpus (now 1)" in text and "client.batch_size (now 64)" in text
-    rnn = parse_scenario('[data]\ndataset = "shakespeare"\n[model]\nname = "lstm"\nhidden_size = 512')
-    assert "model.hidden_size (now 512)" in out_of_memory_advice(rnn)
+    rnn = parse_scenario(
+        '[data]\ndataset = "shakespeare"\n[model]\nname = "lstm"\n[model.params]\nhidden_size = 512'
+    )
+    assert "model.params.hidden_size (now 512)" in out_of_memory_advice(rnn)
 
 
 def test_an_exceeded_gpu_share_is_summed_up_as_the_client_said_it() -> None:

@@ -11,7 +11,7 @@ from fedsim.scenario import ModelConfig
 
 @pytest.mark.parametrize(("name", "count"), [("cnn", 1_663_370), ("mlp", 199_210), ("logreg", 7_850)])
 def test_parameter_counts_on_mnist(name: str, count: int) -> None:
-    assert count_parameters(build_model(ModelConfig(name), (1, 28, 28), 10, seed=0)) == count  # type: ignore[arg-type]
+    assert count_parameters(build_model(ModelConfig(name), (1, 28, 28), 10, seed=0)) == count
 
 
 def test_mlp_on_synthetic_features() -> None:
@@ -39,7 +39,7 @@ def test_building_a_model_leaves_the_global_rng_alone() -> None:
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_text_models_give_one_row_of_vocabulary_logits_per_window(name: str) -> None:
-    cfg = ModelConfig(name=name, embedding_dim=4, hidden_size=16, num_layers=1)  # type: ignore[arg-type]
+    cfg = ModelConfig(name=name, params={"embedding_dim": 4, "hidden_size": 16, "num_layers": 1})
     model = build_model(cfg, input_shape=(12,), num_classes=30, seed=0)
     logits = model(torch.randint(0, 30, (5, 12)))
     assert logits.shape == (5, 30) and logits.dtype == torch.float32
@@ -54,15 +54,15 @@ def test_mcmahan_shakespeare_lstm_has_the_papers_layers() -> None:
 
 
 def test_gru_has_three_gates_where_lstm_has_four() -> None:
-    cfg = {"embedding_dim": 8, "hidden_size": 10, "num_layers": 1}
-    lstm = build_model(ModelConfig(name="lstm", **cfg), (5,), 20, seed=0)  # type: ignore[arg-type]
-    gru = build_model(ModelConfig(name="gru", **cfg), (5,), 20, seed=0)  # type: ignore[arg-type]
+    cfg: dict[str, object] = {"embedding_dim": 8, "hidden_size": 10, "num_layers": 1}
+    lstm = build_model(ModelConfig(name="lstm", params=cfg), (5,), 20, seed=0)
+    gru = build_model(ModelConfig(name="gru", params=cfg), (5,), 20, seed=0)
     recurrent = 10 * (8 + 10) + 2 * 10  # one gate's weights and two biases
     assert count_parameters(lstm) - count_parameters(gru) == recurrent
 
 
 def test_the_same_seed_gives_the_same_initial_weights() -> None:
-    cfg = ModelConfig(name="gru", hidden_size=8, num_layers=2)
+    cfg = ModelConfig(name="gru", params={"hidden_size": 8, "num_layers": 2})
     a, b, c = (build_model(cfg, (6,), 12, seed=s) for s in (3, 3, 4))
     assert all(
         torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)

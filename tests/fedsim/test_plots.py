@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from fedsim.compare import RunResult
+from fedsim.comparison import RunResult
 from fedsim.plots import band, bands, figure, points, write_figures
 from fedsim.results import RoundRecord
 

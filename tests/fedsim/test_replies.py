@@ -27,7 +27,7 @@ from fedsim.scenario import parse_scenario
 from strategies.plan import ClientPlan, RoundPlan
 from tests.conftest import REPO, RecordingReporter
 
-SCENARIO = parse_scenario((REPO / "fedsim" / "quickstart.toml").read_text(), ("data.num_clients=3",))
+SCENARIO = parse_scenario((REPO / "fedsim" / "quickstart.toml").read_text(), ("data.params.devices=3",))
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +154,7 @@ def test_rejected_replies_count_as_failed_clients_and_can_stop_the_run(global_ar
 
 def test_a_scaffold_reply_carries_the_change_of_its_control_variate(global_arrays: ArrayRecord) -> None:
     scaffold = parse_scenario(
-        (REPO / "fedsim" / "quickstart.toml").read_text(), ("data.num_clients=3", "strategy.name=scaffold")
+        (REPO / "fedsim" / "quickstart.toml").read_text(), ("data.params.devices=3", "strategy.name=scaffold")
     )
     request = ask(global_arrays, 1)
     request.content.config_records[keys.CONFIG][keys.SCENARIO] = scaffold.to_toml()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
+from fedsim import plugins
 from fedsim.config import ScenarioError, to_table
+from fedsim.preflight import resolved
 from fedsim.scenario import (
     ClientConfig,
     Scenario,
-    StrategyName,
     load_scenario,
     parse_scenario,
 )
@@ -34,7 +34,7 @@ def test_quickstart_in_scenarios_is_the_packaged_default() -> None:
 
 def test_overrides_are_typed_like_the_file() -> None:
     scenario = parse_scenario(
-        "", ("rounds=5", "client.lr=0.05", "strategy.name=fedprox", "strategy.fedprox.proximal_mu=0.1")
+        "", ("rounds=5", "client.lr=0.05", "strategy.name=fedprox", "strategy.params.proximal_mu=0.1")
     )
     assert (scenario.rounds, scenario.client.lr, scenario.strategy.name) == (5, 0.05, "fedprox")
 
@@ -42,8 +42,11 @@ def test_overrides_are_typed_like_the_file() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[data]\npartition = "natural"', "data.partition: 'natural' needs a dataset with natural clients"),
-        ('[data]\ndataset = "synthetic"', "model.name: 'cnn' needs image data"),
+        ("[model]\nhidden_size = 3", "model.hidden_size: moved: write it as model.params.hidden_size"),
+        ("[data]\nseq_len = 3", "data.seq_len: moved: write it as data.params.seq_len"),
+        ("[data.synthetic]\nalpha = 3", "data.synthetic: moved: write it as data.params"),
+        ('[model]\nname = "cn"', "model.name: unknown model 'cn' (did you mean 'cnn'?"),
+        ('[client]\nupdate = ""', "client.update: expected a name or package.module:attribute, got ''"),
         (
             "[data]\nnum_clients = 3\n[strategy]\nmin_train_clients = 4",
             "strategy.min_train_clients: expected at most",
@@ -76,8 +79,14 @@ def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
 
 
 def test_defaults_are_mcmahans_mnist_setting() -> None:
-    s = Scenario()
+    s = resolved(Scenario(), 100)  # the data set's population, recorded as data.num_clients
     assert (s.data.num_clients, s.strategy.fraction_train, s.client.batch_size) == (100, 0.1, 10)
+    assert (s.data.dataset, s.model.name, s.strategy.name, s.client.update) == (
+        "mnist",
+        "cnn",
+        "fedavg",
+        "sgd",
+    )
 
 
 def leaf_keys(table: dict[str, object], prefix: str = "") -> list[str]:
@@ -91,12 +100,17 @@ def leaf_keys(table: dict[str, object], prefix: str = "") -> list[str]:
 def test_readme_documents_every_scenario_key_and_file() -> None:
     readme = (REPO / "README.md").read_text()
     documented = set()
-    for name in get_args(StrategyName):  # each strategy's own table
-        strategy = f'[strategy]\nname = "{name}"'
-        for attack in ('kind = "sign_flip"', 'kind = "gaussian_noise"'):
-            text = f"{strategy}\n[attack]\nfraction = 0.1\n{attack}\n[data]\nroot = 'x'\n"
-            text += "[evaluation]\ntarget_accuracy = 0.5\n[data.synthetic]\n"
-            documented.update(leaf_keys(to_table(parse_scenario(text))))
+    for attack in ('kind = "sign_flip"', 'kind = "gaussian_noise"'):
+        text = (
+            f"[attack]\nfraction = 0.1\n{attack}\n[data]\nroot = 'x'\n[evaluation]\ntarget_accuracy = 0.5\n"
+        )
+        documented.update(leaf_keys(to_table(parse_scenario(text))))
+    for kind in plugins.KINDS:  # the params tables, and each built-in's keys in them
+        documented.add(kind.params_key)
+        for name in plugins.REGISTRY[kind.name]:
+            target = plugins.resolve(kind, name)
+            keys = plugins.bind(kind, name, target, {"path": "x"} if name == "text" else {})
+            documented.update(f"{kind.params_key}.{key}" for key in keys)
     for privacy in (  # each privacy mode's keys, central in both clippings
         'mode = "central"',
         'mode = "central"\nclipping = "adaptive"\nnoise_multiplier = 0.5\nclipped_count_stddev = 1.0',
@@ -106,7 +120,9 @@ def test_readme_documents_every_scenario_key_and_file() -> None:
         text = f"[privacy]\n{privacy}\ndelta = 1e-5\ntarget_epsilon = 2.0\n"
         documented.update(leaf_keys(to_table(parse_scenario(text))))
     missing = sorted(
-        k for k in documented | {"compare.seeds", "compare.variants"} if f"| `{k}` |" not in readme
+        k
+        for k in documented | {"compare.seeds", "compare.variants", "python_path"}
+        if f"| `{k}` |" not in readme
     )
     assert not missing, f"README's scenario reference lacks {missing}"
     assert all(f"`scenarios/{p.name}`" in readme for p in SCENARIOS)

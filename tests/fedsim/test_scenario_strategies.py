@@ -5,16 +5,22 @@ from __future__ import annotations
 import pytest
 
 from fedsim.config import ScenarioError
-from fedsim.scenario import parse_scenario
-from strategies.params import FedAdamParams, FedAvgParams, KrumParams
+from fedsim.preflight import resolved
+from fedsim.scenario import Scenario, parse_scenario
+from strategies.registry import make_strategy
 
 SYNTHETIC = (
-    '[data]\ndataset = "synthetic"\npartition = "natural"\nnum_clients = 10\n[model]\nname = "logreg"\n'
+    '[data]\ndataset = "synthetic"\npartition = "natural"\n'
+    '[data.params]\ndevices = 10\n[model]\nname = "logreg"\n'
 )
 
 
-def load(text: str, *overrides: str) -> object:
-    return parse_scenario(SYNTHETIC + text, overrides)
+def load(text: str, *overrides: str) -> Scenario:
+    """The scenario as a run sets it up: params bound, the strategy built for 10 clients."""
+    scenario = resolved(parse_scenario(SYNTHETIC + text, overrides), 10)
+    scenario.check_population(10)
+    make_strategy(scenario, 10)
+    return scenario
 
 
 def error(text: str, *overrides: str) -> str:
@@ -24,47 +30,51 @@ def error(text: str, *overrides: str) -> str:
     return str(caught.value)
 
 
-def test_the_chosen_strategy_table_is_filled_with_its_defaults() -> None:
-    scenario = parse_scenario(SYNTHETIC + '[strategy]\nname = "fedadam"\n[strategy.fedadam]\neta = 0.01')
-    assert scenario.strategy.params == FedAdamParams(eta=0.01, beta_1=0.9, beta_2=0.99, tau=1e-3)
-    assert parse_scenario(SYNTHETIC).strategy.params == FedAvgParams()
-    assert scenario.strategy.fedavg is None
+def test_the_strategy_params_are_filled_with_its_defaults() -> None:
+    scenario = load('[strategy]\nname = "fedadam"\n[strategy.params]\neta = 0.01')
+    assert scenario.strategy.params == {"eta": 0.01, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3}
+    assert load("").strategy.params == {}
 
 
 def test_set_reaches_the_same_table() -> None:
-    scenario = parse_scenario(
-        SYNTHETIC,
-        ("strategy.name=krum", "strategy.fraction_train=1.0", "strategy.krum.num_malicious_nodes=1"),
+    scenario = load(
+        "", "strategy.name=krum", "strategy.fraction_train=1.0", "strategy.params.num_malicious_nodes=1"
     )
-    assert scenario.strategy.params == KrumParams(num_malicious_nodes=1)
+    assert scenario.strategy.params == {"num_malicious_nodes": 1}
 
 
 @pytest.mark.parametrize(
     ("text", "overrides", "message"),
     [
+        ("[strategy.fedadam]\neta = 0.01", (), "strategy.fedadam: moved: write it as strategy.params"),
         (
-            "[strategy.fedadam]\neta = 0.01",
-            (),
-            "strategy.fedadam: only used by 'fedadam', but strategy.name is 'fedavg'",
-        ),
-        ("", ("strategy.fedprox.proximal_mu=0.1",), "strategy.fedprox: only used by 'fedprox'"),
-        (
-            '[strategy]\nname = "fedadam"\n[strategy.fedadam]\neta_l = 0.1',
-            (),
-            "strategy.fedadam.eta_l: unknown key",
+            "",
+            ("strategy.params.proximal_mu=0.1",),
+            "strategy.params.proximal_mu: unknown key ('fedavg' takes",
         ),
         (
-            '[strategy]\nname = "fedprox"\n[strategy.fedprox]\nproximal_mu = -1',
+            '[strategy]\nname = "fedadam"\n[strategy.params]\neta_l = 0.1',
             (),
-            "strategy.fedprox.proximal_mu: expected a value >= 0",
+            "strategy.params.eta_l: unknown key (did you mean 'eta'?",
         ),
         (
-            '[strategy]\nname = "fedtrimmedavg"\n[strategy.fedtrimmedavg]\nbeta = 0.5',
+            '[strategy]\nname = "fedprox"\n[strategy.params]\nproximal_mu = -1',
             (),
-            "beta: expected a value < 0.5",
+            "strategy.params.proximal_mu: expected a value >= 0",
         ),
-        ('[strategy]\nname = "fedx"', (), "strategy.name: expected one of"),
+        (
+            '[strategy]\nname = "fedtrimmedavg"\n[strategy.params]\nbeta = 0.5',
+            (),
+            "strategy.params.beta: expected a value < 0.5",
+        ),
+        (
+            '[strategy]\nname = "fedprox"\n[strategy.params]\nproximal_mu = "x"',
+            (),
+            "expected a number, got 'x'",
+        ),
+        ('[strategy]\nname = "fedx"', (), "strategy.name: unknown strategy 'fedx' (did you mean 'fedprox'?"),
         ("[strategy]\nproximal_mu = 0.1", (), "strategy.proximal_mu: unknown key"),
+        ("", ("strategy.params.fraction_train=0.5",), "strategy.params.fraction_train: set by fedsim"),
     ],
 )
 def test_bad_strategy_keys_are_named(text: str, overrides: tuple[str, ...], message: str) -> None:
@@ -89,13 +99,13 @@ def test_attack_kind_chooses_its_keys_and_defaults() -> None:
 def test_robust_rules_need_enough_clients_per_round_for_their_f() -> None:
     # 10 clients, 30 % malicious, 5 sampled: f = ceil(5 * 3 / 10) = 2, Krum needs n >= 2f + 3 = 7.
     message = error('[strategy]\nname = "krum"\nfraction_train = 0.5\n[attack]\nfraction = 0.3')
-    assert message.startswith("strategy.krum: needs at least 7 clients per round with f = 2")
+    assert message.startswith("strategy.fraction_train: 'krum' needs at least 7 clients per round with f = 2")
     load('[strategy]\nname = "krum"\nfraction_train = 0.9\n[attack]\nfraction = 0.3')  # n = 9, f = 3: enough
     assert "needs at least 11" in error(
         '[strategy]\nname = "bulyan"\nfraction_train = 1.0\n[attack]\nfraction = 0.2'
     )
     assert "at most the 5 clients" in error(
-        '[strategy]\nname = "multikrum"\nfraction_train = 0.5\n[strategy.multikrum]\nnum_nodes_to_select = 6'
+        '[strategy]\nname = "multikrum"\nfraction_train = 0.5\n[strategy.params]\nnum_nodes_to_select = 6'
     )
 
 
@@ -123,5 +133,5 @@ def test_resolved_scenario_round_trips_through_toml() -> None:
         '[strategy]\nname = "multikrum"\nfraction_train = 1.0\n[attack]\nfraction = 0.2\n'
         '[[compare.variants]]\nstrategy = "krum"'
     )
-    scenario = parse_scenario(SYNTHETIC + text)
+    scenario = load(text)
     assert parse_scenario(scenario.to_toml()) == scenario

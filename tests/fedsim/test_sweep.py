@@ -19,7 +19,8 @@ name = "loop"
 [data]
 dataset = "synthetic"
 partition = "natural"
-num_clients = 5
+[data.params]
+devices = 5
 [model]
 name = "logreg"
 [strategy]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
+from fedsim import sweep
 from fedsim.config import ScenarioError
 from fedsim.scenario import VariantConfig, parse_table
 from fedsim.variants import file_name, parse_seeds, plan, strategy_overrides
@@ -16,13 +18,14 @@ seed = 0
 [data]
 dataset = "synthetic"
 partition = "natural"
-num_clients = 10
+[data.params]
+devices = 10
 [model]
 name = "logreg"
 [strategy]
 name = "fedprox"
 fraction_train = 1.0
-[strategy.fedprox]
+[strategy.params]
 proximal_mu = 0.1
 [attack]
 fraction = 0.2
@@ -35,10 +38,12 @@ def test_strategy_text_becomes_overrides_of_its_table() -> None:
     assert strategy_overrides("fedavg") == ("strategy.name=fedavg",)
     assert strategy_overrides(" fedadam : eta=0.01, tau=1e-4 ") == (
         "strategy.name=fedadam",
-        "strategy.fedadam.eta=0.01",
-        "strategy.fedadam.tau=1e-4",
+        "strategy.params.eta=0.01",
+        "strategy.params.tau=1e-4",
     )
-    for bad in ("", ":eta=1", "fedadam:eta", "fedadam:=1"):
+    assert strategy_overrides("mystrategies:Nova") == ("strategy.name=mystrategies:Nova",)  # an import path
+    assert strategy_overrides("my.mod:Nova:mu=0.1") == ("strategy.name=my.mod:Nova", "strategy.params.mu=0.1")
+    for bad in ("", ":eta=1", "fedadam:=1", "fedadam:eta=1,x"):
         with pytest.raises(ScenarioError, match="expected NAME or NAME:KEY=VALUE"):
             strategy_overrides(bad)
 
@@ -69,11 +74,11 @@ def test_plan_runs_every_variant_for_every_seed_seed_by_seed() -> None:
         ("Krum, no attack", 1, "Krum-no-attack-seed1"),
     ]
     fedavg, krum = runs[2].scenario, runs[1].scenario
-    assert (fedavg.name, fedavg.seed, fedavg.strategy.name, fedavg.strategy.fedprox) == (
+    assert (fedavg.name, fedavg.seed, fedavg.strategy.name, fedavg.strategy.params) == (
         "fedavg",
         1,
         "fedavg",
-        None,
+        {},
     )
     assert fedavg.strategy.fraction_train == 1.0  # common keys are kept
     assert (fedavg.attack.fraction, krum.attack.fraction) == (0.2, 0.0)
@@ -83,11 +88,12 @@ def test_plan_runs_every_variant_for_every_seed_seed_by_seed() -> None:
 
 def test_a_bad_variant_is_named_by_where_it_came_from() -> None:
     table = parse_table(BASE)
+    runs = plan(table, [(VariantConfig("fedprox:eta=1"), "--strategy 'fedprox:eta=1'")], (0,))
     with pytest.raises(
-        ScenarioError, match=r"^--strategy 'fedprox:eta=1': strategy\.fedprox\.eta: unknown key"
+        ScenarioError, match=r"^--strategy 'fedprox:eta=1': strategy\.params\.eta: unknown key"
     ):
-        plan(table, [(VariantConfig("fedprox:eta=1"), "--strategy 'fedprox:eta=1'")], (0,))
-    with pytest.raises(ScenarioError, match=r"^compare\.variants\[0\]: strategy\.name: expected one of"):
+        sweep.check(runs, Path("/nonexistent/out"))  # the plug-ins' params, before anything runs
+    with pytest.raises(ScenarioError, match=r"^compare\.variants\[0\]: strategy\.name: unknown strategy"):
         plan(table, [(VariantConfig("fedfoo"), "compare.variants[0]")], (0,))
     with pytest.raises(ScenarioError, match="label 'fedavg' repeats"):
         plan(table, [(VariantConfig("fedavg"), "a"), (VariantConfig("fedavg"), "b")], (0,))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
 
 import pytest
 from rich.console import Console
 
-from fedsim import sweep
-from fedsim.scenario import StrategyName, VariantConfig, parse_table
+from fedsim import plugins, sweep
+from fedsim.scenario import VariantConfig, parse_table
 from fedsim.variants import plan
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
@@ -20,7 +19,8 @@ rounds = 2
 [data]
 dataset = "synthetic"
 partition = "natural"
-num_clients = 5
+[data.params]
+devices = 5
 [model]
 name = "logreg"
 [client]
@@ -54,7 +54,7 @@ kind = "sign_flip"
 """
 
 
-def compare(text: str, strategies: list[str], out: Path) -> list[sweep.compare.RunResult]:
+def compare(text: str, strategies: list[str], out: Path) -> list[sweep.comparison.RunResult]:
     runs = plan(parse_table(text), [(VariantConfig(s), s) for s in strategies], seeds=(0,))
     results = list(sweep.run_all(runs, out, None, Console(quiet=True)))
     sweep.report(results, out, "test", None)
@@ -63,7 +63,7 @@ def compare(text: str, strategies: list[str], out: Path) -> list[sweep.compare.R
 
 def test_every_strategy_runs_two_rounds(tmp_path: Path) -> None:
     """Two rounds: the second starts from each strategy's aggregate (and SCAFFOLD's kept c_i)."""
-    names = list(get_args(StrategyName))
+    names = list(plugins.REGISTRY["strategy"])
     results = compare(TINY, names, tmp_path)
     assert [r.label for r in results] == names
     for result in results:
@@ -87,7 +87,7 @@ def test_every_strategy_runs_two_rounds(tmp_path: Path) -> None:
 
 def test_robust_rules_beat_fedavg_under_sign_flipping(tmp_path: Path) -> None:
     results = compare(UNDER_ATTACK, ["fedavg", "fedmedian", "krum"], tmp_path)
-    final = {r.label: sweep.compare.final_accuracy(r.records) for r in results}
+    final = {r.label: sweep.comparison.final_accuracy(r.records) for r in results}
     assert all(r.error is None for r in results)
     assert final["fedmedian"] > final["fedavg"] + 0.1  # type: ignore[operator]
     assert final["krum"] > final["fedavg"] + 0.1  # type: ignore[operator]

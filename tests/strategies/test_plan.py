@@ -21,7 +21,8 @@ seed = 5
 [data]
 dataset = "synthetic"
 partition = "natural"
-num_clients = 20
+[data.params]
+devices = 20
 [model]
 name = "logreg"
 [client]
@@ -125,5 +126,9 @@ def test_dropping_every_straggler_must_leave_min_train_clients() -> None:
     from fedsim.config import ScenarioError
 
     with pytest.raises(ScenarioError, match=r"stragglers.fraction: policy 'drop' keeps 2 of the 10"):
-        scenario("stragglers.fraction=0.8", "stragglers.policy=drop", "strategy.min_train_clients=3")
-    scenario("stragglers.fraction=0.8", "stragglers.policy=partial", "strategy.min_train_clients=3")
+        scenario(
+            "stragglers.fraction=0.8", "stragglers.policy=drop", "strategy.min_train_clients=3"
+        ).check_population(20)
+    scenario(
+        "stragglers.fraction=0.8", "stragglers.policy=partial", "strategy.min_train_clients=3"
+    ).check_population(20)

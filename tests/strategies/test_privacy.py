@@ -15,7 +15,7 @@ from fedsim import protocol as keys
 from fedsim.scenario import Scenario, parse_scenario
 from fedsim.seeding import generator
 from strategies.privacy import MeanOfUpdates, PrivateAggregation, ServerAdaptive, noised, wrap_central
-from strategies.registry import _TAKE_ALL
+from strategies.registry import TAKE_ALL as _TAKE_ALL
 
 DIM = 8
 

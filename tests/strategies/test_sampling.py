@@ -96,7 +96,7 @@ def test_configure_train_addresses_exactly_the_sampled_nodes() -> None:
 def test_fedprox_sends_its_mu() -> None:
     nodes = {1: 0, 2: 1}
     scenario = parse_scenario(
-        '[data]\nnum_clients = 2\n[strategy]\nname = "fedprox"\n[strategy.fedprox]\nproximal_mu = 0.25'
+        '[data]\nnum_clients = 2\n[strategy]\nname = "fedprox"\n[strategy.params]\nproximal_mu = 0.25'
     )
     strategy = build_strategy(scenario, Placement.fixed(nodes))
     grid = SimpleNamespace(get_node_ids=lambda: list(nodes))

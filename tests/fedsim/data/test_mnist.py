@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from fedsim.config import ScenarioError
-from fedsim.data import mnist
+from fedsim.data import find_federated, mnist
 from fedsim.data.roots import candidate_roots
+from fedsim.scenario import DataConfig
 
 
 def test_search_order_is_option_scenario_env_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -24,27 +25,27 @@ def test_search_order_is_option_scenario_env_cache(monkeypatch: pytest.MonkeyPat
 def test_first_root_with_all_files_wins(tmp_path: Path, data_dir: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert mnist.locate([empty, data_dir], download=False) == data_dir
+    spec = DataConfig(dataset="mnist", root=str(data_dir))
+    assert find_federated(spec, 0, str(empty))[1] == data_dir
 
 
-def test_missing_everywhere_names_the_folders_searched(tmp_path: Path) -> None:
+def test_missing_everywhere_names_the_folders_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FEDSIM_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "a").mkdir()
     with pytest.raises(ScenarioError) as caught:
-        mnist.locate([tmp_path / "a", tmp_path / "b"], download=False)
+        find_federated(DataConfig(dataset="mnist", root=str(tmp_path / "b")), 0, str(tmp_path / "a"))
     message = str(caught.value)
-    assert message.startswith("data.root: MNIST not found")
-    assert (
-        str(tmp_path / "a" / "MNIST" / "raw") in message and str(tmp_path / "b" / "MNIST" / "raw") in message
-    )
+    assert message.startswith(f"data.root: 'mnist' found no data (searched {tmp_path / 'a'}): ")
+    assert str(tmp_path / "a" / "MNIST" / "raw" / "train-images-idx3-ubyte") in message
 
 
-def test_failed_download_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def offline(root: Path) -> None:
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(mnist, "_download", offline)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    with pytest.raises(ScenarioError, match=r"download failed .*network is unreachable.*--data-dir"):
-        mnist.locate([tmp_path / "nowhere"])
+def test_mnist_is_ten_classes_of_one_channel_images(data_dir: Path) -> None:
+    loaded = mnist.load(data_dir)
+    assert loaded.num_classes == 10 and loaded.client_ids is None
+    assert loaded.train[0].shape == (60000, 1, 28, 28) and loaded.test[1].shape == (10000,)
 
 
 def test_reads_gzipped_and_plain_files_alike_without_writing(tmp_path: Path, data_dir: Path) -> None:

@@ -79,15 +79,15 @@ def test_natural_groups_by_id_in_id_order() -> None:
 def test_same_seed_same_partition_other_seed_other_partition(kind: str) -> None:
     labels = np.repeat(np.arange(10), 100)
     spec = DataConfig(partition=kind, num_clients=10)  # type: ignore[arg-type]
-    a = partition(labels, None, spec, rng(1))
-    b = partition(labels, None, spec, rng(1))
-    c = partition(labels, None, spec, rng(2))
+    a = partition(labels, None, spec, rng(1), 10)
+    b = partition(labels, None, spec, rng(1), 10)
+    c = partition(labels, None, spec, rng(2), 10)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_too_many_clients_is_refused() -> None:
     with pytest.raises(ScenarioError, match=r"^data\.num_clients: expected at most 5"):
-        partition(np.zeros(5, dtype=np.int64), None, DataConfig(num_clients=6), rng())
+        partition(np.zeros(5, dtype=np.int64), None, DataConfig(num_clients=6), rng(), 6)
     with pytest.raises(ScenarioError, match=r"^data\.shards_per_client: "):
-        partition(np.zeros(5, dtype=np.int64), None, DataConfig(num_clients=3, partition="shards"), rng())
+        partition(np.zeros(5, dtype=np.int64), None, DataConfig(num_clients=3, partition="shards"), rng(), 3)

@@ -70,7 +70,10 @@ def test_first_80_percent_of_lines_train_and_the_last_20_percent_test() -> None:
 
 def _play_data(tmp_path: Path, **overrides: object) -> DataConfig:
     (tmp_path / "play.txt").write_text(PLAY)
-    return DataConfig(dataset="shakespeare", path="play.txt", **overrides)  # type: ignore[arg-type]
+    own = {"seq_len", "min_samples", "eval_windows"}
+    params = {"path": "play.txt", **{k: v for k, v in overrides.items() if k in own}}
+    rest = {k: v for k, v in overrides.items() if k not in own}
+    return DataConfig(dataset="shakespeare", params=params, **rest)  # type: ignore[arg-type]
 
 
 def test_windows_per_role_are_text_length_minus_seq_len(tmp_path: Path) -> None:
@@ -114,7 +117,9 @@ def test_max_samples_keeps_each_roles_first_windows_after_the_filter(tmp_path: P
 
 def test_a_role_filter_that_leaves_no_client_names_the_key(tmp_path: Path) -> None:
     spec = _play_data(tmp_path, partition="natural", seq_len=4, min_samples=40)
-    with pytest.raises(ScenarioError, match=r"^data\.min_samples: no role has 40 .*the largest of 3 has 39"):
+    with pytest.raises(
+        ScenarioError, match=r"^data\.params\.min_samples: no role has 40 .*the largest of 3 has 39"
+    ):
         load_federated(spec, seed=0, root=tmp_path)
 
 
@@ -128,6 +133,6 @@ def test_iid_variant_has_as_many_balanced_clients_over_the_same_windows(tmp_path
 
 def test_a_text_without_speaker_lines_is_refused(tmp_path: Path) -> None:
     (tmp_path / "prose.txt").write_text("Just prose.\nNo speakers here.\n")
-    spec = DataConfig(dataset="shakespeare", path="prose.txt")
-    with pytest.raises(ScenarioError, match=r"^data\.path: .*prose\.txt has no speaker lines"):
+    spec = DataConfig(dataset="shakespeare", params={"path": "prose.txt"})
+    with pytest.raises(ScenarioError, match=r"^data\.params\.path: .*prose\.txt has no speaker lines"):
         load_federated(spec, seed=0, root=tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fedsim.data import load_federated, synthetic
-from fedsim.scenario import DataConfig, SyntheticConfig
+from fedsim.scenario import DataConfig
 
 
 def test_shapes_labels_and_minimum_device_size() -> None:
@@ -35,10 +35,7 @@ def test_beta_spreads_device_feature_means() -> None:
 
 def test_each_device_keeps_its_first_80_percent_for_training() -> None:
     spec = DataConfig(
-        dataset="synthetic",
-        partition="natural",
-        num_clients=6,
-        synthetic=SyntheticConfig(alpha=0.5, beta=0.5),
+        dataset="synthetic", partition="natural", params={"devices": 6, "alpha": 0.5, "beta": 0.5}
     )
     data = load_federated(spec, seed=3, root=None)
     x, y, ids = synthetic.generate(6, 0.5, 0.5, _stream(3))

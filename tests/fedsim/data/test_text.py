@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 
 from fedsim.config import ScenarioError
-from fedsim.data import load_federated, resolve_root
+from fedsim.data import find_federated, load_federated
 from fedsim.data.text import split_text
 from fedsim.scenario import DataConfig
 
+PARAMS = {"seq_len", "min_samples", "eval_windows"}  # the text loader's own, beside its path
+
 
 def _text(path: str, **overrides: object) -> DataConfig:
-    return DataConfig(dataset="text", path=path, seq_len=3, min_samples=1, **overrides)  # type: ignore[arg-type]
+    params = {
+        "path": path,
+        "seq_len": 3,
+        "min_samples": 1,
+        **{k: v for k, v in overrides.items() if k in PARAMS},
+    }
+    rest = {k: v for k, v in overrides.items() if k not in PARAMS}
+    return DataConfig(dataset="text", params=params, **rest)  # type: ignore[arg-type]
 
 
 def test_a_text_trains_on_its_first_80_percent_of_characters() -> None:
@@ -61,16 +70,11 @@ def test_evaluation_reads_a_capped_sample_of_the_held_out_windows(tmp_path: Path
     assert len(load_federated(_text("book.txt", num_clients=2), seed=0, root=tmp_path).test) == 97
 
 
-def test_splitting_one_file_needs_a_client_count(tmp_path: Path) -> None:
-    (tmp_path / "book.txt").write_text("abcdefghij" * 5)
-    with pytest.raises(ScenarioError, match=r"^data\.num_clients: required to split the one file"):
-        load_federated(_text("book.txt", partition="iid"), seed=0, root=tmp_path)
-
-
-def test_natural_needs_a_folder(tmp_path: Path) -> None:
-    (tmp_path / "book.txt").write_text("abcdefghij" * 5)
-    with pytest.raises(ScenarioError, match=r"^data\.partition: 'natural' gives one client per file"):
-        load_federated(_text("book.txt", partition="natural"), seed=0, root=tmp_path)
+@pytest.mark.parametrize("partition", ["iid", "natural"])
+def test_one_file_without_a_client_count_is_one_client(tmp_path: Path, partition: str) -> None:
+    (tmp_path / "book.txt").write_text("abcdefghij" * 5)  # one file: one natural client
+    data = load_federated(_text("book.txt", partition=partition), seed=0, root=tmp_path)
+    assert [len(c) for c in data.clients] == [37]
 
 
 @pytest.mark.parametrize(
@@ -84,27 +88,30 @@ def test_natural_needs_a_folder(tmp_path: Path) -> None:
 )
 def test_bad_text_files_are_refused_naming_data_path(tmp_path: Path, content: bytes, problem: str) -> None:
     (tmp_path / "bad.txt").write_bytes(content)
-    with pytest.raises(ScenarioError, match=rf"^data\.path: .*bad\.txt {problem}"):
+    with pytest.raises(ScenarioError, match=rf"^data\.params\.path: .*bad\.txt {problem}"):
         load_federated(_text("bad.txt", num_clients=1), seed=0, root=tmp_path)
 
 
 def test_a_missing_text_names_the_roots_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEDSIM_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(ScenarioError, match=rf"^data\.path: nope\.txt not found .*searched {tmp_path}"):
-        resolve_root(_text("nope.txt", num_clients=1), str(tmp_path))
-    with pytest.raises(ScenarioError, match=r"^data\.path: /no/such/file\.txt not found"):
-        resolve_root(_text("/no/such/file.txt", num_clients=1), str(tmp_path))
+    with pytest.raises(
+        ScenarioError, match=rf"^data\.root: 'text' found no data \(searched {tmp_path}\): .*nope"
+    ):
+        find_federated(_text("nope.txt", num_clients=1), 0, str(tmp_path))
+    with pytest.raises(ScenarioError, match=r"^data\.params\.path: /no/such/file\.txt not found"):
+        find_federated(_text("/no/such/file.txt", num_clients=1), 0, str(tmp_path))
 
 
 def test_the_first_data_root_holding_the_text_is_used(tmp_path: Path) -> None:
     (tmp_path / "second" / "texts").mkdir(parents=True)
-    (tmp_path / "second" / "texts" / "t.txt").write_text("hello")
+    (tmp_path / "second" / "texts" / "t.txt").write_text("hello, world" * 3)
     (tmp_path / "first").mkdir()
-    spec = DataConfig(dataset="text", path="texts/t.txt", root=str(tmp_path / "second"), num_clients=1)
-    assert resolve_root(spec, str(tmp_path / "first")) == tmp_path / "second"
-    absolute = DataConfig(dataset="text", path=str(tmp_path / "second" / "texts" / "t.txt"), num_clients=1)
-    assert resolve_root(absolute, str(tmp_path / "first")) == tmp_path / "second" / "texts"
+    spec = _text("texts/t.txt", root=str(tmp_path / "second"), num_clients=1)
+    assert find_federated(spec, 0, str(tmp_path / "first"))[1] == tmp_path / "second"
+    absolute = _text(str(tmp_path / "second" / "texts" / "t.txt"), num_clients=1)
+    data, _ = find_federated(absolute, 0, str(tmp_path / "first"))  # read where it is, whatever the root
+    assert len(data.clients) == 1
 
 
 def test_iid_over_a_folder_keeps_one_client_per_file(tmp_path: Path) -> None:
@@ -117,5 +124,7 @@ def test_iid_over_a_folder_keeps_one_client_per_file(tmp_path: Path) -> None:
 
 def test_held_out_text_shorter_than_a_window_is_refused(tmp_path: Path) -> None:
     (tmp_path / "short.txt").write_text("abcdefghij")  # held out: "ij", 2 characters
-    with pytest.raises(ScenarioError, match=r"^data\.seq_len: no held-out text is longer than 3 characters"):
+    with pytest.raises(
+        ScenarioError, match=r"^data\.params\.seq_len: no held-out text is longer than 3 characters"
+    ):
         load_federated(_text("short.txt", num_clients=1), seed=0, root=tmp_path)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from fedsim.compare import (
+from fedsim.comparison import (
     RunResult,
     comparison,
     load_run,
@@ -119,11 +120,11 @@ def test_markdown_and_csv_show_the_rows() -> None:
 def test_load_run_reads_a_run_folder(tmp_path: Path) -> None:
     (tmp_path / "scenario.toml").write_text('name = "fedavg"\nseed = 4\n')
     rows = [record(1, 0.5), record(2, 0.75)]
-    lines = [json.dumps({**r.__dict__, "future_key": 1}) for r in rows]  # unknown keys are skipped
+    lines = [json.dumps({**r.row(), "tau": 1}) for r in rows]  # a strategy's own metric
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "wall_time_s": 3.5}))
     result = load_run(tmp_path)
     assert (result.label, result.seed, result.wall_time_s, result.error) == ("fedavg", 4, 3.5, None)
-    assert result.records == tuple(rows)
+    assert result.records == tuple(dataclasses.replace(r, extra={"tau": 1.0}) for r in rows)
     (tmp_path / "summary.json").unlink()
     assert load_run(tmp_path).error == "did not finish (no summary.json)"

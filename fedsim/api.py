@@ -1,0 +1,325 @@
+"""The Python API: run and compare scenarios from a script or a notebook.
+
+    import fedsim
+
+    result = fedsim.run("scenarios/mnist_cnn_iid.toml", set=["rounds=5"], model=my_model)
+    print(result.summary["final_accuracy"], result.metrics[-1]["accuracy"])
+
+``model``, ``dataset``, ``strategy`` and ``update`` take the Python objects themselves (a
+function, a class): they replace the scenario's names and reach the Ray workers pickled
+(fedsim/plugins.py), so nothing needs a module file.  The command line is a thin layer
+over :func:`run` and :func:`compare`: the same checks, the same run folders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fedsim import cluster, plugins
+from fedsim.config import ScenarioError, from_table, one_line, to_table
+from fedsim.scenario import Scenario, VariantConfig, parse_table, read_text, with_folder
+from fedsim.variants import Run, parse_seeds, plan
+
+DEFAULT_SCENARIO = "quickstart.toml"  # packaged with fedsim: synthetic data, runs offline
+SCENARIO_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE = (
+    "scenario.toml",
+    "metrics.jsonl",
+    "summary.json",
+    "model.pt",
+)
+TABLE_MD = "comparison.md"
+
+ScenarioLike = Scenario | str | Path | None  # None: the built-in quickstart
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run folder, read on demand: what a run recorded, complete or not."""
+
+    out: Path
+    label: str | None = None  # in a comparison: the variant
+    seed: int | None = None
+    error: str | None = None  # None: it completed
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl``, one per finished round."""
+        path = self.out / METRICS_FILE
+        if not path.is_file():
+            return []
+        with path.open(encoding="utf-8") as stream:
+            return [json.loads(line) for line in stream if line.strip()]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``: final and best accuracy, the round reaching the target, epsilon, ..."""
+        summary: dict[str, Any] = json.loads((self.out / SUMMARY_FILE).read_text(encoding="utf-8"))
+        return summary
+
+    @property
+    def weights(self) -> dict[str, Any]:
+        """The final global model's state dict (``model.pt``)."""
+        import torch
+
+        state: dict[str, Any] = torch.load(self.out / MODEL_FILE, weights_only=True)
+        return state
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario as the run used it, every value resolved."""
+        return from_table(Scenario, parse_table(read_text(self.out / SCENARIO_FILE)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The runs of :func:`compare`, their table (``comparison.md``) and figures in ``out``."""
+
+    out: Path
+    runs: tuple[RunResult, ...]
+
+    @property
+    def table(self) -> str:
+        return (self.out / TABLE_MD).read_text(encoding="utf-8")
+
+    @property
+    def failed(self) -> int:
+        return sum(r.error is not None for r in self.runs)
+
+
+class RunFailed(RuntimeError):
+    """A run that did not complete; ``result`` holds what it recorded (None: it never started)."""
+
+    def __init__(self, reason: str, result: RunResult | None) -> None:
+        where = f"; finished rounds are in {result.out}{resume_hint(result.out)}" if result else ""
+        super().__init__(f"run failed{'' if result else ' before it started'}: {reason}{where}")
+        self.reason, self.result = reason, result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run or a comparison; what finished is kept."""
+
+    def __init__(self, out: Path, detail: str) -> None:
+        super().__init__(f"interrupted; {detail}")
+        self.out = out
+
+
+def load_scenario(path: str | Path | None = None, set: Sequence[str] = ()) -> Scenario:
+    """A scenario file (None: the built-in quickstart) with ``--set`` style overrides, validated."""
+    return from_table(Scenario, scenario_table(path, set))
+
+
+def scenario_table(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The scenario file as a table, overrides applied; a file naming plug-ins by import path
+    searches its own folder for them."""
+    if path is None:
+        text = files("fedsim").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
+        return parse_table(text, tuple(overrides), source=DEFAULT_SCENARIO)
+    table = parse_table(read_text(path), tuple(overrides), source=str(path))
+    return with_folder(table, Path(path).parent)
+
+
+def run(
+    scenario: ScenarioLike = None,
+    *,
+    out: str | Path | None = None,
+    set: Sequence[str] = (),
+    model: object = None,
+    dataset: object = None,
+    strategy: object = None,
+    update: object = None,
+    data_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    console: Console | None = None,
+    verbose: bool = False,
+) -> RunResult:
+    """Run a scenario (a file, a :class:`Scenario`, or None for the quickstart) to its end.
+
+    ``resume``: a stopped run's folder, continued from its last complete round (give the
+    same Python objects it ran with, if any).  Raises ScenarioError for bad input (before
+    anything starts), RunFailed, or Interrupted (a KeyboardInterrupt).
+    """
+    objects = {"model": model, "dataset": dataset, "strategy": strategy, "update": update}
+    if resume is not None:
+        chosen = _resumed(Path(resume), scenario, out, set, objects)
+    else:
+        chosen = from_table(Scenario, with_objects(_table(scenario, set), objects))
+    console = console or Console(stderr=True, highlight=False)
+    with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose)):
+        folder = Path(resume) if resume is not None else (Path(out) if out is not None else None)
+        return _run_job(chosen, folder, data_dir, resume is not None, console, verbose)
+
+
+def compare(
+    scenario: ScenarioLike = None,
+    *,
+    strategies: Sequence[object] = (),
+    seeds: Sequence[int] | str | None = None,
+    out: str | Path | None = None,
+    set: Sequence[str] = (),
+    model: object = None,
+    dataset: object = None,
+    update: object = None,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
+    verbose: bool = False,
+) -> Comparison:
+    """Run the scenario under each strategy and seed, on the same partitions and samples.
+
+    ``strategies``: names as ``fedsim compare --strategy`` takes them (``"fedprox:proximal_mu=0.01"``),
+    strategy classes or functions, or VariantConfig objects; none: the scenario's
+    ``[[compare.variants]]``.  ``seeds``: none: ``compare.seeds``, else the scenario's seed.
+    """
+    from fedsim import sweep
+
+    table = with_objects(_table(scenario, set), {"model": model, "dataset": dataset, "update": update})
+    runs = comparison_plan(table, list(strategies), seeds)
+    base = from_table(Scenario, table)
+    folder = (
+        Path(out) if out is not None else Path("runs") / f"{base.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
+    )
+    sweep.check(runs, folder)
+    console = console or Console(stderr=True, highlight=False)
+    target = base.evaluation.target_accuracy
+    done: list[RunResult] = []
+    with cluster.started_early(cluster.early(base.resources.uses_gpu, verbose)):
+        results = []
+        try:
+            for result in sweep.run_all(runs, folder, _text(data_dir), console, verbose=verbose):
+                results.append(result)
+                done.append(
+                    RunResult(folder / runs[len(done)].folder, result.label, result.seed, result.error)
+                )
+        except KeyboardInterrupt as stop:
+            if results:
+                sweep.report(results, folder, base.name, target)
+            raise Interrupted(folder, f"the {len(results)} finished runs are in {folder}") from stop
+    sweep.report(results, folder, base.name, target)
+    return Comparison(folder, tuple(done))
+
+
+def comparison_plan(
+    table: dict[str, Any], strategies: list[object], seeds: Sequence[int] | str | None
+) -> list[Run]:
+    """The given variants and seeds, else the scenario's [compare] section."""
+    scenario = from_table(Scenario, table)
+    if strategies:
+        variants = [(_variant(s), f"--strategy {_shown(s)!r}") for s in strategies]
+    else:
+        variants = [(v, f"compare.variants[{i}]") for i, v in enumerate(scenario.compare.variants)]
+    if isinstance(seeds, str):
+        chosen: tuple[int, ...] = parse_seeds(seeds)
+    else:
+        chosen = tuple(seeds) if seeds is not None else scenario.compare.seeds or (scenario.seed,)
+    return plan(table, variants, chosen)
+
+
+def with_objects(table: dict[str, Any], objects: dict[str, object]) -> dict[str, Any]:
+    """``table`` naming the given plug-ins: a name as it is, a Python object registered by its
+    import path (fedsim/plugins.py)."""
+    where = {"model": ("model", "name"), "dataset": ("data", "dataset"), "strategy": ("strategy", "name")}
+    where["update"] = ("client", "update")
+    for kind, given in objects.items():
+        if given is None:
+            continue
+        section, key = where[kind]
+        name = given if isinstance(given, str) else plugins.register_object(given)
+        table = {**table, section: {**_section(table, section), key: name}}
+    return table
+
+
+def _section(table: dict[str, Any], name: str) -> dict[str, Any]:
+    section = table.get(name, {})
+    if not isinstance(section, dict):
+        raise ScenarioError(name, f"expected a table, got {section!r}")
+    return section
+
+
+def _variant(strategy: object) -> VariantConfig:
+    if isinstance(strategy, VariantConfig):
+        return strategy
+    if isinstance(strategy, str):
+        return VariantConfig(strategy=strategy)
+    return VariantConfig(strategy=plugins.register_object(strategy), label=_shown(strategy))
+
+
+def _shown(strategy: object) -> str:
+    return strategy if isinstance(strategy, str) else str(getattr(strategy, "__name__", strategy))
+
+
+def _table(scenario: ScenarioLike, overrides: Sequence[str]) -> dict[str, Any]:
+    if isinstance(scenario, Scenario):
+        return parse_table(scenario.to_toml(), tuple(overrides)) if overrides else to_table(scenario)
+    return scenario_table(scenario, overrides)
+
+
+def _text(path: str | Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _resumed(
+    folder: Path, scenario: ScenarioLike, out: object, overrides: Sequence[str], objects: dict[str, object]
+) -> Scenario:
+    """The scenario a stopped run recorded; a resume continues it unchanged."""
+    given = [n for n, v in (("SCENARIO", scenario), ("--set", overrides), ("--out", out)) if v]
+    if given:
+        raise ScenarioError(
+            "--resume", f"continues RUN_DIR/{SCENARIO_FILE} as it is; drop {', '.join(given)}"
+        )
+    if not (folder / SCENARIO_FILE).is_file():
+        raise ScenarioError("--resume", f"{folder} is not a run folder (no {SCENARIO_FILE} in it)")
+    table = parse_table(read_text(folder / SCENARIO_FILE))
+    if with_objects(table, objects) != table:  # the run's names: the objects must be the same ones
+        raise ScenarioError("--resume", "the Python objects given are not the ones the run used")
+    return from_table(Scenario, table)
+
+
+def _run_job(
+    scenario: Scenario,
+    out: Path | None,
+    data_dir: str | Path | None,
+    resume: bool,
+    console: Console,
+    verbose: bool,
+) -> RunResult:
+    from fedsim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
+    from fedsim.progress import ConsoleReporter, describe_data, print_summary
+
+    try:
+        job = engine.prepare(scenario, out, _text(data_dir), resume=resume)
+    except ScenarioError:
+        raise
+    except Exception as error:  # the data or the run folder failed: one line, as for a failed run
+        raise RunFailed(one_line(f"{type(error).__name__}: {error}"), None) from error
+    console.print(describe_data(job.data))
+    console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
+    if job.resume is not None:
+        console.print(f"resuming {job.out.path} after round {job.resume.round} of {scenario.rounds}")
+    result = RunResult(job.out.path)
+    try:
+        with ConsoleReporter(console) as reporter:
+            summary = engine.run(job, reporter, verbose=verbose)
+    except KeyboardInterrupt as stop:
+        raise Interrupted(
+            job.out.path, f"finished rounds are in {job.out.path}{resume_hint(job.out.path)}"
+        ) from stop
+    except Exception as error:  # a failed run: say why in one line, keep what was recorded
+        raise RunFailed(one_line(str(error)), result) from error
+    print_summary(console, summary, str(job.out.path))
+    return result
+
+
+def resume_hint(out: Path) -> str:
+    """How to go on with a stopped run, if it has a checkpoint to go on from."""
+    from fedsim.checkpoint import CHECKPOINT_DIR, MANIFEST
+
+    if not (out / CHECKPOINT_DIR / MANIFEST).is_file():  # stopped before its first round
+        return ""
+    return f" (fedsim run --resume {out} goes on from the last one)"

@@ -1,0 +1,18 @@
+"""What a strategy plug-in may ask for besides its params: the run it serves.
+
+Free of Flower, so ``fedsim`` can export it without loading Flower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedsim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """Given to a strategy factory or class that takes a ``context`` keyword."""
+
+    scenario: Scenario  # the resolved scenario (its client.lr, attack, ...)
+    num_clients: int  # the population the strategy samples from
