@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,23 +146,27 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     ]
 
 
-def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet: Fleet) -> None:
+def test_server_clients_and_submit_as_on_separate_machines_an_extra_node_left_idle(
+    tmp_path: Path, fleet: Fleet
+) -> None:
     folder = tmp_path / "certs"
-    certs.generate(folder, ["127.0.0.1"], nodes=2)
+    certs.generate(folder, ["127.0.0.1"], nodes=3)
     port, control = free_port(), free_port()
     address, ca = f"127.0.0.1:{port}", str(folder / certs.CA_CERT)
-    keys = [str(folder / f"node-{k}.pub") for k in (0, 1)]
+    keys = [str(folder / f"node-{k}.pub") for k in (0, 1, 2)]
     server = fleet.start(
         *("server", "--port", str(port), "--control-address", f"127.0.0.1:{control}"),
         *("--certs", str(folder), "--node-keys", *keys),
         cwd=tmp_path / "srv",
     )
+    # Node 2 holds partition 1 too: an extra (or stale) node that used to fail every run.
     clients = [
         fleet.start(
             *("client", "--superlink", address, "--root-certificates", ca),
-            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(k), "--num-partitions", "2"),
+            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(min(k, 1))),
+            *("--num-partitions", "2"),
         )
-        for k in (0, 1)
+        for k in (0, 1, 2)
     ]
     out = tmp_path / "here"
     submit = fleet.start(
@@ -169,6 +174,8 @@ def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet
         *("--set", "data.num_clients=2", "--set", "rounds=2", "--out", str(out)),
     )
     assert fleet.wait(submit) == 0, submit.output() + server.output()
+    # Whether it had answered (partition 1 is taken) or was still starting, it got no work.
+    assert len(re.findall(r"warning: node \d+ left idle: ", submit.output())) == 1, submit.output()
 
     # The submitter rebuilt the folder from the streamed events; the server kept the model.
     assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json"}
