@@ -4,6 +4,7 @@ what the TLS options mean together."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,15 @@ def existing(path: Path, option: str) -> Path:
     if not path.is_file():
         raise ScenarioError(option, f"{path} not found")
     return path.resolve()
+
+
+def new_out(path: Path) -> Path:
+    """A results folder that is new or empty and can be created, checked before any process starts."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ScenarioError("--out", f"cannot create {path}: {parent} is not a folder this user can write to")
+    return path

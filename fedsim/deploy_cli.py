@@ -141,7 +141,7 @@ def _submit(args: argparse.Namespace) -> int:
     started_at = time.perf_counter()
     scenario = _scenario(args)
     tls = deploy_args.client_tls(args)
-    out = args.out or _default_out(scenario)
+    out = deploy_args.new_out(args.out or _default_out(scenario))
     probe.check_superlink(args.superlink, tls, args.wait)
     probe.check_control_api(args.superlink, tls)
     job = Submission(scenario, args.superlink, tls, out)

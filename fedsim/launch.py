@@ -5,6 +5,10 @@ For trying the deployment engine on one machine: the same processes and flags as
 the fleet gateway and SuperNode authentication included (with throwaway certificates
 and keys unless given a ``fedsim certs`` folder).  The caller's :class:`ProcessGroup`
 stops every process afterwards, also on Ctrl-C or failure.
+
+Each SuperNode is three processes (the node, its SuperExec, a ClientApp per message,
+which imports torch), and every sampled node trains at the same time: ``--clients``
+is capped by the memory this machine has available, checked before anything starts.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from fedsim import certs
 from fedsim.config import ScenarioError
 from fedsim.data.roots import ENV_DATA_DIR
+from fedsim.deploy_args import new_out
 from fedsim.flower import CONNECTED, SuperNodeOptions, flower_env, free_port
 from fedsim.processes import ProcessGroup, Started
 from fedsim.scenario import Scenario
@@ -25,6 +32,12 @@ from fedsim.server import Reporter
 from fedsim.submit import Outcome, Submission, submit
 from fedsim.superlink import START_TIMEOUT_S, ServerSide
 from fedsim.superlink import start as start_server
+
+# Resident memory measured with `fedsim launch` (quickstart, 4 and 8 nodes): a SuperNode
+# ~140 MiB, its SuperExec ~125 MiB, a training ClientApp ~860 MiB; once per launch the
+# fedsim command ~640 MiB, the ServerApp ~700 MiB, SuperLink and gateway ~150 MiB each.
+NODE_MIB = 1152
+BASE_MIB = 1664
 
 
 @dataclass(frozen=True)
@@ -38,19 +51,32 @@ class LaunchOptions:
     client_app: str = "clients.app:app"
 
     def __post_init__(self) -> None:
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            raise ScenarioError("--out", f"{self.out} already exists and is not empty; choose another folder")
+        new_out(self.out)
         if self.insecure and self.certs is not None:
             raise ScenarioError("--insecure", "cannot be combined with --certs")
         if self.scenario.data.num_clients is None:
             raise ScenarioError(
                 "--clients", "required: this scenario's data set no client count of their own"
             )
+        check_room(self.clients, psutil.virtual_memory().available >> 20)
 
     @property
     def clients(self) -> int:
         """The number of SuperNodes (set for every scenario that reaches here)."""
         return self.scenario.data.num_clients or 0
+
+
+def check_room(clients: int, available_mib: int) -> None:
+    """Refuse more SuperNodes than the available memory holds while they all train."""
+    room = max(0, (available_mib - BASE_MIB) // NODE_MIB)
+    if clients > room:
+        need = (BASE_MIB + clients * NODE_MIB) / 1024
+        raise ScenarioError(
+            "--clients",
+            f"{clients} SuperNodes need about {need:.0f} GiB while training (each is three processes, "
+            f"~{NODE_MIB} MiB), and {available_mib / 1024:.1f} GiB is available: room for {room}. "
+            "Simulate larger populations with `fedsim run` (its Ray workers take turns)",
+        )
 
 
 def launch(

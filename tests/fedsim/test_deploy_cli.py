@@ -120,6 +120,21 @@ def test_submitting_to_the_nodes_address_names_the_control_api_instead(tmp_path:
     one_line_error(result, 2, f"--superlink: {address} is where SuperNodes connect (fedsim's gateway")
 
 
+def test_launch_and_submit_check_the_out_folder_before_starting_anything(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    out = str(tmp_path / "file" / "run")
+    result = fedsim("launch", "--clients", "2", "--out", out)
+    one_line_error(result, 2, f"--out: cannot create {out}: {tmp_path / 'file'} is not a folder")
+    result = fedsim("submit", "--superlink", f"127.0.0.1:{free_port()}", "--insecure", "--out", out)
+    one_line_error(result, 2, f"--out: cannot create {out}")
+
+
+def test_launch_refuses_more_nodes_than_the_memory_holds() -> None:
+    result = fedsim("launch", "--clients", "100000")
+    one_line_error(result, 2, "--clients: 100000 SuperNodes need about")
+    assert "fedsim run" in result.stderr
+
+
 def test_launch_refuses_bad_counts_and_a_used_out_folder(tmp_path: Path) -> None:
     one_line_error(fedsim("launch", "--clients", "0"), 2, "--clients: expected at least 1")
     (tmp_path / "keep.txt").write_text("x")
