@@ -35,7 +35,7 @@ from fedsim.superlink import start as start_server
 
 # Resident memory measured with `fedsim launch` (quickstart, 4 and 8 nodes): a SuperNode
 # ~140 MiB, its SuperExec ~125 MiB, a training ClientApp ~860 MiB; once per launch the
-# fedsim command ~640 MiB, the ServerApp ~700 MiB, SuperLink and gateway ~150 MiB each.
+# fedsim command ~640 MiB, the ServerApp ~700 MiB, the SuperLink ~150 MiB, the gateway ~50 MiB.
 NODE_MIB = 1152
 BASE_MIB = 1664
 
