@@ -100,18 +100,22 @@ class Running:
 
 
 def start(side: ServerSide, group: ProcessGroup, workdir: Path, env: Mapping[str, str]) -> Running:
-    """Start the SuperLink and the gateway, wait until both answer, register the node keys."""
+    """Start the SuperLink, register the node keys, then open the gateway; wait until each answers.
+
+    The gateway comes last: a node that connects before its key is registered is refused,
+    and Flower's SuperNode then exits rather than retrying.
+    """
     tls = side.client_tls
     link = group.start("superlink", side.superlink.argv(), env=flower_env(workdir / "home-superlink", env))
     answers = functools.partial(superlink_answers, side.control_address, tls)
     group.wait_until(link, answers, START_TIMEOUT_S, "answer on its port")
-    gateway = group.start("gateway", side.gateway.argv(), env=env)
-    answers = functools.partial(superlink_answers, side.fleet_address, tls)
-    group.wait_until(gateway, answers, START_TIMEOUT_S, "answer on its port")
     if side.node_keys:
         home = workdir / "home-admin"
         write_connection(home, side.control_address, tls)
         group.run(register_commands(list(side.node_keys)), START_TIMEOUT_S, flower_env(home, env))
+    gateway = group.start("gateway", side.gateway.argv(), env=env)
+    answers = functools.partial(superlink_answers, side.fleet_address, tls)
+    group.wait_until(gateway, answers, START_TIMEOUT_S, "answer on its port")
     return Running(link, gateway)
 
 
