@@ -4,13 +4,15 @@ what the TLS options mean together."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fedsim import certs
 from fedsim.config import ScenarioError
-from fedsim.flower import DEFAULT_PORT, ClientTls
+from fedsim.flower import DEFAULT_CONTROL_PORT, DEFAULT_PORT, ClientTls
+from fedsim.probe import split_address
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -20,7 +22,9 @@ real machines: fedsim certs certs --host SERVER_IP --nodes 3       (once, copy c
   server:      fedsim server --host 0.0.0.0 --certs certs --node-keys certs/node-*.pub
   client K:    fedsim client --superlink SERVER_IP:8000 --root-certificates ca.crt \\
                  --auth-key node-K.key --partition-id K --num-partitions 3
-  submit:      fedsim submit scenarios/quickstart.toml --superlink SERVER_IP:8000 \\
+  submit:      on the server (its Control API listens on loopback only), or elsewhere after
+               ssh -N -L 9093:127.0.0.1:9093 SERVER_IP:
+               fedsim submit scenarios/quickstart.toml --superlink 127.0.0.1:9093 \\
                  --root-certificates ca.crt --set data.num_clients=3"""
 
 
@@ -57,8 +61,19 @@ def _certs(p: argparse.ArgumentParser) -> None:
 
 
 def _server(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address SuperNodes connect to; 0.0.0.0 for every interface"
+    )
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"SuperNodes' port (default: {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--control-address",
+        default=f"127.0.0.1:{DEFAULT_CONTROL_PORT}",
+        metavar="HOST:PORT",
+        help="the Control API, where runs are submitted: loopback only (default: "
+        f"127.0.0.1:{DEFAULT_CONTROL_PORT}; from elsewhere, through an SSH tunnel)",
+    )
     tls = p.add_mutually_exclusive_group()
     tls.add_argument(
         "--certs", type=Path, metavar="DIR", help="ca.crt, server.pem, server.key from `fedsim certs`"
@@ -73,7 +88,7 @@ def _server(p: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         metavar="PUB",
-        help="SuperNode public keys (node-K.pub) to register; turns on SuperNode authentication",
+        help="public keys (node-K.pub) of the only SuperNodes that may join; required with TLS",
     )
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder holding MNIST/raw, for evaluation")
 
@@ -94,7 +109,12 @@ def _client(p: argparse.ArgumentParser) -> None:
 
 def _submit(p: argparse.ArgumentParser) -> None:
     _scenario(p)
-    p.add_argument("--superlink", required=True, metavar="HOST:PORT", help="the SuperLink's address")
+    p.add_argument(
+        "--superlink",
+        required=True,
+        metavar="HOST:PORT",
+        help=f"the SuperLink's Control API (fedsim server prints it; 127.0.0.1:{DEFAULT_CONTROL_PORT})",
+    )
     _client_tls(p)
 
 
@@ -198,6 +218,10 @@ def server_tls(args: argparse.Namespace) -> certs.ServerTls | None:
     )
 
 
+def control_address(args: argparse.Namespace) -> tuple[str, int]:
+    return split_address(args.control_address, "--control-address")
+
+
 def client_tls(args: argparse.Namespace) -> ClientTls:
     if args.root_certificates is not None:
         return ClientTls(existing(args.root_certificates, "--root-certificates"))
@@ -208,3 +232,15 @@ def existing(path: Path, option: str) -> Path:
     if not path.is_file():
         raise ScenarioError(option, f"{path} not found")
     return path.resolve()
+
+
+def new_out(path: Path) -> Path:
+    """A results folder that is new or empty and can be created, checked before any process starts."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ScenarioError("--out", f"cannot create {path}: {parent} is not a folder this user can write to")
+    return path

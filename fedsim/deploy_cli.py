@@ -8,7 +8,6 @@ command starts belongs to a :class:`ProcessGroup` that stops it on the way out.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import signal
@@ -26,15 +25,8 @@ from rich.console import Console
 from fedsim import certs, deploy_args, probe
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
-from fedsim.flower import (
-    SuperLinkOptions,
-    SuperNodeOptions,
-    flower_env,
-    register_commands,
-    superlink_answers,
-    write_connection,
-)
-from fedsim.processes import ProcessGroup, StartError
+from fedsim.flower import SuperNodeOptions, flower_env
+from fedsim.processes import ProcessGroup, Started, StartError
 from fedsim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -79,32 +71,39 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    tls = deploy_args.server_tls(args)
-    keys = [deploy_args.existing(p, "--node-keys") for p in args.node_keys or []]
-    opts = SuperLinkOptions(args.host, args.port, tls, node_auth=bool(keys))
-    if keys and tls is None:
-        raise ScenarioError("--node-keys", "SuperNode authentication needs TLS; drop --insecure")
+    from fedsim import superlink  # here: the gateway imports uvicorn and httpx
     from fedsim.data.roots import ENV_DATA_DIR  # here: fedsim.data imports torch
 
+    tls = deploy_args.server_tls(args)
+    keys = tuple(deploy_args.existing(p, "--node-keys") for p in args.node_keys or [])
+    if tls is not None and not keys:
+        raise ScenarioError(
+            "--node-keys",
+            "required with TLS: only SuperNodes whose public key is registered here may join "
+            "(`fedsim certs --nodes N` writes key pairs); --insecure runs an open plain-text federation",
+        )
+    side = superlink.ServerSide(args.host, args.port, *deploy_args.control_address(args), tls, keys)
     env = dict(os.environ) | ({ENV_DATA_DIR: str(args.data_dir.resolve())} if args.data_dir else {})
     with _workdir("fedsim-server-", keep=False) as work, ProcessGroup(env) as group:
-        link = group.start("superlink", opts.argv(), env=flower_env(work.path / "home", env))
-        answers = functools.partial(superlink_answers, opts.local_address, opts.client_tls)
-        group.wait_until(link, answers, START_TIMEOUT_S, "answer on its port")
-        if keys:
-            write_connection(work.path / "admin", opts.local_address, opts.client_tls)
-            group.run(register_commands(keys), START_TIMEOUT_S, flower_env(work.path / "admin", env))
+        running = superlink.start(side, group, work.path, env)
         mode = f"TLS, {len(keys)} registered SuperNode keys" if tls else "PLAIN TEXT (--insecure)"
         print(
-            f"fedsim: SuperLink ready on {args.host}:{args.port} ({mode}); run folders go to "
-            f"{Path('runs').resolve()}; Ctrl-C stops it",
+            f"fedsim: SuperLink ready ({mode}); run folders go to {Path('runs').resolve()}; "
+            f"Ctrl-C stops it\n{side.describe()}",
             file=sys.stderr,
         )
-        code = link.popen.wait()
-    if code != 0:
-        print(f"fedsim: the SuperLink exited with code {code} (its messages are above)", file=sys.stderr)
-        return 1
-    return 0
+        stopped = _first_to_exit(running.superlink, running.gateway)
+    code = stopped.popen.returncode
+    print(f"fedsim: the {stopped.name} exited with code {code} (its messages are above)", file=sys.stderr)
+    return 1
+
+
+def _first_to_exit(*processes: Started) -> Started:
+    while True:
+        for process in processes:
+            if process.popen.poll() is not None:
+                return process
+        time.sleep(0.5)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -142,8 +141,9 @@ def _submit(args: argparse.Namespace) -> int:
     started_at = time.perf_counter()
     scenario = _scenario(args)
     tls = deploy_args.client_tls(args)
-    out = args.out or _default_out(scenario)
+    out = deploy_args.new_out(args.out or _default_out(scenario))
     probe.check_superlink(args.superlink, tls, args.wait)
+    probe.check_control_api(args.superlink, tls)
     job = Submission(scenario, args.superlink, tls, out)
     return _follow_run(args, lambda group, work, rep: submit(job, group, work, rep, started_at), out)
 

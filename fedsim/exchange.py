@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from flwr.app import Message, MessageType, RecordDict
+from flwr.app import Message
 from flwr.serverapp import Grid
 
 from fedsim import protocol as keys
@@ -113,27 +113,6 @@ def array_bytes(messages: Iterable[Message]) -> int:
 def startup_timeout(round_timeout: float) -> float:
     """How long the server waits for its clients to connect and answer their first query."""
     return max(round_timeout, MIN_STARTUP_S)
-
-
-def discover_partitions(grid: Grid, expected: int, timeout: float, abort: Abort) -> dict[int, int]:
-    """Ask every node which partition it holds: node id -> partition id, covering 0..expected-1.
-
-    ``expected`` is the data's client count (``len(FederatedData.clients)``), which
-    text data sets decide themselves (one client per role or file).
-    """
-    nodes = wait_for_nodes(grid, expected, timeout, abort)
-    asked = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
-    replies = query(grid, asked, timeout, abort, "failed to start")
-    partitions = {
-        r.metadata.src_node_id: int(keys.number(r.content.metric_records[keys.METRICS], keys.PARTITION_ID))
-        for r in replies
-    }
-    if sorted(partitions.values()) != list(range(expected)):
-        raise RunError(
-            f"the clients hold partitions {sorted(partitions.values())[:10]}..., "
-            f"but the data has {expected} clients (partitions 0..{expected - 1})"
-        )
-    return partitions
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout: float, abort: Abort) -> list[int]:

@@ -31,7 +31,9 @@ from fedsim.config import ScenarioError
 
 BIN = Path(sys.executable).parent  # flower-superlink, flwr, ... of this environment
 CONNECTION = "fedsim"  # the SuperLink connection's name in the private Flower config
-DEFAULT_PORT = 8000  # Flower 1.42's SuperLink port (Fleet, Control and Runtime APIs share it)
+DEFAULT_PORT = 8000  # where SuperNodes connect (fedsim's gateway); Flower 1.42's SuperLink port too
+DEFAULT_CONTROL_PORT = 9093  # Flower's usual Control API port; fedsim binds the SuperLink there, on loopback
+GATEWAY_HEADER = "x-fedsim-gateway"  # on every answer of fedsim's gateway (fedsim/gateway.py)
 CONNECTED = "SuperNode ID:"  # what a SuperNode logs once the SuperLink accepted it
 # The SuperExec asks for new tasks once a second by default; each round pays that wait.
 TASK_POLL_S = "0.1"

@@ -1,38 +1,43 @@
 """``fedsim launch``: a SuperLink and N SuperNodes as real processes on 127.0.0.1, one run.
 
 For trying the deployment engine on one machine: the same processes and flags as
-``fedsim server`` / ``fedsim client`` / ``fedsim submit`` on separate machines, TLS
-and SuperNode authentication included (with throwaway certificates and keys unless
-given a ``fedsim certs`` folder).  The caller's :class:`ProcessGroup` stops every
-process afterwards, also on Ctrl-C or failure.
+``fedsim server`` / ``fedsim client`` / ``fedsim submit`` on separate machines, TLS,
+the fleet gateway and SuperNode authentication included (with throwaway certificates
+and keys unless given a ``fedsim certs`` folder).  The caller's :class:`ProcessGroup`
+stops every process afterwards, also on Ctrl-C or failure.
+
+Each SuperNode is three processes (the node, its SuperExec, a ClientApp per message,
+which imports torch), and every sampled node trains at the same time: ``--clients``
+is capped by the memory this machine has available, checked before anything starts.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from fedsim import certs
 from fedsim.config import ScenarioError
 from fedsim.data.roots import ENV_DATA_DIR
-from fedsim.flower import (
-    CONNECTED,
-    SuperLinkOptions,
-    SuperNodeOptions,
-    flower_env,
-    free_port,
-    register_commands,
-    superlink_answers,
-    write_connection,
-)
+from fedsim.deploy_args import new_out
+from fedsim.flower import CONNECTED, SuperNodeOptions, flower_env, free_port
 from fedsim.processes import ProcessGroup, Started
 from fedsim.scenario import Scenario
 from fedsim.server import Reporter
 from fedsim.submit import Outcome, Submission, submit
+from fedsim.superlink import START_TIMEOUT_S, ServerSide
+from fedsim.superlink import start as start_server
 
-START_TIMEOUT_S = 180.0  # on a loaded machine a Flower process takes several seconds to start
+# Resident memory measured with `fedsim launch` (quickstart, 4 and 8 nodes): a SuperNode
+# ~140 MiB, its SuperExec ~125 MiB, a training ClientApp ~860 MiB; once per launch the
+# fedsim command ~640 MiB, the ServerApp ~700 MiB, the SuperLink ~150 MiB, the gateway ~50 MiB.
+NODE_MIB = 1152
+BASE_MIB = 1664
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,14 @@ class LaunchOptions:
     client_app: str = "clients.app:app"
 
     def __post_init__(self) -> None:
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            raise ScenarioError("--out", f"{self.out} already exists and is not empty; choose another folder")
+        new_out(self.out)
         if self.insecure and self.certs is not None:
             raise ScenarioError("--insecure", "cannot be combined with --certs")
         if self.scenario.data.num_clients is None:
             raise ScenarioError(
                 "--clients", "required: this scenario's data set no client count of their own"
             )
+        check_room(self.clients, psutil.virtual_memory().available >> 20)
 
     @property
     def clients(self) -> int:
@@ -61,28 +66,34 @@ class LaunchOptions:
         return self.scenario.data.num_clients or 0
 
 
+def check_room(clients: int, available_mib: int) -> None:
+    """Refuse more SuperNodes than the available memory holds while they all train."""
+    room = max(0, (available_mib - BASE_MIB) // NODE_MIB)
+    if clients > room:
+        need = (BASE_MIB + clients * NODE_MIB) / 1024
+        raise ScenarioError(
+            "--clients",
+            f"{clients} SuperNodes need about {need:.0f} GiB while training (each is three processes, "
+            f"~{NODE_MIB} MiB), and {available_mib / 1024:.1f} GiB is available: room for {room}. "
+            "Simulate larger populations with `fedsim run` (its Ray workers take turns)",
+        )
+
+
 def launch(
     opts: LaunchOptions, group: ProcessGroup, workdir: Path, reporter: Reporter, started_at: float
 ) -> Outcome:
-    """Start the SuperLink, then the SuperNodes, then submit the run and follow it."""
+    """Start the SuperLink and gateway, then the SuperNodes, then submit the run and follow it."""
     clients = opts.clients
-    link = _superlink_options(opts, workdir)
-    extra = {ENV_DATA_DIR: str(opts.data_dir.resolve())} if opts.data_dir else {}
-    server = group.start("superlink", link.argv(), env={**flower_env(workdir / "home-superlink"), **extra})
-    tls = link.client_tls
-    group.wait_until(
-        server, lambda: superlink_answers(link.local_address, tls), START_TIMEOUT_S, "answer on its port"
-    )
+    keys = _node_keys(workdir / "keys", clients) if opts.node_auth and not opts.insecure else []
+    side = _server_side(opts, workdir, tuple(public for _, public in keys))
+    env = dict(os.environ) | ({ENV_DATA_DIR: str(opts.data_dir.resolve())} if opts.data_dir else {})
+    start_server(side, group, workdir, env)
     milestones = [("SuperLink answering", time.perf_counter() - started_at)]
-    keys = _node_keys(workdir / "keys", clients) if link.node_auth else []
-    if keys:
-        home = workdir / "home-admin"
-        write_connection(home, link.local_address, tls)
-        group.run(register_commands([public for _, public in keys]), START_TIMEOUT_S, flower_env(home))
+    tls = side.client_tls
     nodes: list[Started] = []
     for k in range(clients):
         spec = SuperNodeOptions(
-            link.local_address, k, clients, tls, opts.data_dir, keys[k][0] if keys else None
+            side.fleet_address, k, clients, tls, opts.data_dir, keys[k][0] if keys else None
         )
         nodes.append(group.start(f"supernode-{k}", spec.argv(), env=flower_env(workdir / f"home-node-{k}")))
     for node in nodes:
@@ -91,20 +102,21 @@ def launch(
         )
     milestones.append((f"{clients} SuperNodes connected", time.perf_counter() - started_at))
     job = Submission(
-        opts.scenario, link.local_address, tls, opts.out, server_writes_out=True, client_app=opts.client_app
+        opts.scenario, side.control_address, tls, opts.out, server_writes_out=True, client_app=opts.client_app
     )
     outcome = submit(job, group, workdir, reporter, started_at)
     outcome.milestones[:0] = milestones
     return outcome
 
 
-def _superlink_options(opts: LaunchOptions, workdir: Path) -> SuperLinkOptions:
-    if opts.insecure:
-        return SuperLinkOptions("127.0.0.1", free_port())
-    if opts.certs is None:
-        certs.generate(workdir / "certs", ["127.0.0.1"], nodes=0)
-    tls = certs.ServerTls.in_folder(opts.certs or workdir / "certs")
-    return SuperLinkOptions("127.0.0.1", free_port(), tls, node_auth=opts.node_auth)
+def _server_side(opts: LaunchOptions, workdir: Path, keys: tuple[Path, ...]) -> ServerSide:
+    """Everything on loopback, each API on a free port of its own."""
+    tls = None
+    if not opts.insecure:
+        if opts.certs is None:
+            certs.generate(workdir / "certs", ["127.0.0.1"], nodes=0)
+        tls = certs.ServerTls.in_folder(opts.certs or workdir / "certs")
+    return ServerSide("127.0.0.1", free_port(), "127.0.0.1", free_port(), tls, keys)
 
 
 def _node_keys(folder: Path, count: int) -> list[tuple[Path, Path]]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import urllib.error
+import urllib.request
 
 from fedsim.config import ScenarioError
-from fedsim.flower import ClientTls
+from fedsim.flower import GATEWAY_HEADER, ClientTls
 
 HANDSHAKE_TIMEOUT_S = 10.0
 
@@ -23,12 +25,12 @@ class Unreachable(RuntimeError):
     """Nothing answered at the address within the wait."""
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); ScenarioError naming --superlink if not."""
+def split_address(address: str, option: str = "--superlink") -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); ScenarioError naming ``option`` if not."""
     host, _, port = address.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ScenarioError("--superlink", f"expected HOST:PORT, got {address!r}")
+        raise ScenarioError(option, f"expected HOST:PORT, got {address!r}")
     return host, int(port)
 
 
@@ -57,6 +59,26 @@ def check_superlink(address: str, tls: ClientTls, wait_s: float) -> None:
             "--insecure",
             f"the SuperLink at {address} does not speak TLS (was it started with --insecure?); "
             "pass --insecure to connect without encryption",
+        )
+
+
+def check_control_api(address: str, tls: ClientTls) -> None:
+    """Refuse, naming the fix, the address SuperNodes use: fedsim's gateway serves no Control API."""
+    scheme = "http" if tls.insecure else "https"
+    context = None if tls.insecure else ssl.create_default_context(cafile=tls.root_certificates)
+    try:
+        with urllib.request.urlopen(f"{scheme}://{address}/health", timeout=10, context=context) as reply:
+            headers = reply.headers
+    except urllib.error.HTTPError as error:  # the gateway answers 502 while its SuperLink is down
+        headers = error.headers
+    except OSError:
+        return  # flwr reports what is wrong with a server that answers no health check
+    if headers.get(GATEWAY_HEADER) is not None:
+        raise ScenarioError(
+            "--superlink",
+            f"{address} is where SuperNodes connect (fedsim's gateway: no Control API); submit to the "
+            "Control API `fedsim server` printed (127.0.0.1:PORT on the server machine, or an SSH "
+            "tunnel to it: ssh -N -L PORT:127.0.0.1:PORT SERVER)",
         )
 
 

@@ -135,7 +135,11 @@ class ProcessGroup:
         reused); the tree is looked at again while waiting, for processes started late.
         """
         running = [p.pid for p in self.started if p.popen.poll() is None]
-        targets = set(running) | descendants(*running)
+        # A process that exited may have left children in its group (a refused SuperNode's
+        # SuperExec, which would write into a Flower home already removed): while any member
+        # lives, the group's id (the leader's PID) cannot be reused.
+        ended = {p.pid for p in self.started if p.pid not in running}
+        targets = set(running) | descendants(*running) | group_members(ended)
         for pid in reversed(running):  # Flower's shutdown then stops its own children
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + GRACE_S
@@ -171,7 +175,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def descendants(*pids: int) -> set[int]:
     """PIDs of every living process below ``pids`` (children, their children, ...)."""
     children: dict[int, list[int]] = {}
-    for child, parent in _parents():
+    for child, parent, _ in _stats():
         children.setdefault(parent, []).append(child)
     found: set[int] = set()
     stack = list(pids)
@@ -183,7 +187,13 @@ def descendants(*pids: int) -> set[int]:
     return found
 
 
-def _parents() -> Iterator[tuple[int, int]]:
+def group_members(groups: set[int]) -> set[int]:
+    """PIDs of every living process in one of the process ``groups``."""
+    return {pid for pid, _, group in _stats() if group in groups} if groups else set()
+
+
+def _stats() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process."""
     if not os.path.isdir("/proc"):  # not Linux: only the process groups are signalled
         return
     for entry in os.scandir("/proc"):
@@ -195,7 +205,7 @@ def _parents() -> Iterator[tuple[int, int]]:
             continue
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
         fields = stat[stat.rindex(")") + 2 :].split()
-        yield int(entry.name), int(fields[1])
+        yield int(entry.name), int(fields[1]), int(fields[2])
 
 
 def is_alive(pid: int) -> bool:

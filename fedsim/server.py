@@ -22,11 +22,11 @@ from fedsim import cohort_engine, plugins
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.data import FederatedData
+from fedsim.discovery import discover_partitions
 from fedsim.exchange import (
     Abort,
     RunError,
     array_bytes,
-    discover_partitions,
     exchange,
     query,
     startup_timeout,
@@ -103,7 +103,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
         examples = [len(c) for c in data.clients]  # each partition's training examples
         budget = Budget(scenario, examples) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
-        placement = _place(grid, len(data.clients), pool, timeout, abort)
+        placement = _place(grid, len(data.clients), pool, timeout, abort, reporter)
         strategy = build_strategy(scenario, placement)
         clients = ClientStates()
         writer = ckpt.CheckpointWriter(job.out.path)
@@ -173,10 +173,15 @@ def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> coho
     return cohort_engine.Balance(pool.workers, examples, scenario.client)
 
 
-def _place(grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort) -> Placement:
+def _place(
+    grid: Grid, population: int, pool: Pool | None, timeout: float, abort: Abort, reporter: Reporter
+) -> Placement:
     if pool is not None:
         return Placement.pool(wait_for_nodes(grid, pool.nodes, timeout, abort), population)
-    return Placement.fixed(discover_partitions(grid, population, timeout, abort))
+    found = discover_partitions(grid, population, timeout, abort)
+    for line in found.idle:  # extra or stale SuperNodes: the run goes on without them
+        reporter.warn(line)
+    return Placement.fixed(found.partitions)
 
 
 def finish_resumed(job: Job) -> Summary:

@@ -7,9 +7,11 @@ runs and must be gone afterwards; a test that fails stops them by PID itself.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,28 +156,36 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     ]
 
 
-def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet: Fleet) -> None:
+def test_server_clients_and_submit_as_on_separate_machines_an_extra_node_left_idle(
+    tmp_path: Path, fleet: Fleet
+) -> None:
     folder = tmp_path / "certs"
-    certs.generate(folder, ["127.0.0.1"], nodes=2)
-    port = str(free_port())
+    certs.generate(folder, ["127.0.0.1"], nodes=3)
+    port, control = free_port(), free_port()
     address, ca = f"127.0.0.1:{port}", str(folder / certs.CA_CERT)
-    keys = [str(folder / f"node-{k}.pub") for k in (0, 1)]
+    keys = [str(folder / f"node-{k}.pub") for k in (0, 1, 2)]
     server = fleet.start(
-        "server", "--port", port, "--certs", str(folder), "--node-keys", *keys, cwd=tmp_path / "srv"
+        *("server", "--port", str(port), "--control-address", f"127.0.0.1:{control}"),
+        *("--certs", str(folder), "--node-keys", *keys),
+        cwd=tmp_path / "srv",
     )
+    # Node 2 holds partition 1 too: an extra (or stale) node that used to fail every run.
     clients = [
         fleet.start(
             *("client", "--superlink", address, "--root-certificates", ca),
-            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(k), "--num-partitions", "2"),
+            *("--auth-key", str(folder / f"node-{k}.key"), "--partition-id", str(min(k, 1))),
+            *("--num-partitions", "2"),
         )
-        for k in (0, 1)
+        for k in (0, 1, 2)
     ]
     out = tmp_path / "here"
     submit = fleet.start(
-        *("submit", str(QUICKSTART), "--superlink", address, "--root-certificates", ca),
+        *("submit", str(QUICKSTART), "--superlink", f"127.0.0.1:{control}", "--root-certificates", ca),
         *("--set", "data.params.devices=2", "--set", "rounds=2", "--out", str(out)),
     )
     assert fleet.wait(submit) == 0, submit.output() + server.output()
+    # Whether it had answered (partition 1 is taken) or was still starting, it got no work.
+    assert len(re.findall(r"warning: node \d+ left idle: ", submit.output())) == 1, submit.output()
 
     # The submitter rebuilt the folder from the streamed events; the server kept the model.
     assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json"}
@@ -190,6 +200,120 @@ def test_server_clients_and_submit_as_on_separate_machines(tmp_path: Path, fleet
     for process in (server, *clients):  # as a service manager would stop them
         process.popen.send_signal(signal.SIGTERM)
         assert fleet.wait(process) == 130, process.output()
+    assert not fleet.left_running() and not fleet.left_files()
+
+
+EVIL_APP = {
+    "pyproject.toml": """
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+[project]
+name = "evil"
+version = "1.0.0"
+description = "runs its own code on the server"
+license = "Apache-2.0"
+dependencies = []
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+[tool.flwr.app]
+publisher = "evil"
+[tool.flwr.app.components]
+serverapp = "evil.apps:server"
+clientapp = "evil.apps:client"
+[tool.flwr.app.config]
+marker = ""
+""",
+    "evil/__init__.py": "",
+    "evil/apps.py": """
+from pathlib import Path
+from flwr.clientapp import ClientApp
+from flwr.serverapp import ServerApp
+server = ServerApp()
+client = ClientApp()
+@server.main()
+def main(grid, context):
+    Path(context.run_config["marker"]).write_text("ran on the server")
+""",
+}
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port`` (Linux's /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    found.add(str(ipaddress.IPv4Address(raw[::-1])))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(str(ipaddress.IPv6Address(words)))
+    return found
+
+
+def test_holders_of_the_address_and_ca_can_neither_register_nodes_nor_run_code(
+    tmp_path: Path, fleet: Fleet
+) -> None:
+    """What a client machine holds (the SuperLink's address, ca.crt) no longer takes over the federation."""
+    folder = tmp_path / "certs"
+    certs.generate(folder, ["127.0.0.1"], nodes=1)
+    certs.write_node_key(tmp_path / "stranger.key", tmp_path / "stranger.pub")
+    port, control = free_port(), free_port()
+    address, ca = f"127.0.0.1:{port}", folder / certs.CA_CERT
+    server = fleet.start(
+        *("server", "--port", str(port), "--control-address", f"127.0.0.1:{control}"),
+        *("--certs", str(folder), "--node-keys", str(folder / "node-0.pub")),
+        cwd=tmp_path / "srv",
+    )
+    assert fleet.wait(server, until=lambda: "Runtime API" in server.output()) is None, server.output()
+    assert f"Fleet API (SuperNodes)        127.0.0.1:{port}" in server.output()
+    assert f"Control API (flwr, submit)    127.0.0.1:{control}  loopback only" in server.output()
+    assert listening(control) == {"127.0.0.1"}  # unreachable from any other machine
+
+    attacker = tmp_path / "home-attacker"
+    write_connection(attacker, address, ClientTls(ca))
+    for path, text in EVIL_APP.items():
+        (tmp_path / "app" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "app" / path).write_text(text)
+    marker = tmp_path / "PWNED"
+    attempts = {
+        "register": flwr("supernode", "register", str(tmp_path / "stranger.pub"), "fedsim"),
+        "run": flwr("run", str(tmp_path / "app"), "fedsim", "--run-config", f'marker="{marker}"'),
+    }
+    for name, argv in attempts.items():
+        done = subprocess.run(argv, env=flower_env(attacker), capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0 and "403 Forbidden" in done.stdout + done.stderr, (name, done.stdout)
+
+    # The operator, on the server machine, sees only the node it registered.
+    admin = tmp_path / "home-admin"
+    write_connection(admin, f"127.0.0.1:{control}", ClientTls(ca))
+    listing = subprocess.run(
+        flwr("supernode", "ls", "fedsim", "--format", "json"),
+        env=flower_env(admin),
+        capture_output=True,
+        text=True,
+    )
+    assert len(json.loads(listing.stdout[listing.stdout.index("{") :])["nodes"]) == 1, listing.stdout
+
+    # A node with an unregistered key is refused, and its `fedsim client` leaves nothing behind.
+    stranger = fleet.start(
+        *("client", "--superlink", address, "--root-certificates", str(ca)),
+        *("--auth-key", str(tmp_path / "stranger.key"), "--partition-id", "0", "--num-partitions", "1"),
+    )
+    assert fleet.wait(stranger) == 1, stranger.output()
+    assert "Failed to activate SuperNode" in stranger.output()
+    deadline = time.monotonic() + 30  # a SuperExec left behind ends by itself, writing its home first
+    while any(is_alive(p) for p in stranger.pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not list(fleet.temp.glob("fedsim-client-*"))
+
+    server.popen.send_signal(signal.SIGTERM)
+    assert fleet.wait(server) == 130, server.output()
+    assert not marker.exists()  # the run never started: no ServerApp of theirs ran here
     assert not fleet.left_running() and not fleet.left_files()
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from fedsim import certs
 from fedsim.flower import free_port
+from fedsim.gateway import GatewayOptions
 from tests.conftest import REPO
 from tests.fedsim.test_probe import serving, tls_context
 
@@ -52,6 +53,21 @@ def test_tls_files_must_come_complete_and_alone(tmp_path: Path) -> None:
     one_line_error(fedsim("server", "--insecure", "--ssl-keyfile", key), 2, "--ssl-keyfile: give either")
 
 
+def test_a_tls_server_admits_only_registered_nodes_so_it_wants_their_keys(tmp_path: Path) -> None:
+    certs.generate(tmp_path, [], nodes=0)
+    result = fedsim("server", "--certs", str(tmp_path))
+    one_line_error(result, 2, "fedsim: error: --node-keys: required with TLS: only SuperNodes whose public")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9093", "10.0.0.5:9093", "[::]:9093", "nohost"])
+def test_a_control_api_off_loopback_is_refused(tmp_path: Path, address: str) -> None:
+    certs.generate(tmp_path, [], nodes=1)
+    keys = ("--node-keys", str(tmp_path / "node-0.pub"))
+    result = fedsim("server", "--certs", str(tmp_path), *keys, "--control-address", address)
+    text = "expected HOST:PORT" if address == "nohost" else "the Control API must listen on loopback"
+    one_line_error(result, 2, f"fedsim: error: --control-address: {text}")
+
+
 def test_node_authentication_without_tls_is_refused(tmp_path: Path) -> None:
     certs.generate(tmp_path, [], nodes=1)
     result = fedsim("server", "--insecure", "--node-keys", str(tmp_path / "node-0.pub"))
@@ -88,6 +104,35 @@ def test_an_insecure_client_against_a_tls_superlink_fails_with_the_fix(tmp_path:
 def test_submit_to_nothing_fails_after_the_wait() -> None:
     result = fedsim("submit", "--superlink", f"127.0.0.1:{free_port()}", "--insecure", "--wait", "0")
     one_line_error(result, 1, "nothing answered at 127.0.0.1")
+
+
+def test_submitting_to_the_nodes_address_names_the_control_api_instead(tmp_path: Path) -> None:
+    certs.generate(tmp_path, ["127.0.0.1"], nodes=0)
+    tls = certs.ServerTls.in_folder(tmp_path)
+    port, nothing = free_port(), f"127.0.0.1:{free_port()}"  # the gateway's SuperLink is down: 502
+    gateway = subprocess.Popen(GatewayOptions("127.0.0.1", port, nothing, tls).argv(), cwd=REPO)
+    try:
+        address, ca = f"127.0.0.1:{port}", str(tmp_path / certs.CA_CERT)
+        result = fedsim("submit", "--superlink", address, "--root-certificates", ca, "--wait", "60")
+    finally:
+        gateway.terminate()
+        gateway.wait(60)
+    one_line_error(result, 2, f"--superlink: {address} is where SuperNodes connect (fedsim's gateway")
+
+
+def test_launch_and_submit_check_the_out_folder_before_starting_anything(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    out = str(tmp_path / "file" / "run")
+    result = fedsim("launch", "--clients", "2", "--out", out)
+    one_line_error(result, 2, f"--out: cannot create {out}: {tmp_path / 'file'} is not a folder")
+    result = fedsim("submit", "--superlink", f"127.0.0.1:{free_port()}", "--insecure", "--out", out)
+    one_line_error(result, 2, f"--out: cannot create {out}")
+
+
+def test_launch_refuses_more_nodes_than_the_memory_holds() -> None:
+    result = fedsim("launch", "--clients", "100000")
+    one_line_error(result, 2, "--clients: 100000 SuperNodes need about")
+    assert "fedsim run" in result.stderr
 
 
 def test_launch_refuses_bad_counts_and_a_used_out_folder(tmp_path: Path) -> None:

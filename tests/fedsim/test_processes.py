@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -80,3 +81,24 @@ def test_check_alive_names_the_process_that_died_and_can_ignore_one(tmp_path: Pa
         group.check_alive(ignore=done)
         with pytest.raises(StartError, match="done exited with code 0"):
             group.check_alive()
+
+
+def test_children_left_behind_by_a_process_that_already_exited_are_stopped(tmp_path: Path) -> None:
+    """As a refused SuperNode leaves its SuperExec, which would write into a removed Flower home."""
+    orphan = tmp_path / "orphan.pid"
+    leaver = f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {SLEEPER!r}]); "
+    leaver += f"open({str(orphan)!r}, 'w').write(str(p.pid)); raise SystemExit(1)"
+    group = ProcessGroup(os.environ, tmp_path)
+    refused = group.start("refused", python(leaver))
+    assert refused.popen.wait(60) == 1
+    child = int(orphan.read_text())
+    try:
+        assert is_alive(child)
+        group.stop()
+        assert not is_alive(child)
+    finally:
+        if is_alive(child):  # only if the test failed
+            os.kill(child, signal.SIGKILL)
+
+
+SLEEPER = "import time; time.sleep(600)"
