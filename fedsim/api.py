@@ -290,7 +290,7 @@ def _run_job(
     verbose: bool,
 ) -> RunResult:
     from fedsim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
-    from fedsim.progress import ConsoleReporter, describe_data, print_summary
+    from fedsim.progress import describe_data, print_summary, reporter
 
     try:
         job = engine.prepare(scenario, out, _text(data_dir), resume=resume)
@@ -304,8 +304,8 @@ def _run_job(
         console.print(f"resuming {job.out.path} after round {job.resume.round} of {scenario.rounds}")
     result = RunResult(job.out.path)
     try:
-        with ConsoleReporter(console) as reporter:
-            summary = engine.run(job, reporter, verbose=verbose)
+        with reporter(console, job.scenario, job.out.path) as reporting:
+            summary = engine.run(job, reporting, verbose=verbose)
     except KeyboardInterrupt as stop:
         raise Interrupted(
             job.out.path, f"finished rounds are in {job.out.path}{resume_hint(job.out.path)}"

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on with a stopped run from its last complete round (its scenario.toml, unchanged)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
+    _tensorboard(run)
     _debug(run)
 
     validate = commands.add_parser(
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (read only)")
     compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
+    _tensorboard(compare)
     _debug(compare)
 
     plot = commands.add_parser("plot", help="redraw accuracy.png and loss.png from finished runs")
@@ -117,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy_cli.add_commands(commands)  # certs, server, client, submit, launch
     return parser
+
+
+def _tensorboard(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log every round to RUN_DIR/tensorboard (as results.tensorboard = true)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values, and what a flag sets the same way."""
+    return [*args.overrides, *(["results.tensorboard=true"] if args.tensorboard else [])]
 
 
 def _debug(command: argparse.ArgumentParser) -> None:
@@ -158,14 +173,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     if args.resume is not None:
+        if args.tensorboard:
+            raise ScenarioError("--tensorboard", "a resume keeps the run's results.tensorboard as it was")
         api.run(args.scenario, set=args.overrides, out=args.out, resume=args.resume, **_common(args, console))
     else:
-        api.run(api.load_scenario(args.scenario, args.overrides), out=args.out, **_common(args, console))
+        api.run(api.load_scenario(args.scenario, _overrides(args)), out=args.out, **_common(args, console))
     return 0
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    table = api.scenario_table(args.scenario, args.overrides)
+    table = api.scenario_table(args.scenario, _overrides(args))
     comparison = api.compare(
         from_table(Scenario, table),
         strategies=args.strategies,

@@ -11,6 +11,7 @@ behind it for ``--debug``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class Checked:
 
 def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     """Load the data and every plug-in once; the scenario as the run folder should record it."""
+    if scenario.results.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ScenarioError(
+            "results.tensorboard", "needs the tensorboard package: pip install 'fedsim[tensorboard]'"
+        )
     paths = scenario.python_path
     data, root = find_federated(scenario.data, scenario.seed, data_dir, paths)
     scenario = resolved(scenario, len(data.clients))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
@@ -16,25 +17,49 @@ from fedsim.data import FederatedData
 from fedsim.privacy_config import guarantee
 from fedsim.results import RoundRecord, Summary
 from fedsim.scenario import Scenario
+from fedsim.tensorboard import TensorBoardLog
+
+WIDTH = 80  # a log file's line, and a terminal that is no wider
 
 
 def describe(record: RoundRecord) -> str:
-    parts = [f"round {record.round:>3}"]
+    """The round in lines of at most 80 characters: the usual numbers first, the rarer ones
+    (failures, stragglers, federated evaluation, epsilon) on a second line if need be."""
+    main = [f"round {record.round:>3}"]
     if record.accuracy is not None and record.loss is not None:
-        parts.append(f"acc {record.accuracy:.4f}  loss {record.loss:.4f}")
+        main.append(f"acc {record.accuracy:.4f} loss {record.loss:.4f}")
     if record.train_loss is not None:
-        parts.append(f"train {record.train_loss:.4f}")
+        main.append(f"train {record.train_loss:.4f}")
+    main.append(f"{record.clients_sampled} clients")
+    main.append(f"{_short(record.bytes_sent / 1e6)}/{_short(record.bytes_received / 1e6)} MB")
+    main.append(f"{_short(record.round_time_s)}+{_short(record.eval_time_s)} s")
+    more = []
     if record.fed_accuracy is not None:
-        parts.append(f"fed acc {record.fed_accuracy:.4f}")
-    failed = f", {record.clients_failed} failed" if record.clients_failed else ""
-    stragglers = f", {record.stragglers} straggling" if record.stragglers else ""
-    retries = f", {record.retries} {'retry' if record.retries == 1 else 'retries'}" if record.retries else ""
-    parts.append(f"{record.clients_sampled} clients{failed}{stragglers}{retries}")
-    parts.append(f"{record.bytes_sent / 1e6:.1f}/{record.bytes_received / 1e6:.1f} MB out/in")
-    parts.append(f"{record.round_time_s:.1f}s + eval {record.eval_time_s:.1f}s")
+        more.append(f"fed acc {record.fed_accuracy:.4f}")
+    if record.clients_failed:
+        more.append(f"{record.clients_failed} failed")
+    if record.stragglers:
+        more.append(f"{record.stragglers} straggling")
+    if record.retries:
+        more.append(f"{record.retries} {'retry' if record.retries == 1 else 'retries'}")
     if record.epsilon is not None:
-        parts.append(f"epsilon {record.epsilon:.4g}")
-    return "  ".join(parts)
+        more.append(f"epsilon {record.epsilon:.4g}")
+    line = _fit(main)
+    if not more:
+        return line
+    joined = _fit([line, *more])
+    return joined if len(joined) <= WIDTH else line + "\n" + _fit(["         ", *more])
+
+
+def _short(value: float) -> str:
+    """One decimal below 100, none above: the width a number takes stays small."""
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _fit(parts: list[str]) -> str:
+    """Two spaces between the parts, or one where two would pass the width."""
+    wide = "  ".join(parts)
+    return wide if len(wide) <= WIDTH else " ".join(parts)
 
 
 def describe_data(data: FederatedData) -> str:
@@ -51,11 +76,17 @@ def privacy_line(scenario: Scenario, population: int) -> str | None:
     return guarantee(scenario, population) if scenario.privacy is not None else None
 
 
+def reporter(console: Console, scenario: Scenario, run_dir: Path) -> ConsoleReporter:
+    """The console's reporter for a run, writing TensorBoard logs too where the scenario asks."""
+    return ConsoleReporter(console, TensorBoardLog(run_dir) if scenario.results.tensorboard else None)
+
+
 class ConsoleReporter:
     """Rich progress on stderr; a context manager so the bar is always cleared."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, tensorboard: TensorBoardLog | None = None) -> None:
         self.console = console or Console(stderr=True)
+        self.tensorboard = tensorboard
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -77,6 +108,8 @@ class ConsoleReporter:
     ) -> None:
         self._log.detach()
         self.progress.stop()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def started(self, scenario: Scenario, population: int) -> None:
         self.console.print(
@@ -90,8 +123,10 @@ class ConsoleReporter:
         self.progress.update(self.task, description="rounds", total=scenario.rounds)
 
     def round_done(self, record: RoundRecord) -> None:
-        self.console.print(describe(record))
+        self.console.print(describe(record), soft_wrap=True)  # never broken at the console's width
         self.progress.update(self.task, completed=record.round)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def warn(self, text: str) -> None:
         self.console.print(f"[yellow]warning:[/] {text}")

@@ -184,6 +184,13 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class ResultsConfig:
+    """What a run writes besides its run folder's own files (fedsim/results.py)."""
+
+    tensorboard: bool = False  # TensorBoard event files in RUN_DIR/tensorboard (fedsim/tensorboard.py)
+
+
+@dataclass(frozen=True)
 class ResourcesConfig:
     client_cpus: float = bounded(1.0, gt=0)
     # Share of one GPU per client, 0 = none; "auto": sized from a measured client (fedsim/gpu.py).
@@ -265,6 +272,7 @@ class Scenario:
     client: ClientConfig = ClientConfig()
     strategy: StrategyConfig = StrategyConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    results: ResultsConfig = ResultsConfig()
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
     privacy: PrivacyConfig | None = None  # no [privacy] table: no differential privacy

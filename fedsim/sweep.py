@@ -15,7 +15,7 @@ from rich.console import Console
 
 from fedsim import comparison, engine, plots, preflight
 from fedsim.config import ScenarioError
-from fedsim.progress import ConsoleReporter
+from fedsim.progress import reporter
 from fedsim.server import RunError
 from fedsim.variants import Run
 
@@ -56,8 +56,8 @@ def _run_one(run: Run, path: Path, data_dir: str | None, console: Console, verbo
     """Run one scenario; the error as one line if it failed."""
     try:
         job = engine.prepare(run.scenario, path, data_dir)
-        with ConsoleReporter(console) as reporter:
-            engine.run(job, reporter, verbose=verbose)
+        with reporter(console, job.scenario, job.out.path) as reporting:
+            engine.run(job, reporting, verbose=verbose)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # one variant crashing must not stop the others
