@@ -197,10 +197,17 @@ class RunDirectory:
         (self.path / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
 
     def append(self, record: RoundRecord) -> None:
-        self.records.append(record)
-        self._metrics.write(json.dumps(_rounded(dataclasses.asdict(record))) + "\n")
+        row = _rounded(dataclasses.asdict(record))
+        # Kept as written: a resumed run reads its earlier rows back rounded, and its
+        # summary must add up the same values as one that ran through.
+        self.records.append(RoundRecord(**row))
+        self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
         os.fsync(self._metrics.fileno())
+
+    def close(self) -> None:
+        """Let go of the folder without writing results, as a process that stops here would."""
+        self._metrics.close()
 
     def finish(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -68,3 +69,20 @@ def test_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="already exists and is not empty"):
         RunDirectory(tmp_path, parse_scenario(""))
     assert (tmp_path / "old.txt").read_text() == "keep me"
+
+
+def test_a_resumed_run_sums_the_same_simulated_time_as_one_that_ran_through(tmp_path: Path) -> None:
+    """Rows are rounded to the millisecond on disk; a resumed run reads its first rows back from there."""
+    scenario = parse_scenario("name = 'x'\nrounds = 3")
+    rows = [dataclasses.replace(record(r, 0.5), simulated_time_s=1.0004) for r in (1, 2, 3)]
+    whole = RunDirectory(tmp_path / "whole", scenario)
+    for row in rows:
+        whole.append(row)
+    stopped = RunDirectory(tmp_path / "stopped", scenario)
+    for row in rows[:2]:
+        stopped.append(row)
+    size = stopped.metrics_bytes
+    stopped.close()  # the process ends (killed): a resume takes the folder over
+    resumed = RunDirectory.reopen(tmp_path / "stopped", scenario, size, 2)
+    resumed.append(rows[2])
+    assert resumed.finish(None, 1.0).simulated_time_s == whole.finish(None, 1.0).simulated_time_s == 3.0
