@@ -10,17 +10,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import torch
 
 from fedsim.config import ScenarioError
 from fedsim.data.vocab import Vocabulary
+from fedsim.records import RoundRecord, Summary, summarize
 from fedsim.scenario import Scenario
+
+__all__ = [  # RoundRecord, Summary and summarize live in fedsim/records.py
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "SCENARIO_FILE",
+    "SUMMARY_FILE",
+    "VOCAB_FILE",
+    "RoundRecord",
+    "RunDirectory",
+    "Summary",
+    "default_out_dir",
+    "read_metrics",
+    "read_records",
+    "read_vocab",
+    "summarize",
+]
 
 METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
     "metrics.jsonl",
@@ -29,112 +44,6 @@ METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
     "model.pt",
     "vocab.json",
 )
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """One line of ``metrics.jsonl``; accuracy and loss are None on rounds not evaluated."""
-
-    round: int
-    accuracy: float | None  # centralized evaluation on the held-out test set
-    loss: float | None
-    train_loss: float | None  # clients' mean local training loss, weighted by examples
-    fed_accuracy: float | None  # federated evaluation: global model on clients' local data
-    fed_loss: float | None
-    clients_sampled: int
-    clients_failed: int
-    round_time_s: float  # training and aggregation
-    eval_time_s: float  # centralized and federated evaluation
-    # Model arrays (ArrayRecords) in the round's messages, training and evaluation; the
-    # defaults read rows written before these were recorded.
-    bytes_sent: int = 0  # server -> clients, counted once per receiving client
-    bytes_received: int = 0  # clients -> server
-    # Why clients failed (fedsim/failures.py), adding up to clients_failed; over all the
-    # round's attempts, as are clients_sampled and the bytes.
-    clients_raised: int = 0
-    clients_crashed: int = 0
-    clients_out_of_memory: int = 0
-    clients_timed_out: int = 0
-    clients_rejected: int = 0
-    stragglers: int = 0  # sampled clients that ran fewer epochs ([stragglers])
-    retries: int = 0  # attempts re-run below strategy.min_train_clients (faults.round_retries)
-    simulated_time_s: float = 0.0  # the round as the clients' speeds would make it (strategies/plan.py)
-    # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
-    epsilon: float | None = None
-    delta: float | None = None
-
-
-@dataclass(frozen=True)
-class Summary:
-    name: str
-    status: Literal["completed", "failed"]
-    rounds_completed: int
-    final_accuracy: float | None
-    best_accuracy: float | None
-    best_round: int | None
-    target_accuracy: float | None
-    round_reached_target: int | None
-    wall_time_s: float
-    error: str | None = None
-    bytes_sent: int = 0  # over all rounds
-    bytes_received: int = 0
-    clients_failed: int = 0  # over all rounds
-    simulated_time_s: float = 0.0  # over all rounds
-    epsilon: float | None = None  # [privacy]: spent by the whole run, at delta
-    delta: float | None = None
-    noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
-    privacy_stop: str | None = None  # why training stopped early to stay within target_epsilon
-
-
-def summarize(
-    scenario: Scenario,
-    records: Sequence[RoundRecord],
-    wall_time_s: float,
-    error: str | None = None,
-    privacy_stop: str | None = None,
-    epsilon: float | None = None,
-) -> Summary:
-    """The run's summary; ``epsilon`` (privacy spent) defaults to the last round's."""
-    evaluated = [r for r in records if r.accuracy is not None]
-    best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
-    target = scenario.evaluation.target_accuracy
-    reached = next((r.round for r in evaluated if target is not None and (r.accuracy or 0.0) >= target), None)
-    return Summary(
-        name=scenario.name,
-        status="failed" if error else "completed",
-        rounds_completed=len(records),
-        final_accuracy=evaluated[-1].accuracy if evaluated else None,
-        best_accuracy=best.accuracy if best else None,
-        best_round=best.round if best else None,
-        target_accuracy=target,
-        round_reached_target=reached,
-        wall_time_s=round(wall_time_s, 3),
-        error=error,
-        bytes_sent=sum(r.bytes_sent for r in records),
-        bytes_received=sum(r.bytes_received for r in records),
-        clients_failed=sum(r.clients_failed for r in records),
-        simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
-        **_privacy(scenario, records, privacy_stop, epsilon),
-    )
-
-
-def _privacy(
-    scenario: Scenario, records: Sequence[RoundRecord], stop: str | None, epsilon: float | None
-) -> dict[str, Any]:
-    privacy = scenario.privacy
-    if privacy is None:
-        return {}
-    if epsilon is None:
-        epsilon = records[-1].epsilon if records else 0.0
-    noise = privacy.noise_multiplier
-    # `fedsim submit` holds the scenario as sent; the server resolved delta and recorded it per round.
-    delta = privacy.delta if privacy.delta is not None else next((r.delta for r in records), None)
-    return {
-        "epsilon": epsilon,
-        "delta": delta,
-        "noise_multiplier": None if isinstance(noise, str) else noise,
-        "privacy_stop": stop,
-    }
 
 
 def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
