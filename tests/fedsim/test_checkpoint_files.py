@@ -182,10 +182,28 @@ def flip_a_byte(run: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def edit_manifest(run: Path, edit: Callable[[dict[str, Any]], None], reseal: bool = False) -> None:
+    """Change checkpoint.json; ``reseal``: and its checksum too, as one who knows the format could."""
+    path = run / "checkpoint" / "checkpoint.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    if reseal:
+        manifest.pop("sha256")
+        manifest["sha256"] = ckpt._digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
 def point_outside(run: Path) -> None:
-    manifest = json.loads((run / "checkpoint" / "checkpoint.json").read_text())
-    manifest["state"]["file"] = "../../etc/passwd"
-    (run / "checkpoint" / "checkpoint.json").write_text(json.dumps(manifest))
+    """Resealed: the file names are checked whatever the checksum says."""
+    edit_manifest(run, lambda m: m["state"].__setitem__("file", "../../etc/passwd"), reseal=True)
+
+
+def point_a_layer_at_another_array(run: Path) -> None:
+    """The model's ``w`` read from the array of the strategy's ``m_t.w``, of the same shape."""
+    tree = json.loads((run / "checkpoint" / "checkpoint.json").read_text())["state"]["tree"]
+    other = tree["strategy"]["strategy.inner"]["m_t"]["w"]
+    assert other != tree["model"]["w"]
+    edit_manifest(run, lambda m: m["state"]["tree"]["model"].__setitem__("w", other))
 
 
 def wrong_format(run: Path) -> None:
@@ -200,11 +218,12 @@ def wrong_format(run: Path) -> None:
         (corrupt_manifest, "corrupt"),
         (flip_a_byte, "does not match its checksum"),
         (point_outside, "outside the checkpoint folder"),
+        (point_a_layer_at_another_array, "checkpoint.json: content does not match its checksum"),
         (wrong_format, "format 99"),
         (lambda run: (run / "checkpoint" / "round-000002.npz").unlink(), "No such file"),
         (lambda run: (run / "checkpoint" / "checkpoint.json").unlink(), "missing"),
     ],
-    ids=["json", "checksum", "outside", "format", "lost-file", "no-commit"],
+    ids=["json", "checksum", "outside", "layer-swapped", "format", "lost-file", "no-commit"],
 )
 def test_a_damaged_checkpoint_is_refused_with_the_reason(
     tmp_path: Path, damage: Callable[[Path], None], says: str
