@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import torch
 
+from fedsim import metrics_rows
 from fedsim.config import ScenarioError
 from fedsim.data.vocab import Vocabulary
 from fedsim.records import RoundRecord, Summary, summarize
@@ -33,8 +34,10 @@ __all__ = [  # RoundRecord, Summary and summarize live in fedsim/records.py
     "default_out_dir",
     "read_metrics",
     "read_records",
+    "read_rows",
     "read_vocab",
     "summarize",
+    "to_records",
 ]
 
 METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
@@ -77,21 +80,24 @@ class RunDirectory:
         """The folder of a stopped run, ``metrics.jsonl`` cut back to its first ``metrics_bytes``.
 
         Rows past that length belong to a round whose checkpoint never committed (or were
-        cut short by the kill); they go, and the rows left must be rounds 1..``rounds``.
+        cut short by the kill); they go.  The file is cut only once the rows kept are
+        checked: whole rows of rounds 1..``rounds``, ending exactly at the cut.
         """
         metrics = path / METRICS_FILE
         try:
             with open(metrics, "r+b") as stream:
-                if stream.seek(0, os.SEEK_END) < metrics_bytes:
+                kept = stream.read(metrics_bytes)
+                if len(kept) < metrics_bytes:
                     raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
+                records = to_records(metrics_rows.parse(kept, f"its first {metrics_bytes} bytes"))
+                if [r.round for r in records] != list(range(1, rounds + 1)):
+                    raise ValueError(f"expected rounds 1 to {rounds} before the checkpoint")
                 stream.truncate(metrics_bytes)
                 os.fsync(stream.fileno())
-            records = read_records(path)
-        except (OSError, ValueError, TypeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({reason})") from None
-        if [r.round for r in records] != list(range(1, rounds + 1)):
-            raise ScenarioError("--resume", f"{metrics}: expected rounds 1 to {rounds} before the checkpoint")
+        except OSError as error:
+            raise ScenarioError("--resume", f"{metrics}: {error.strerror}") from None
+        except (ValueError, TypeError) as error:
+            raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({error})") from None
         directory = cls.__new__(cls)
         directory._attach(path, scenario, records)
         return directory
@@ -145,11 +151,23 @@ def read_vocab(run_dir: Path) -> Vocabulary:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    with open(run_dir / METRICS_FILE, encoding="utf-8") as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+    """The complete rows of ``metrics.jsonl``; a last row cut short by a kill is left out."""
+    return read_rows(run_dir)[0]
+
+
+def read_rows(run_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The complete rows, and a note if a last row cut short was left out (metrics_rows.RowError
+    for a row that is not JSON)."""
+    path = run_dir / METRICS_FILE
+    return metrics_rows.complete(path.read_bytes(), str(path))
 
 
 def read_records(run_dir: Path) -> list[RoundRecord]:
-    """``metrics.jsonl`` as records; keys this version does not know are ignored."""
+    """``metrics.jsonl``'s complete rows as records."""
+    return to_records(read_metrics(run_dir))
+
+
+def to_records(rows: list[dict[str, Any]]) -> list[RoundRecord]:
+    """Rows as records; keys this version does not know are ignored."""
     known = {f.name for f in dataclasses.fields(RoundRecord)}
-    return [RoundRecord(**{k: v for k, v in row.items() if k in known}) for row in read_metrics(run_dir)]
+    return [RoundRecord(**{k: v for k, v in row.items() if k in known}) for row in rows]

@@ -171,6 +171,37 @@ def test_metrics_that_do_not_fit_the_checkpoint_are_refused(tmp_path: Path) -> N
         RunDirectory.reopen(run.path, SCENARIO, size, 2)
 
 
+def stopped_after_three_rows(folder: Path) -> int:
+    """A run folder whose process stopped with rows 1-3 written; the length up to row 2."""
+    run = RunDirectory(folder, SCENARIO)
+    run.append(record(1))
+    run.append(record(2))
+    committed = run.metrics_bytes
+    run.append(record(3))
+    run.close()
+    return committed
+
+
+def test_rows_that_do_not_fit_are_refused_before_the_file_is_cut(tmp_path: Path) -> None:
+    committed = stopped_after_three_rows(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes().replace(b'"round": 2,', b'"round": 7,'))
+    before = metrics.read_bytes()
+    with pytest.raises(ScenarioError, match="expected rounds 1 to 2 before the checkpoint"):
+        RunDirectory.reopen(tmp_path / "run", SCENARIO, committed, 2)
+    assert metrics.read_bytes() == before  # nothing cut: round 3's row is still there
+
+
+def test_a_cut_that_would_fall_inside_a_row_is_refused(tmp_path: Path) -> None:
+    """One byte short of row 2's end: rounds 1 and 2 would still parse, but row 3 would join row 2."""
+    committed = stopped_after_three_rows(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    before = metrics.read_bytes()
+    with pytest.raises(ScenarioError, match="end inside a row"):
+        RunDirectory.reopen(tmp_path / "run", SCENARIO, committed - 1, 2)
+    assert metrics.read_bytes() == before
+
+
 def corrupt_manifest(run: Path) -> None:
     (run / "checkpoint" / "checkpoint.json").write_text("{not json")
 
