@@ -19,6 +19,7 @@ This module imports Ray only, and that lazily: it runs before the slow imports i
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -103,8 +104,39 @@ def start_early(spec: Spec | None) -> None:
     """Begin starting Ray in the background (no-op without ``spec`` or once started)."""
     global _started
     if spec is not None and _started is None:
+        one_blas_thread()
         _started = _Start(spec)
         _started.start()
+
+
+@functools.cache
+def one_blas_thread() -> bool:
+    """Put NumPy's OpenBLAS on one thread in this process; False where it is not found.
+
+    Ray starts its processes with a ``preexec_fn``, so with a real ``fork`` from the thread
+    that starts it, and OpenBLAS's fork handler shuts its thread pool down in the parent:
+    a matrix product the main thread runs meanwhile (the synthetic data's, as the driver
+    loads) then waits forever on the pool.  One thread has no pool; the driver's NumPy work
+    is small (the clients train with torch, whose threads this leaves alone).
+    """
+    import ctypes
+
+    import numpy  # noqa: F401  # loads OpenBLAS, if NumPy uses it
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:  # the libraries loaded (Linux)
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line and ".so" in line})
+    except OSError:
+        return False
+    found = False
+    for path in paths:
+        library = ctypes.CDLL(path)
+        names = [f"{p}_set_num_threads{s}" for p in ("scipy_openblas", "openblas") for s in ("64_", "")]
+        setter = next((getattr(library, n) for n in names if hasattr(library, n)), None)
+        if setter is not None:
+            setter(1)
+            found = True
+    return found
 
 
 @contextlib.contextmanager
