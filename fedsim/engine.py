@@ -32,6 +32,7 @@ from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
+from fedsim.runlock import RunLock
 from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
@@ -51,16 +52,35 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     run's folder; its checkpoint is read and checked here, before Ray starts.
     """
     started_at = time.perf_counter()
+    if not resume:
+        return _prepare(scenario, out_dir, data_dir, started_at)
+    assert out_dir is not None
+    lock = RunLock.take(out_dir, "--resume")  # first: one writer per folder, refused before the data load
+    try:
+        return _prepare(scenario, out_dir, data_dir, started_at, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _prepare(
+    scenario: Scenario,
+    out_dir: Path | None,
+    data_dir: str | None,
+    started_at: float,
+    lock: RunLock | None = None,
+) -> Job:
+    """``lock``: held for a resume of ``out_dir``."""
     check_resources(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
-    if resume:
+    if lock is not None:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)
-        reopened = RunDirectory.reopen(out_dir, scenario, saved.metrics_bytes, saved.round)
+        reopened = RunDirectory.reopen(out_dir, scenario, saved.metrics_bytes, saved.round, lock)
         return Job(scenario, data, root, reopened, started_at, saved)
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
     if data.vocab is not None:  # once, here: clients rebuild it but never write it

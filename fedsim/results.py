@@ -20,6 +20,7 @@ from fedsim import metrics_rows
 from fedsim.config import ScenarioError
 from fedsim.data.vocab import Vocabulary
 from fedsim.records import RoundRecord, Summary, summarize
+from fedsim.runlock import LOCK_FILE, RunLock
 from fedsim.scenario import Scenario
 
 __all__ = [  # RoundRecord, Summary and summarize live in fedsim/records.py
@@ -54,52 +55,56 @@ def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
 
 
 class RunDirectory:
-    """Owns one run folder; refuses to write into a folder that already holds files.
+    """Owns one run folder, locked against other writers (fedsim/runlock.py) until its results
+    are written; refuses to write into a folder that already holds files.
 
     :meth:`reopen` takes over the folder of a stopped run instead, to resume it.
     """
 
     def __init__(self, path: Path, scenario: Scenario) -> None:
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+        _refuse_files(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
         except OSError as error:
             raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
-        self._attach(path, scenario, [])
+        lock = RunLock.take(path, "--out")
+        try:
+            _refuse_files(path, LOCK_FILE)  # another run may have created it since the first look
+            (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
+            self._attach(path, scenario, [], lock)
+        except OSError as error:
+            lock.release()
+            raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
+        except BaseException:
+            lock.release()
+            raise
 
-    def _attach(self, path: Path, scenario: Scenario, records: list[RoundRecord]) -> None:
+    def _attach(self, path: Path, scenario: Scenario, records: list[RoundRecord], lock: RunLock) -> None:
         self.path = path
         self.scenario = scenario
         self.records = records
         self._metrics: IO[str] = open(path / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._lock = lock
 
     @classmethod
-    def reopen(cls, path: Path, scenario: Scenario, metrics_bytes: int, rounds: int) -> RunDirectory:
+    def reopen(
+        cls, path: Path, scenario: Scenario, metrics_bytes: int, rounds: int, lock: RunLock | None = None
+    ) -> RunDirectory:
         """The folder of a stopped run, ``metrics.jsonl`` cut back to its first ``metrics_bytes``.
 
         Rows past that length belong to a round whose checkpoint never committed (or were
         cut short by the kill); they go.  The file is cut only once the rows kept are
-        checked: whole rows of rounds 1..``rounds``, ending exactly at the cut.
+        checked: whole rows of rounds 1..``rounds``, ending exactly at the cut.  ``lock``:
+        the folder's, taken by the caller before it read the checkpoint; else taken here.
         """
-        metrics = path / METRICS_FILE
+        lock = lock or RunLock.take(path, "--resume")
         try:
-            with open(metrics, "r+b") as stream:
-                kept = stream.read(metrics_bytes)
-                if len(kept) < metrics_bytes:
-                    raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
-                records = to_records(metrics_rows.parse(kept, f"its first {metrics_bytes} bytes"))
-                if [r.round for r in records] != list(range(1, rounds + 1)):
-                    raise ValueError(f"expected rounds 1 to {rounds} before the checkpoint")
-                stream.truncate(metrics_bytes)
-                os.fsync(stream.fileno())
-        except OSError as error:
-            raise ScenarioError("--resume", f"{metrics}: {error.strerror}") from None
-        except (ValueError, TypeError) as error:
-            raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({error})") from None
-        directory = cls.__new__(cls)
-        directory._attach(path, scenario, records)
+            records = _cut_rows(path / METRICS_FILE, metrics_bytes, rounds)
+            directory = cls.__new__(cls)
+            directory._attach(path, scenario, records, lock)
+        except BaseException:
+            lock.release()
+            raise
         return directory
 
     @property
@@ -123,6 +128,7 @@ class RunDirectory:
     def close(self) -> None:
         """Let go of the folder without writing results, as a process that stops here would."""
         self._metrics.close()
+        self._lock.release()
 
     def finish(
         self,
@@ -138,7 +144,32 @@ class RunDirectory:
         summary = summarize(self.scenario, self.records, wall_time_s, error, privacy_stop, epsilon)
         text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
         (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
+        self._lock.release()
         return summary
+
+
+def _refuse_files(path: Path, *allowed: str) -> None:
+    if path.exists() and (not path.is_dir() or any(p.name not in allowed for p in path.iterdir())):
+        raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+
+
+def _cut_rows(metrics: Path, metrics_bytes: int, rounds: int) -> list[RoundRecord]:
+    """The records of ``metrics``'s first ``metrics_bytes``, checked, then the file cut there."""
+    try:
+        with open(metrics, "r+b") as stream:
+            kept = stream.read(metrics_bytes)
+            if len(kept) < metrics_bytes:
+                raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
+            records = to_records(metrics_rows.parse(kept, f"its first {metrics_bytes} bytes"))
+            if [r.round for r in records] != list(range(1, rounds + 1)):
+                raise ValueError(f"expected rounds 1 to {rounds} before the checkpoint")
+            stream.truncate(metrics_bytes)
+            os.fsync(stream.fileno())
+    except OSError as error:
+        raise ScenarioError("--resume", f"{metrics}: {error.strerror}") from None
+    except (ValueError, TypeError) as error:
+        raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({error})") from None
+    return records
 
 
 def _rounded(row: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ cluster per test session, which every simulated run joins through RAY_ADDRESS.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -125,6 +126,26 @@ def simulate(
     summary = engine.run(job, reporter)
     assert time.perf_counter() - started > 0
     return summary, reporter
+
+
+@contextlib.contextmanager
+def another_process_locking(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process holding ``folder``'s run lock (as a live run does) until the block ends."""
+    script = "import sys; from pathlib import Path; from fedsim.runlock import RunLock\n"
+    script += "lock = RunLock.take(Path(sys.argv[1]), 'test')\nprint('held', flush=True)\nsys.stdin.read()\n"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

@@ -154,6 +154,7 @@ def test_rows_after_the_committed_round_are_cut_on_resume(tmp_path: Path) -> Non
             writer.save(dataclasses.replace(state(k), metrics_bytes=committed), [])
     with open(run.path / "metrics.jsonl", "a", encoding="utf-8") as stream:
         stream.write('{"round": 4, "accur')  # and a row cut short by the kill
+    run.close()  # the killed process's lock goes with it
     reopened = RunDirectory.reopen(run.path, SCENARIO, ckpt.load(run.path).metrics_bytes, 2)
     assert ckpt.load(run.path).metrics_bytes == committed
     assert [r.round for r in reopened.records] == [1, 2] == [r["round"] for r in read_metrics(run.path)]
@@ -165,6 +166,7 @@ def test_metrics_that_do_not_fit_the_checkpoint_are_refused(tmp_path: Path) -> N
     run = RunDirectory(tmp_path / "run", SCENARIO)
     run.append(record(1))
     size = run.metrics_bytes
+    run.close()
     with pytest.raises(ScenarioError, match="shorter than the checkpoint"):
         RunDirectory.reopen(run.path, SCENARIO, size + 1, 1)
     with pytest.raises(ScenarioError, match="expected rounds 1 to 2"):

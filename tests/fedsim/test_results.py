@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,14 @@ def test_a_resumed_run_sums_the_same_simulated_time_as_one_that_ran_through(tmp_
     resumed = RunDirectory.reopen(tmp_path / "stopped", scenario, size, 2)
     resumed.append(rows[2])
     assert resumed.finish(None, 1.0).simulated_time_s == whole.finish(None, 1.0).simulated_time_s == 3.0
+
+
+def test_a_resume_while_the_run_still_writes_its_folder_is_refused(tmp_path: Path) -> None:
+    scenario = parse_scenario("name = 'x'\nrounds = 2")
+    running = RunDirectory(tmp_path / "run", scenario)
+    running.append(record(1, 0.4))
+    size = running.metrics_bytes
+    with pytest.raises(ScenarioError, match=f"in use by another fedsim process \\(pid {os.getpid()}\\)"):
+        RunDirectory.reopen(tmp_path / "run", scenario, size, 1)
+    running.finish(None, 1.0)  # the run ends: its lock goes
+    RunDirectory.reopen(tmp_path / "run", scenario, size, 1).close()
