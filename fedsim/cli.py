@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 
 from fedsim import cluster, deploy_args, deploy_cli
-from fedsim.config import ScenarioError, count, from_table, one_line
+from fedsim.config import ScenarioError, count, describe, from_table, one_line
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
 from fedsim.variants import Run, parse_seeds, plan
@@ -215,6 +215,7 @@ def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
 
 def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
     from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
+    from fedsim.exchange import RunError
     from fedsim.progress import ConsoleReporter, print_summary
 
     resume = getattr(args, "resume", None)
@@ -225,8 +226,7 @@ def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> 
     except Exception as error:  # the data or the run folder failed: one line, as for a failed run
         if args.verbose:
             traceback.print_exc()
-        problem = one_line(f"{type(error).__name__}: {error}")
-        print(f"fedsim: run failed before it started: {problem}", file=sys.stderr)
+        print(f"fedsim: run failed before it started: {describe(error)}", file=sys.stderr)
         return 1
     console.print(describe_data(job.data))
     console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
@@ -244,9 +244,9 @@ def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> 
     except Exception as error:  # a failed run: say why in one line, keep what was recorded
         if args.verbose:
             traceback.print_exc()
+        problem = one_line(str(error)) if isinstance(error, RunError) else describe(error)
         print(
-            f"fedsim: run failed: {one_line(str(error))}; finished rounds are in {job.out.path}"
-            f"{_resume_hint(job)}",
+            f"fedsim: run failed: {problem}; finished rounds are in {job.out.path}{_resume_hint(job)}",
             file=sys.stderr,
         )
         return 1

@@ -38,6 +38,14 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def describe(error: BaseException) -> str:
+    """One line for an unexpected error: an OSError as ``path: reason`` (the path it failed
+    on: a full disk, a folder one may not write), anything else as ``Type: message``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return one_line(f"{error.filename}: {error.strerror}")
+    return one_line(f"{type(error).__name__}: {error}")
+
+
 def bounded(
     default: Any,
     *,

@@ -8,6 +8,7 @@ keeps every round it finished; ``summary.json`` says whether it completed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from datetime import datetime
@@ -17,11 +18,12 @@ from typing import IO, Any
 import torch
 
 from fedsim import metrics_rows
-from fedsim.config import ScenarioError
+from fedsim.config import ScenarioError, describe
 from fedsim.data.vocab import Vocabulary
 from fedsim.records import RoundRecord, Summary, summarize
 from fedsim.runlock import LOCK_FILE, RunLock
 from fedsim.scenario import Scenario
+from fedsim.statetree import write_atomic
 
 __all__ = [  # RoundRecord, Summary and summarize live in fedsim/records.py
     "METRICS_FILE",
@@ -114,16 +116,19 @@ class RunDirectory:
         return os.fstat(self._metrics.fileno()).st_size
 
     def save_vocab(self, vocab: Vocabulary) -> None:
-        (self.path / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
+        write_atomic(self.path / VOCAB_FILE, vocab.to_json().encode())
 
     def append(self, record: RoundRecord) -> None:
         row = _rounded(dataclasses.asdict(record))
+        try:  # one write, then fsync: a kill leaves at most this row cut short (metrics_rows.py)
+            self._metrics.write(json.dumps(row) + "\n")
+            self._metrics.flush()
+            os.fsync(self._metrics.fileno())
+        except OSError as error:  # a full disk: name the file, not only the reason
+            raise OSError(error.errno, error.strerror, str(self.path / METRICS_FILE)) from None
         # Kept as written: a resumed run reads its earlier rows back rounded, and its
         # summary must add up the same values as one that ran through.
         self.records.append(RoundRecord(**row))
-        self._metrics.write(json.dumps(row) + "\n")
-        self._metrics.flush()
-        os.fsync(self._metrics.fileno())
 
     def close(self) -> None:
         """Let go of the folder without writing results, as a process that stops here would."""
@@ -138,14 +143,39 @@ class RunDirectory:
         privacy_stop: str | None = None,
         epsilon: float | None = None,
     ) -> Summary:
+        """Write ``model.pt`` (unless ``model_state`` is None) and ``summary.json``, then let go.
+
+        Each file is replaced atomically: a write that fails (a full disk) leaves the previous
+        file or none, never one cut short.  A model that cannot be written fails the run, and
+        the summary says so; the first write that failed is raised (OSError naming its path)
+        once the folder is let go.
+        """
         self._metrics.close()
-        if model_state is not None:
-            torch.save(model_state, self.path / MODEL_FILE)
+        failed: OSError | None = None
+        try:
+            if model_state is not None:
+                write_atomic(self.path / MODEL_FILE, _saved(model_state))
+        except OSError as write_error:
+            failed = write_error
+            error = error or f"cannot write the model: {describe(write_error)}"
         summary = summarize(self.scenario, self.records, wall_time_s, error, privacy_stop, epsilon)
         text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
-        (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
-        self._lock.release()
+        try:
+            write_atomic(self.path / SUMMARY_FILE, text.encode())
+        except OSError as write_error:
+            failed = failed or write_error
+        finally:
+            self._lock.release()
+        if failed is not None:
+            raise failed
         return summary
+
+
+def _saved(model_state: dict[str, torch.Tensor]) -> bytes:
+    """``torch.save``'s bytes, for an atomic write (torch would write the file in place)."""
+    buffer = io.BytesIO()
+    torch.save(model_state, buffer)
+    return buffer.getvalue()
 
 
 def _refuse_files(path: Path, *allowed: str) -> None:

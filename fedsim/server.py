@@ -21,6 +21,7 @@ from fedsim import checkpoint as ckpt
 from fedsim import cohort_engine
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
+from fedsim.config import describe
 from fedsim.data import FederatedData
 from fedsim.exchange import (
     Abort,
@@ -94,7 +95,6 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     scenario, data = job.scenario, job.data
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
-    error: str | None = None
     stop: str | None = None  # why the privacy budget ended training early
     budget: Budget | None = None
     try:
@@ -141,12 +141,20 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
             reporter.round_done(record)
     except BaseException as exc:
-        error = _describe(exc)
+        _close_failed(job, model, arrays, _describe(exc), budget, reporter)
         raise
-    finally:
-        epsilon = budget.epsilon() if budget is not None else None
-        summary = _finish(job, model, arrays, error, stop, epsilon)
-    return summary
+    return _finish(job, model, arrays, None, stop, budget.epsilon() if budget is not None else None)
+
+
+def _close_failed(
+    job: Job, model: nn.Module, arrays: ArrayRecord, error: str, budget: Budget | None, reporter: Reporter
+) -> None:
+    """Write a failed run's results; a failure doing so (a full disk) is reported, never raised
+    in place of the error that stopped the run."""
+    try:
+        _finish(job, model, arrays, error, None, budget.epsilon() if budget is not None else None)
+    except Exception as failure:
+        reporter.warn(f"could not write the run's results: {describe(failure)}")
 
 
 def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> cohort_engine.Balance | None:
@@ -232,4 +240,4 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyboardInterrupt | SystemExit):  # Ctrl-C, or `flwr stop` ending the ServerApp
         return "stopped before the last round (interrupted)"
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)  # a full disk: the path and the reason

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from fedsim import checkpoint as ckpt
+from fedsim import results
 from fedsim.cli import main
 from fedsim.models import build_model
 from fedsim.results import RoundRecord, RunDirectory
@@ -130,3 +133,23 @@ def test_a_resume_of_a_folder_in_use_is_refused_with_the_holders_pid(
         err = one_line_error(capsys, ["run", "--resume", str(folder)])
     assert f"is in use by another fedsim process (pid {holder.pid})" in err
     assert (folder / "metrics.jsonl").read_bytes() == metrics and not (folder / "summary.json").exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES], ids=["full-disk", "no-permission"])
+def test_results_that_cannot_be_written_give_one_line_naming_the_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int
+) -> None:
+    folder = tmp_path / "run"
+    stopped_run(folder, 2)
+
+    def refused(path: Path, data: bytes) -> None:
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(results, "write_atomic", refused)
+    assert main(["run", "--resume", str(folder)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"fedsim: run failed: {folder / 'model.pt'}: {os.strerror(code)}; finished rounds are in "
+        f"{folder} (fedsim run --resume {folder} goes on from the last one)"
+    )
+    assert not any(line.startswith("Traceback") for line in err)
