@@ -23,6 +23,7 @@ from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.config import describe
 from fedsim.data import FederatedData
+from fedsim.divergence import Diverged
 from fedsim.exchange import (
     Abort,
     RunError,
@@ -141,13 +142,19 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
             reporter.round_done(record)
     except BaseException as exc:
-        _close_failed(job, model, arrays, _describe(exc), budget, reporter)
+        kept = None if isinstance(exc, Diverged) else arrays  # a diverged run has no model to keep
+        _close_failed(job, model, kept, _describe(exc), budget, reporter)
         raise
     return _finish(job, model, arrays, None, stop, budget.epsilon() if budget is not None else None)
 
 
 def _close_failed(
-    job: Job, model: nn.Module, arrays: ArrayRecord, error: str, budget: Budget | None, reporter: Reporter
+    job: Job,
+    model: nn.Module,
+    arrays: ArrayRecord | None,
+    error: str,
+    budget: Budget | None,
+    reporter: Reporter,
 ) -> None:
     """Write a failed run's results; a failure doing so (a full disk) is reported, never raised
     in place of the error that stopped the run."""
@@ -181,12 +188,15 @@ def finish_resumed(job: Job) -> Summary:
 def _finish(
     job: Job,
     model: nn.Module,
-    arrays: ArrayRecord,
+    arrays: ArrayRecord | None,
     error: str | None,
     privacy_stop: str | None = None,
     epsilon: float | None = None,
 ) -> Summary:
-    """``epsilon``: spent by the whole run (None: the last round's, as recorded)."""
+    """``epsilon``: spent by the whole run (None: the last round's, as recorded); ``arrays``
+    None: no ``model.pt``."""
+    if arrays is None:
+        return job.out.finish(None, job.wall_time_s, error, privacy_stop, epsilon)
     model.load_state_dict(arrays.to_torch_state_dict())
     return job.out.finish(model.state_dict(), job.wall_time_s, error, privacy_stop, epsilon)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -208,3 +209,24 @@ def test_straggler_policies_drop_or_keep_the_partial_work(tmp_path: Path) -> Non
         assert d["train_loss"] != p["train_loss"] and d["simulated_time_s"] > 0
     # ... and aggregated: a different global model (test loss; 351 test points can tie on accuracy).
     assert drop[-1]["loss"] != partial[-1]["loss"]
+
+
+def test_a_diverged_global_model_stops_the_run_at_once_and_is_never_saved(tmp_path: Path) -> None:
+    """FedAdam with a server step no float32 model survives: round 1's aggregate is inf."""
+    overrides = ("rounds=3", "strategy.name=fedadam", "strategy.fedadam.eta=1e300", *SMALL[1:])
+    out = tmp_path / "run"
+    done = fedsim("run", "--out", str(out), *[arg for o in overrides for arg in ("--set", o)])
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(
+        "fedsim: run failed: round 1: the global model diverged: after strategy 'fedadam' aggregated, "
+    ), last
+    assert (
+        "neither checkpointed nor saved as model.pt; try a smaller strategy.fedadam.eta (now 1e+300)" in last
+    )
+    saved = checkpoint.load(out)
+    assert saved.round == 0 and all(np.isfinite(a).all() for a in saved.model.values())  # the initial model
+    assert not (out / "model.pt").exists() and read_metrics(out) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["rounds_completed"] == 0
+    assert summary["error"].startswith("round 1: the global model diverged")
