@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import cluster, deploy_args, deploy_cli
+from fedsim import cluster, deploy_args, deploy_cli, outdir
 from fedsim.config import ScenarioError, count, describe, from_table, one_line
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import DataConfig, Scenario, VariantConfig, parse_table, read_text
@@ -143,13 +143,13 @@ def describe_clients(data: DataConfig) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if "handler" in args:  # a deployment command
-        return deploy_cli.run(args)
     console = Console(stderr=True, highlight=False)
     if args.command in ("run", "compare"):
         # `kill` and service managers send SIGTERM: stop as on Ctrl-C, the finished rounds kept.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if "handler" in args:  # a deployment command
+            return deploy_cli.run(args)
         if args.command == "plot":
             return _plot(args, console)
         if args.command == "run" and args.resume is not None:
@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as error:
         print(f"fedsim: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file it could not write or read midway (a full disk): one line, no traceback
+        print(f"fedsim: error: {describe(error)}", file=sys.stderr)
+        return 1
 
 
 def resumed_scenario(args: argparse.Namespace) -> Scenario:
@@ -272,17 +275,18 @@ def describe_data(data: FederatedData) -> str:
 
 
 def _compare(table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
+    runs = comparison_plan(table, scenario, args.strategies, args.seeds)
+    out: Path = args.out or Path("runs") / f"{scenario.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
+    outdir.check_new(out, "--out")  # before Ray starts and the first variant runs
     with cluster.started_early(cluster.early(scenario.resources.uses_gpu, args.verbose)):
-        return _compare_runs(table, scenario, args, console)
+        return _compare_runs(scenario, runs, out, args, console)
 
 
 def _compare_runs(
-    table: dict[str, Any], scenario: Scenario, args: argparse.Namespace, console: Console
+    scenario: Scenario, runs: list[Run], out: Path, args: argparse.Namespace, console: Console
 ) -> int:
     from fedsim import sweep
 
-    runs = comparison_plan(table, scenario, args.strategies, args.seeds)
-    out: Path = args.out or Path("runs") / f"{scenario.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
     sweep.check(runs, out)
     target = scenario.evaluation.target_accuracy
     results = []
@@ -311,8 +315,10 @@ def _plot(args: argparse.Namespace, console: Console) -> int:
     if args.out is None and len(args.runs) > 1:
         raise ScenarioError("--out", "several RUN_DIRs given: say where the figures go")
     out: Path = args.out or args.runs[0]
-    out.mkdir(parents=True, exist_ok=True)
+    outdir.check_writable(out, "--out")
     results = [compare.load_run(folder) for folder in folders]
+    for note in (r.note for r in results if r.note):  # e.g. a killed run's last row, cut short
+        print(f"fedsim: warning: {note}", file=sys.stderr)
     title = args.runs[0].resolve().name if len(args.runs) == 1 else out.resolve().name
     written = plots.write_figures(results, out, title)
     console.print(f"{len(folders)} runs; wrote " + ", ".join(str(p) for p in written))

@@ -17,6 +17,7 @@ from fedsim import compare, engine, plots
 from fedsim.config import ScenarioError
 from fedsim.progress import ConsoleReporter
 from fedsim.server import RunError
+from fedsim.statetree import write_atomic
 from fedsim.variants import Run
 
 TABLE_MD, TABLE_CSV = "comparison.md", "comparison.csv"
@@ -69,7 +70,7 @@ def report(results: Sequence[compare.RunResult], out: Path, title: str, target: 
     """Write the table (markdown and CSV) and the figures into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     rows = compare.comparison(results, target)
-    (out / TABLE_MD).write_text(f"# {title}\n\n" + compare.to_markdown(rows, target), encoding="utf-8")
-    (out / TABLE_CSV).write_text(compare.to_csv(rows, target), encoding="utf-8")
+    write_atomic(out / TABLE_MD, (f"# {title}\n\n" + compare.to_markdown(rows, target)).encode())
+    write_atomic(out / TABLE_CSV, compare.to_csv(rows, target).encode())
     figures = plots.write_figures(results, out, title)
     return [out / TABLE_MD, out / TABLE_CSV, *figures]
