@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 from flwr.app import Context
 from flwr.server.superlink.fleet.vce.backend.backend import BackendConfig
@@ -26,7 +27,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
-from fedsim import checkpoint, cluster, failures, gpu, gpu_measure
+from fedsim import checkpoint, cluster, failures, gpu, gpu_measure, limits
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData, load_federated, resolve_root
@@ -72,6 +73,7 @@ def _prepare(
 ) -> Job:
     """``lock``: held for a resume of ``out_dir``."""
     check_resources(scenario)
+    check_memory(scenario)
     root = resolve_root(scenario.data, data_dir)
     data = load_federated(scenario.data, scenario.seed, root)
     check_population(scenario, data)
@@ -158,6 +160,13 @@ def actor_plan(res: ResourcesConfig) -> ActorPlan:
     if share > 0:
         actors = min(actors, int(gpus / share))  # as Flower counts its actors
     return ActorPlan(cpus, actors, res.threads, res.client_cpus, gpus, share, gpu_bytes)
+
+
+def check_memory(scenario: Scenario) -> None:
+    """Refuse data this machine's server and client actors could not all build (fedsim/limits.py)."""
+    cpus = cluster.private_cpus()  # a joined cluster's actors may run elsewhere: the server's own only
+    actors = int(cpus / scenario.resources.client_cpus) if cpus is not None else 0
+    limits.check_memory(scenario.data, 1 + actors, psutil.virtual_memory().available)
 
 
 def check_resources(scenario: Scenario) -> None:

@@ -69,6 +69,9 @@ LABEL_PARTITIONS: frozenset[str] = frozenset({"dirichlet"})
 DEFAULT_NUM_CLIENTS = 100  # where the data has no client count of its own
 MAX_SEED = 2**63 - 1  # TOML's largest integer; torch seeds overflow past 2**64
 MAX_NAME_LENGTH = 100  # the run folder adds a timestamp; file systems allow 255 bytes
+# Every round's row stays in memory and Poisson sampling plans every round before the first
+# (strategies/plan.py, about 2 s per 100 000 rounds): a 10**15 typo must not hang the start.
+MAX_ROUNDS = 100_000
 GPU_UNITS = 10_000  # Ray's resolution of a resource quantity (ray._raylet.RESOURCE_UNIT_SCALING)
 SHAKESPEARE_PATH = "shakespeare/tinyshakespeare.txt"  # under the data root
 
@@ -349,7 +352,7 @@ class StragglersConfig:
 class Scenario:
     name: str = "scenario"
     seed: int = bounded(0, ge=0, le=MAX_SEED)
-    rounds: int = bounded(10, ge=1)
+    rounds: int = bounded(10, ge=1, le=MAX_ROUNDS)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     client: ClientConfig = ClientConfig()
