@@ -13,7 +13,7 @@ workers it prestarted without that env: each actor would wait for a new process.
 cluster joined through ``RAY_ADDRESS`` was started from another environment, so only it
 gets the path as a ``runtime_env``.
 
-This module imports Ray only, and that lazily: it runs before the slow imports it overlaps.
+This module imports Ray lazily: it runs before the slow imports it overlaps.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from fedsim.reaper import Reaper
 
 # The modules a client actor's process needs for its first message: Flower's actor class
 # and fedsim's ClientApp (tests/test_cluster.py checks that both import).
@@ -74,7 +77,8 @@ def early(uses_gpu: bool, verbose: bool) -> Spec | None:
 
 class _Start(threading.Thread):
     """Starts Ray, then lives until :func:`stop`: the processes Ray starts get the
-    parent-death signal (Linux) when the thread that started them ends."""
+    parent-death signal (Linux) when the thread that started them ends.  Those that
+    ignore it (the raylet's agents) a private cluster's reaper kills (fedsim/reaper.py)."""
 
     def __init__(self, spec: Spec) -> None:
         super().__init__(name="fedsim-ray", daemon=True)
@@ -84,8 +88,12 @@ class _Start(threading.Thread):
         self.hold = threading.Event()
 
     def run(self) -> None:
+        watcher = None
         try:
+            began = time.time()
             _init(self.spec)
+            if self.spec.cpus is not None:  # a private cluster: all its processes are ours
+                watcher = Reaper.start(began, time.time())
         except BaseException as error:  # raised in the main thread by ensure()
             self.error = error
             return
@@ -95,6 +103,8 @@ class _Start(threading.Thread):
         import ray
 
         ray.shutdown()
+        if watcher is not None:
+            watcher.close()
 
 
 _started: _Start | None = None  # the cluster this process started last, or is starting
