@@ -218,6 +218,7 @@ def _run(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
 
 def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
     from fedsim import engine  # here, not at the top: Flower and Ray import slowly; validate needs neither
+    from fedsim.divergence import Diverged
     from fedsim.exchange import RunError
     from fedsim.progress import ConsoleReporter, print_summary
 
@@ -248,10 +249,8 @@ def _run_job(scenario: Scenario, args: argparse.Namespace, console: Console) -> 
         if args.verbose:
             traceback.print_exc()
         problem = one_line(str(error)) if isinstance(error, RunError) else describe(error)
-        print(
-            f"fedsim: run failed: {problem}; finished rounds are in {job.out.path}{_resume_hint(job)}",
-            file=sys.stderr,
-        )
+        hint = "" if isinstance(error, Diverged) else _resume_hint(job)  # a resume would diverge again
+        print(f"fedsim: run failed: {problem}; finished rounds are in {job.out.path}{hint}", file=sys.stderr)
         return 1
     print_summary(console, summary, str(job.out.path))
     return 0

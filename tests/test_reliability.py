@@ -226,6 +226,7 @@ def test_a_diverged_global_model_stops_the_run_at_once_and_is_never_saved(tmp_pa
     assert (
         "neither checkpointed nor saved as model.pt; try a smaller strategy.fedadam.eta (now 1e+300)" in last
     )
+    assert "--resume" not in last  # a resume continues the scenario unchanged: it would diverge again
     saved = checkpoint.load(out)
     assert saved.round == 0 and all(np.isfinite(a).all() for a in saved.model.values())  # the initial model
     assert not (out / "model.pt").exists() and read_metrics(out) == []
