@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from fedsim import cluster, plugins
-from fedsim.config import ScenarioError, from_table, one_line, to_table
+from fedsim.config import ScenarioError, describe, from_table, one_line, to_table
 from fedsim.scenario import Scenario, VariantConfig, parse_table, read_text, with_folder
 from fedsim.variants import Run, parse_seeds, plan
 
@@ -97,8 +97,9 @@ class Comparison:
 class RunFailed(RuntimeError):
     """A run that did not complete; ``result`` holds what it recorded (None: it never started)."""
 
-    def __init__(self, reason: str, result: RunResult | None) -> None:
-        where = f"; finished rounds are in {result.out}{resume_hint(result.out)}" if result else ""
+    def __init__(self, reason: str, result: RunResult | None, resumable: bool = True) -> None:
+        hint = resume_hint(result.out) if result and resumable else ""  # a diverged run would again
+        where = f"; finished rounds are in {result.out}{hint}" if result else ""
         super().__init__(f"run failed{'' if result else ' before it started'}: {reason}{where}")
         self.reason, self.result = reason, result
 
@@ -290,6 +291,8 @@ def _run_job(
     verbose: bool,
 ) -> RunResult:
     from fedsim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
+    from fedsim.divergence import Diverged
+    from fedsim.exchange import RunError
     from fedsim.progress import describe_data, print_summary, reporter
 
     try:
@@ -297,7 +300,7 @@ def _run_job(
     except ScenarioError:
         raise
     except Exception as error:  # the data or the run folder failed: one line, as for a failed run
-        raise RunFailed(one_line(f"{type(error).__name__}: {error}"), None) from error
+        raise RunFailed(describe(error), None) from error
     console.print(describe_data(job.data))
     console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
     if job.resume is not None:
@@ -311,7 +314,8 @@ def _run_job(
             job.out.path, f"finished rounds are in {job.out.path}{resume_hint(job.out.path)}"
         ) from stop
     except Exception as error:  # a failed run: say why in one line, keep what was recorded
-        raise RunFailed(one_line(str(error)), result) from error
+        problem = one_line(str(error)) if isinstance(error, RunError) else describe(error)
+        raise RunFailed(problem, result, resumable=not isinstance(error, Diverged)) from error
     print_summary(console, summary, str(job.out.path))
     return result
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fedsim.config import ScenarioError
+from fedsim.outdir import check_writable
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
@@ -67,7 +68,7 @@ def generate(folder: Path, hosts: Sequence[str], nodes: int, days: int = 365) ->
     existing = [p for p in targets if p.exists()]
     if existing:
         raise ScenarioError("DIR", f"{existing[0]} already exists; choose an empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder, "DIR")  # before any key is made
 
     ca_key = ec.generate_private_key(CURVE)
     ca_cert = _ca_certificate(ca_key, days)

@@ -7,7 +7,9 @@
 - ``clients/p<id>-r<k>.npz``: the server's copy of one client's kept state (SCAFFOLD's
   ``c_i``, fedsim/clientstate.py), rewritten only in rounds where it changed;
 - ``checkpoint.json``: the commit record: the round, which files make it up with their
-  SHA-256, the JSON around their arrays, ``metrics.jsonl``'s length with that round's row.
+  SHA-256, the JSON around their arrays, ``metrics.jsonl``'s length with that round's row,
+  and the SHA-256 of its own content: the JSON says which array is which layer, so an
+  edit there (one layer pointed at another array of its shape) is refused like a changed file.
 
 Order after round k (results.py has already appended and fsynced its row): data files
 (temp, fsync, rename, fsync the folder), then ``checkpoint.json`` the same way, then old
@@ -41,7 +43,7 @@ from fedsim.statetree import npz_bytes, pack, read_npz, sha256, unpack, write_at
 from strategies.state import adapter_for
 
 CHECKPOINT_DIR, MANIFEST, CLIENTS_DIR = "checkpoint", "checkpoint.json", "clients"
-FORMAT = 1
+FORMAT = 2  # 2: checkpoint.json carries its own checksum
 
 
 @runtime_checkable
@@ -172,7 +174,8 @@ class CheckpointWriter:
             "state": main,
             "clients": self.client_entries,
         }
-        write_atomic(self.dir / MANIFEST, json.dumps(manifest).encode())  # the commit
+        sealed = {**manifest, "sha256": _digest(manifest)}
+        write_atomic(self.dir / MANIFEST, json.dumps(sealed).encode())  # the commit
         self._delete_unreferenced({main["file"], *(e["file"] for e in self.client_entries.values())})
 
     def _write(self, path: Path, tree: Any) -> dict[str, Any]:
@@ -199,6 +202,8 @@ def load(run_dir: Path) -> Checkpoint:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT:
             raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
+        if manifest.pop("sha256", None) != _digest(manifest):
+            raise ValueError(f"{MANIFEST}: content does not match its checksum (edited or damaged)")
         state = _read(folder, manifest["state"])
         clients = {str(int(p)): _read(folder, entry) for p, entry in manifest["clients"].items()}
         return Checkpoint(
@@ -214,6 +219,11 @@ def load(run_dir: Path) -> Checkpoint:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise CheckpointError(f"{folder}: unreadable or corrupt ({reason})") from None
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    """Of the manifest's values: sorted keys and fixed separators give the same bytes after a reload."""
+    return sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _read(folder: Path, entry: dict[str, Any]) -> Any:

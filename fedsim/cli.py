@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import api, deploy_args, deploy_cli
+from fedsim import api, deploy_args, deploy_cli, outdir
 from fedsim.api import TABLE_MD
-from fedsim.config import ScenarioError, count, from_table
+from fedsim.config import ScenarioError, count, describe, from_table
 from fedsim.privacy_config import guarantee
 from fedsim.scenario import Scenario
 
@@ -142,13 +142,13 @@ def _debug(command: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if "handler" in args:  # a deployment command
-        return deploy_cli.run(args)
     console = Console(stderr=True, highlight=False)
     if args.command in ("run", "compare"):
         # `kill` and service managers send SIGTERM: stop as on Ctrl-C, the finished rounds kept.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if "handler" in args:  # a deployment command
+            return deploy_cli.run(args)
         if args.command == "plot":
             return _plot(args, console)
         if args.command == "validate":
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except api.Interrupted as stop:
         print(f"fedsim: {stop}", file=sys.stderr)
         return 130
+    except OSError as error:  # a file it could not write or read midway (a full disk): one line, no traceback
+        print(f"fedsim: error: {describe(error)}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -229,8 +232,10 @@ def _plot(args: argparse.Namespace, console: Console) -> int:
     if args.out is None and len(args.runs) > 1:
         raise ScenarioError("--out", "several RUN_DIRs given: say where the figures go")
     out: Path = args.out or args.runs[0]
-    out.mkdir(parents=True, exist_ok=True)
+    outdir.check_writable(out, "--out")
     results = [comparison.load_run(folder) for folder in folders]
+    for note in (r.note for r in results if r.note):  # e.g. a killed run's last row, cut short
+        print(f"fedsim: warning: {note}", file=sys.stderr)
     title = args.runs[0].resolve().name if len(args.runs) == 1 else out.resolve().name
     written = plots.write_figures(results, out, title)
     console.print(f"{len(folders)} runs; wrote " + ", ".join(str(p) for p in written))

@@ -13,20 +13,24 @@ workers it prestarted without that env: each actor would wait for a new process.
 cluster joined through ``RAY_ADDRESS`` was started from another environment, so only it
 gets the path as a ``runtime_env``.
 
-This module imports Ray only, and that lazily: it runs before the slow imports it overlaps.
+This module imports Ray lazily: it runs before the slow imports it overlaps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from fedsim.reaper import Reaper
 
 # The modules a client actor's process needs for its first message: Flower's actor class
 # and fedsim's ClientApp (tests/test_cluster.py checks that both import).
@@ -73,7 +77,8 @@ def early(uses_gpu: bool, verbose: bool) -> Spec | None:
 
 class _Start(threading.Thread):
     """Starts Ray, then lives until :func:`stop`: the processes Ray starts get the
-    parent-death signal (Linux) when the thread that started them ends."""
+    parent-death signal (Linux) when the thread that started them ends.  Those that
+    ignore it (the raylet's agents) a private cluster's reaper kills (fedsim/reaper.py)."""
 
     def __init__(self, spec: Spec) -> None:
         super().__init__(name="fedsim-ray", daemon=True)
@@ -83,8 +88,12 @@ class _Start(threading.Thread):
         self.hold = threading.Event()
 
     def run(self) -> None:
+        watcher = None
         try:
+            began = time.time()
             _init(self.spec)
+            if self.spec.cpus is not None:  # a private cluster: all its processes are ours
+                watcher = Reaper.start(began, time.time())
         except BaseException as error:  # raised in the main thread by ensure()
             self.error = error
             return
@@ -94,6 +103,8 @@ class _Start(threading.Thread):
         import ray
 
         ray.shutdown()
+        if watcher is not None:
+            watcher.close()
 
 
 _started: _Start | None = None  # the cluster this process started last, or is starting
@@ -103,8 +114,39 @@ def start_early(spec: Spec | None) -> None:
     """Begin starting Ray in the background (no-op without ``spec`` or once started)."""
     global _started
     if spec is not None and _started is None:
+        one_blas_thread()
         _started = _Start(spec)
         _started.start()
+
+
+@functools.cache
+def one_blas_thread() -> bool:
+    """Put NumPy's OpenBLAS on one thread in this process; False where it is not found.
+
+    Ray starts its processes with a ``preexec_fn``, so with a real ``fork`` from the thread
+    that starts it, and OpenBLAS's fork handler shuts its thread pool down in the parent:
+    a matrix product the main thread runs meanwhile (the synthetic data's, as the driver
+    loads) then waits forever on the pool.  One thread has no pool; the driver's NumPy work
+    is small (the clients train with torch, whose threads this leaves alone).
+    """
+    import ctypes
+
+    import numpy  # noqa: F401  # loads OpenBLAS, if NumPy uses it
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:  # the libraries loaded (Linux)
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line and ".so" in line})
+    except OSError:
+        return False
+    found = False
+    for path in paths:
+        library = ctypes.CDLL(path)
+        names = [f"{p}_set_num_threads{s}" for p in ("scipy_openblas", "openblas") for s in ("64_", "")]
+        setter = next((getattr(library, n) for n in names if hasattr(library, n)), None)
+        if setter is not None:
+            setter(1)
+            found = True
+    return found
 
 
 @contextlib.contextmanager

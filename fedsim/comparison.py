@@ -14,11 +14,14 @@ import io
 import json
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from fedsim.results import METRICS_FILE, SCENARIO_FILE, SUMMARY_FILE, RoundRecord, read_records
+from fedsim import metrics_rows
+from fedsim.config import ScenarioError
+from fedsim.results import METRICS_FILE, SCENARIO_FILE, SUMMARY_FILE, RoundRecord, to_records
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class RunResult:
     records: tuple[RoundRecord, ...]
     wall_time_s: float | None
     error: str | None = None  # None: the run completed
+    note: str | None = None  # what reading it left out (a killed run's last row, cut short)
 
 
 @dataclass(frozen=True)
@@ -170,19 +174,38 @@ def to_csv(rows: Sequence[Row], target: float | None) -> str:
 def load_run(
     path: Path, label: str | None = None, seed: int | None = None, error: str | None = None
 ) -> RunResult:
-    """A run folder as a result; label and seed default to its scenario's name and seed."""
-    scenario = tomllib.loads((path / SCENARIO_FILE).read_text()) if (path / SCENARIO_FILE).is_file() else {}
-    records = tuple(read_records(path)) if (path / METRICS_FILE).is_file() else ()
-    summary = json.loads((path / SUMMARY_FILE).read_text()) if (path / SUMMARY_FILE).is_file() else {}
-    if error is None and summary.get("status") != "completed":
-        error = summary.get("error") or "did not finish (no summary.json)"
-    return RunResult(
-        label=label if label is not None else str(scenario.get("name", path.name)),
-        seed=seed if seed is not None else int(scenario.get("seed", 0)),
-        records=records,
-        wall_time_s=summary.get("wall_time_s"),
-        error=error,
-    )
+    """A run folder as a result; label and seed default to its scenario's name and seed.
+
+    ``metrics.jsonl``'s complete rows: a last row cut short (a killed run) is left out and
+    noted.  A file that cannot be read raises ScenarioError naming it.
+    """
+    scenario = _read(path / SCENARIO_FILE, tomllib.loads)
+    metrics = path / METRICS_FILE
+    rows, note = _read(metrics, lambda text: metrics_rows.complete(text.encode(), str(metrics)), ([], None))
+    summary = _read(path / SUMMARY_FILE, json.loads)
+    try:
+        if error is None and summary.get("status") != "completed":
+            error = summary.get("error") or "did not finish (no summary.json)"
+        records = tuple(to_records(rows))
+        label = label if label is not None else str(scenario.get("name", path.name))
+        seed = seed if seed is not None else int(scenario.get("seed", 0))
+        wall_time_s = summary.get("wall_time_s")
+    except (TypeError, ValueError, AttributeError) as problem:
+        raise ScenarioError(str(path), f"not a fedsim run folder ({problem})") from None
+    return RunResult(label, seed, records, wall_time_s, error, note)
+
+
+def _read(path: Path, parse: Callable[[str], Any], missing: Any = None) -> Any:
+    """``parse`` of the file's text; ``missing`` (default: an empty table) if there is no file."""
+    if not path.is_file():
+        return {} if missing is None else missing
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except metrics_rows.RowError as problem:  # it names the file and the line
+        raise ScenarioError("", str(problem)) from None
+    except (OSError, UnicodeDecodeError, ValueError) as problem:  # TOML and JSON errors are ValueErrors
+        reason = problem.strerror if isinstance(problem, OSError) else str(problem)
+        raise ScenarioError(str(path), f"unreadable ({reason})") from None
 
 
 def _show(stat: Stat | None, digits: int = 4) -> str:

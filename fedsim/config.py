@@ -83,6 +83,14 @@ class Params(Mapping[str, Any]):
         return repr(self._table)
 
 
+def describe(error: BaseException) -> str:
+    """One line for an unexpected error: an OSError as ``path: reason`` (the path it failed
+    on: a full disk, a folder one may not write), anything else as ``Type: message``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return one_line(f"{error.filename}: {error.strerror}")
+    return one_line(f"{type(error).__name__}: {error}")
+
+
 def bounded(
     default: Any,
     *,

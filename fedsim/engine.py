@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 from flwr.app import Context
 from flwr.server.superlink.fleet.vce.backend.backend import BackendConfig
@@ -26,12 +27,13 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from clients.app import app as client_app
-from fedsim import checkpoint, cluster, failures, gpu, gpu_measure, preflight
+from fedsim import checkpoint, cluster, failures, gpu, gpu_measure, limits, preflight
 from fedsim.cohort_choice import refuse_in_deployment
 from fedsim.config import ScenarioError
 from fedsim.data import FederatedData
 from fedsim.models import build_model
 from fedsim.results import SCENARIO_FILE, RunDirectory, Summary, default_out_dir
+from fedsim.runlock import RunLock
 from fedsim.scenario import ResourcesConfig, Scenario, load_scenario, parse_scenario
 from fedsim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
@@ -51,15 +53,35 @@ def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resu
     run's folder; its checkpoint is read and checked here, before Ray starts.
     """
     started_at = time.perf_counter()
+    if not resume:
+        return _prepare(scenario, out_dir, data_dir, started_at)
+    assert out_dir is not None
+    lock = RunLock.take(out_dir, "--resume")  # first: one writer per folder, refused before the data load
+    try:
+        return _prepare(scenario, out_dir, data_dir, started_at, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _prepare(
+    scenario: Scenario,
+    out_dir: Path | None,
+    data_dir: str | None,
+    started_at: float,
+    lock: RunLock | None = None,
+) -> Job:
+    """``lock``: held for a resume of ``out_dir``."""
     check_resources(scenario)
+    check_memory(scenario)
     checked = preflight.check(scenario, data_dir)  # the plug-ins load and fit; the data are read
     scenario, data, root = checked.scenario, checked.data, checked.root
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
-    if resume:
+    if lock is not None:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)
-        reopened = RunDirectory.reopen(out_dir, scenario, saved.metrics_bytes, saved.round)
+        reopened = RunDirectory.reopen(out_dir, scenario, saved.metrics_bytes, saved.round, lock)
         return Job(scenario, data, root, reopened, started_at, saved)
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
     if data.vocab is not None:  # once, here: clients rebuild it but never write it
@@ -134,6 +156,13 @@ def actor_plan(res: ResourcesConfig) -> ActorPlan:
     if share > 0:
         actors = min(actors, int(gpus / share))  # as Flower counts its actors
     return ActorPlan(cpus, actors, res.threads, res.client_cpus, gpus, share, gpu_bytes)
+
+
+def check_memory(scenario: Scenario) -> None:
+    """Refuse data this machine's server and client actors could not all build (fedsim/limits.py)."""
+    cpus = cluster.private_cpus()  # a joined cluster's actors may run elsewhere: the server's own only
+    actors = int(cpus / scenario.resources.client_cpus) if cpus is not None else 0
+    limits.check_memory(scenario.data, 1 + actors, psutil.virtual_memory().available)
 
 
 def check_resources(scenario: Scenario) -> None:

@@ -6,6 +6,7 @@ seeds' minimum to maximum (drawn when there are two or more seeds).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from fedsim.comparison import RunResult
 from fedsim.results import RoundRecord
+from fedsim.statetree import write_atomic
 
 Metric = Literal["accuracy", "loss"]
 FIGURES: dict[Metric, str] = {"accuracy": "accuracy.png", "loss": "loss.png"}
@@ -97,7 +99,9 @@ def write_figures(results: Sequence[RunResult], out: Path, title: str) -> list[P
     paths = []
     for metric, name in FIGURES.items():
         fig = figure(results, metric, title)
-        fig.savefig(out / name, dpi=120)
+        image = io.BytesIO()
+        fig.savefig(image, format="png", dpi=120)
         plt.close(fig)
+        write_atomic(out / name, image.getvalue())  # a full disk: the old figure, and the path named
         paths.append(out / name)
     return paths

@@ -8,19 +8,40 @@ keeps every round it finished; ``summary.json`` says whether it completed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import torch
 
-from fedsim.config import ScenarioError
+from fedsim import metrics_rows
+from fedsim.config import ScenarioError, describe
 from fedsim.data.vocab import Vocabulary
+from fedsim.records import RoundRecord, Summary, summarize
+from fedsim.runlock import LOCK_FILE, RunLock
 from fedsim.scenario import Scenario
+from fedsim.statetree import write_atomic
+
+__all__ = [  # RoundRecord, Summary and summarize live in fedsim/records.py
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "SCENARIO_FILE",
+    "SUMMARY_FILE",
+    "VOCAB_FILE",
+    "RoundRecord",
+    "RunDirectory",
+    "Summary",
+    "default_out_dir",
+    "read_metrics",
+    "read_records",
+    "read_rows",
+    "read_vocab",
+    "summarize",
+    "to_records",
+]
 
 METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
     "metrics.jsonl",
@@ -31,179 +52,61 @@ METRICS_FILE, SUMMARY_FILE, SCENARIO_FILE, MODEL_FILE, VOCAB_FILE = (
 )
 
 
-@dataclass(frozen=True)
-class RoundRecord:
-    """One line of ``metrics.jsonl``; accuracy and loss are None on rounds not evaluated."""
-
-    round: int
-    accuracy: float | None  # centralized evaluation on the held-out test set
-    loss: float | None
-    train_loss: float | None  # clients' mean local training loss, weighted by examples
-    fed_accuracy: float | None  # federated evaluation: global model on clients' local data
-    fed_loss: float | None
-    clients_sampled: int
-    clients_failed: int
-    round_time_s: float  # training and aggregation
-    eval_time_s: float  # centralized and federated evaluation
-    # Model arrays (ArrayRecords) in the round's messages, training and evaluation; the
-    # defaults read rows written before these were recorded.
-    bytes_sent: int = 0  # server -> clients, counted once per receiving client
-    bytes_received: int = 0  # clients -> server
-    # Why clients failed (fedsim/failures.py), adding up to clients_failed; over all the
-    # round's attempts, as are clients_sampled and the bytes.
-    clients_raised: int = 0
-    clients_crashed: int = 0
-    clients_out_of_memory: int = 0
-    clients_timed_out: int = 0
-    clients_rejected: int = 0
-    stragglers: int = 0  # sampled clients that ran fewer epochs ([stragglers])
-    retries: int = 0  # attempts re-run below strategy.min_train_clients (faults.round_retries)
-    simulated_time_s: float = 0.0  # the round as the clients' speeds would make it (strategies/plan.py)
-    # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
-    epsilon: float | None = None
-    delta: float | None = None
-    # Other metrics the strategy's aggregates returned (fedsim/rounds.py: strategy_metrics),
-    # written as keys of the row beside these fields.
-    extra: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def field_names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in dataclasses.fields(cls))
-
-    def row(self) -> dict[str, Any]:
-        """The record as one line of ``metrics.jsonl``: its fields, then ``extra``'s keys."""
-        row = dataclasses.asdict(self)
-        return {**row, **row.pop("extra")}
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RoundRecord:
-        """A line of ``metrics.jsonl``; numbers under other names are a strategy's own metrics."""
-        known = cls.field_names() - {"extra"}
-        extra = {k: v for k, v in row.items() if k not in known and isinstance(v, int | float)}
-        return cls(**{k: v for k, v in row.items() if k in known}, extra=extra)
-
-
-@dataclass(frozen=True)
-class Summary:
-    name: str
-    status: Literal["completed", "failed"]
-    rounds_completed: int
-    final_accuracy: float | None
-    best_accuracy: float | None
-    best_round: int | None
-    target_accuracy: float | None
-    round_reached_target: int | None
-    wall_time_s: float
-    error: str | None = None
-    bytes_sent: int = 0  # over all rounds
-    bytes_received: int = 0
-    clients_failed: int = 0  # over all rounds
-    simulated_time_s: float = 0.0  # over all rounds
-    epsilon: float | None = None  # [privacy]: spent by the whole run, at delta
-    delta: float | None = None
-    noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
-    privacy_stop: str | None = None  # why training stopped early to stay within target_epsilon
-
-
-def summarize(
-    scenario: Scenario,
-    records: Sequence[RoundRecord],
-    wall_time_s: float,
-    error: str | None = None,
-    privacy_stop: str | None = None,
-    epsilon: float | None = None,
-) -> Summary:
-    """The run's summary; ``epsilon`` (privacy spent) defaults to the last round's."""
-    evaluated = [r for r in records if r.accuracy is not None]
-    best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
-    target = scenario.evaluation.target_accuracy
-    reached = next((r.round for r in evaluated if target is not None and (r.accuracy or 0.0) >= target), None)
-    return Summary(
-        name=scenario.name,
-        status="failed" if error else "completed",
-        rounds_completed=len(records),
-        final_accuracy=evaluated[-1].accuracy if evaluated else None,
-        best_accuracy=best.accuracy if best else None,
-        best_round=best.round if best else None,
-        target_accuracy=target,
-        round_reached_target=reached,
-        wall_time_s=round(wall_time_s, 3),
-        error=error,
-        bytes_sent=sum(r.bytes_sent for r in records),
-        bytes_received=sum(r.bytes_received for r in records),
-        clients_failed=sum(r.clients_failed for r in records),
-        simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
-        **_privacy(scenario, records, privacy_stop, epsilon),
-    )
-
-
-def _privacy(
-    scenario: Scenario, records: Sequence[RoundRecord], stop: str | None, epsilon: float | None
-) -> dict[str, Any]:
-    privacy = scenario.privacy
-    if privacy is None:
-        return {}
-    if epsilon is None:
-        epsilon = records[-1].epsilon if records else 0.0
-    noise = privacy.noise_multiplier
-    # `fedsim submit` holds the scenario as sent; the server resolved delta and recorded it per round.
-    delta = privacy.delta if privacy.delta is not None else next((r.delta for r in records), None)
-    return {
-        "epsilon": epsilon,
-        "delta": delta,
-        "noise_multiplier": None if isinstance(noise, str) else noise,
-        "privacy_stop": stop,
-    }
-
-
 def default_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
     return base / f"{scenario.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class RunDirectory:
-    """Owns one run folder; refuses to write into a folder that already holds files.
+    """Owns one run folder, locked against other writers (fedsim/runlock.py) until its results
+    are written; refuses to write into a folder that already holds files.
 
     :meth:`reopen` takes over the folder of a stopped run instead, to resume it.
     """
 
     def __init__(self, path: Path, scenario: Scenario) -> None:
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+        _refuse_files(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
         except OSError as error:
             raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
-        self._attach(path, scenario, [])
+        lock = RunLock.take(path, "--out")
+        try:
+            _refuse_files(path, LOCK_FILE)  # another run may have created it since the first look
+            (path / SCENARIO_FILE).write_text(scenario.to_toml(), encoding="utf-8")
+            self._attach(path, scenario, [], lock)
+        except OSError as error:
+            lock.release()
+            raise ScenarioError("--out", f"cannot write to {path} ({error.strerror})") from None
+        except BaseException:
+            lock.release()
+            raise
 
-    def _attach(self, path: Path, scenario: Scenario, records: list[RoundRecord]) -> None:
+    def _attach(self, path: Path, scenario: Scenario, records: list[RoundRecord], lock: RunLock) -> None:
         self.path = path
         self.scenario = scenario
         self.records = records
         self._metrics: IO[str] = open(path / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._lock = lock
 
     @classmethod
-    def reopen(cls, path: Path, scenario: Scenario, metrics_bytes: int, rounds: int) -> RunDirectory:
+    def reopen(
+        cls, path: Path, scenario: Scenario, metrics_bytes: int, rounds: int, lock: RunLock | None = None
+    ) -> RunDirectory:
         """The folder of a stopped run, ``metrics.jsonl`` cut back to its first ``metrics_bytes``.
 
         Rows past that length belong to a round whose checkpoint never committed (or were
-        cut short by the kill); they go, and the rows left must be rounds 1..``rounds``.
+        cut short by the kill); they go.  The file is cut only once the rows kept are
+        checked: whole rows of rounds 1..``rounds``, ending exactly at the cut.  ``lock``:
+        the folder's, taken by the caller before it read the checkpoint; else taken here.
         """
-        metrics = path / METRICS_FILE
+        lock = lock or RunLock.take(path, "--resume")
         try:
-            with open(metrics, "r+b") as stream:
-                if stream.seek(0, os.SEEK_END) < metrics_bytes:
-                    raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
-                stream.truncate(metrics_bytes)
-                os.fsync(stream.fileno())
-            records = read_records(path)
-        except (OSError, ValueError, TypeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({reason})") from None
-        if [r.round for r in records] != list(range(1, rounds + 1)):
-            raise ScenarioError("--resume", f"{metrics}: expected rounds 1 to {rounds} before the checkpoint")
-        directory = cls.__new__(cls)
-        directory._attach(path, scenario, records)
+            records = _cut_rows(path / METRICS_FILE, metrics_bytes, rounds)
+            directory = cls.__new__(cls)
+            directory._attach(path, scenario, records, lock)
+        except BaseException:
+            lock.release()
+            raise
         return directory
 
     @property
@@ -213,13 +116,24 @@ class RunDirectory:
         return os.fstat(self._metrics.fileno()).st_size
 
     def save_vocab(self, vocab: Vocabulary) -> None:
-        (self.path / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
+        write_atomic(self.path / VOCAB_FILE, vocab.to_json().encode())
 
     def append(self, record: RoundRecord) -> None:
-        self.records.append(record)
-        self._metrics.write(json.dumps(_rounded(record.row())) + "\n")
-        self._metrics.flush()
-        os.fsync(self._metrics.fileno())
+        row = _rounded(record.row())
+        try:  # one write, then fsync: a kill leaves at most this row cut short (metrics_rows.py)
+            self._metrics.write(json.dumps(row) + "\n")
+            self._metrics.flush()
+            os.fsync(self._metrics.fileno())
+        except OSError as error:  # a full disk: name the file, not only the reason
+            raise OSError(error.errno, error.strerror, str(self.path / METRICS_FILE)) from None
+        # Kept as written: a resumed run reads its earlier rows back rounded, and its
+        # summary must add up the same values as one that ran through.
+        self.records.append(RoundRecord.from_row(row))
+
+    def close(self) -> None:
+        """Let go of the folder without writing results, as a process that stops here would."""
+        self._metrics.close()
+        self._lock.release()
 
     def finish(
         self,
@@ -229,13 +143,63 @@ class RunDirectory:
         privacy_stop: str | None = None,
         epsilon: float | None = None,
     ) -> Summary:
+        """Write ``model.pt`` (unless ``model_state`` is None) and ``summary.json``, then let go.
+
+        Each file is replaced atomically: a write that fails (a full disk) leaves the previous
+        file or none, never one cut short.  A model that cannot be written fails the run, and
+        the summary says so; the first write that failed is raised (OSError naming its path)
+        once the folder is let go.
+        """
         self._metrics.close()
-        if model_state is not None:
-            torch.save(model_state, self.path / MODEL_FILE)
+        failed: OSError | None = None
+        try:
+            if model_state is not None:
+                write_atomic(self.path / MODEL_FILE, _saved(model_state))
+        except OSError as write_error:
+            failed = write_error
+            error = error or f"cannot write the model: {describe(write_error)}"
         summary = summarize(self.scenario, self.records, wall_time_s, error, privacy_stop, epsilon)
         text = json.dumps(dataclasses.asdict(summary), indent=2) + "\n"
-        (self.path / SUMMARY_FILE).write_text(text, encoding="utf-8")
+        try:
+            write_atomic(self.path / SUMMARY_FILE, text.encode())
+        except OSError as write_error:
+            failed = failed or write_error
+        finally:
+            self._lock.release()
+        if failed is not None:
+            raise failed
         return summary
+
+
+def _saved(model_state: dict[str, torch.Tensor]) -> bytes:
+    """``torch.save``'s bytes, for an atomic write (torch would write the file in place)."""
+    buffer = io.BytesIO()
+    torch.save(model_state, buffer)
+    return buffer.getvalue()
+
+
+def _refuse_files(path: Path, *allowed: str) -> None:
+    if path.exists() and (not path.is_dir() or any(p.name not in allowed for p in path.iterdir())):
+        raise ScenarioError("--out", f"{path} already exists and is not empty; choose another folder")
+
+
+def _cut_rows(metrics: Path, metrics_bytes: int, rounds: int) -> list[RoundRecord]:
+    """The records of ``metrics``'s first ``metrics_bytes``, checked, then the file cut there."""
+    try:
+        with open(metrics, "r+b") as stream:
+            kept = stream.read(metrics_bytes)
+            if len(kept) < metrics_bytes:
+                raise ValueError(f"shorter than the checkpoint's {metrics_bytes} bytes")
+            records = to_records(metrics_rows.parse(kept, f"its first {metrics_bytes} bytes"))
+            if [r.round for r in records] != list(range(1, rounds + 1)):
+                raise ValueError(f"expected rounds 1 to {rounds} before the checkpoint")
+            stream.truncate(metrics_bytes)
+            os.fsync(stream.fileno())
+    except OSError as error:
+        raise ScenarioError("--resume", f"{metrics}: {error.strerror}") from None
+    except (ValueError, TypeError) as error:
+        raise ScenarioError("--resume", f"{metrics}: does not fit the checkpoint ({error})") from None
+    return records
 
 
 def _rounded(row: dict[str, Any]) -> dict[str, Any]:
@@ -248,10 +212,22 @@ def read_vocab(run_dir: Path) -> Vocabulary:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    with open(run_dir / METRICS_FILE, encoding="utf-8") as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+    """The complete rows of ``metrics.jsonl``; a last row cut short by a kill is left out."""
+    return read_rows(run_dir)[0]
+
+
+def read_rows(run_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The complete rows, and a note if a last row cut short was left out (metrics_rows.RowError
+    for a row that is not JSON)."""
+    path = run_dir / METRICS_FILE
+    return metrics_rows.complete(path.read_bytes(), str(path))
 
 
 def read_records(run_dir: Path) -> list[RoundRecord]:
-    """``metrics.jsonl`` as records."""
-    return [RoundRecord.from_row(row) for row in read_metrics(run_dir)]
+    """``metrics.jsonl``'s complete rows as records."""
+    return to_records(read_metrics(run_dir))
+
+
+def to_records(rows: list[dict[str, Any]]) -> list[RoundRecord]:
+    """Rows as records; numbers under names of no field are a strategy's own metrics."""
+    return [RoundRecord.from_row(row) for row in rows]

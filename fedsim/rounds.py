@@ -24,6 +24,7 @@ from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
 from fedsim.cohort_choice import uses_cohorts
 from fedsim.data import Split
+from fedsim.divergence import check_finite
 from fedsim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.failures import Failures
 from fedsim.replies import expected_arrays, expected_metrics, screen_evaluate, screen_train
@@ -84,7 +85,9 @@ class RoundLoop:
         started = time.perf_counter()
         attempts = self._train(server_round, arrays)
         new_arrays, train_metrics = self.strategy.aggregate_train(server_round, attempts[-1].replies)
-        arrays = in_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
+        if new_arrays is not None:
+            arrays = in_dtypes_of(arrays, new_arrays)
+            check_finite(server_round, arrays, self.scenario)  # before any client, checkpoint or file
         round_time = time.perf_counter() - started
         started = time.perf_counter()
         ev = self._evaluate(server_round, arrays)
@@ -296,4 +299,5 @@ def in_dtypes_of(model: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     """
     if all(new[k].dtype == model[k].dtype for k in new):
         return new
-    return ArrayRecord({k: Array(np.asarray(a.numpy(), dtype=model[k].dtype)) for k, a in new.items()})
+    with np.errstate(over="ignore"):  # a value too large becomes inf: divergence.check_finite reports it
+        return ArrayRecord({k: Array(np.asarray(a.numpy(), dtype=model[k].dtype)) for k, a in new.items()})

@@ -27,6 +27,9 @@ StragglerPolicy = Literal["drop", "partial"]
 
 MAX_SEED = 2**63 - 1  # TOML's largest integer; torch seeds overflow past 2**64
 MAX_NAME_LENGTH = 100  # the run folder adds a timestamp; file systems allow 255 bytes
+# Every round's row stays in memory and Poisson sampling plans every round before the first
+# (strategies/plan.py, about 2 s per 100 000 rounds): a 10**15 typo must not hang the start.
+MAX_ROUNDS = 100_000
 GPU_UNITS = 10_000  # Ray's resolution of a resource quantity (ray._raylet.RESOURCE_UNIT_SCALING)
 
 
@@ -263,7 +266,7 @@ class StragglersConfig:
 class Scenario:
     name: str = "scenario"
     seed: int = bounded(0, ge=0, le=MAX_SEED)
-    rounds: int = bounded(10, ge=1)
+    rounds: int = bounded(10, ge=1, le=MAX_ROUNDS)
     # Folders that plug-in modules are imported from, before the Python path; a scenario file
     # naming an import path adds its own folder (recorded absolute in the run folder).
     python_path: tuple[str, ...] = ()

@@ -21,8 +21,10 @@ from fedsim import checkpoint as ckpt
 from fedsim import cohort_engine, plugins
 from fedsim import protocol as keys
 from fedsim.clientstate import ClientStates
+from fedsim.config import describe
 from fedsim.data import FederatedData
 from fedsim.discovery import discover_partitions
+from fedsim.divergence import Diverged
 from fedsim.exchange import (
     Abort,
     RunError,
@@ -96,7 +98,6 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
         scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
     )
     arrays = _model_arrays(job.resume) if job.resume else ArrayRecord(model.state_dict())
-    error: str | None = None
     stop: str | None = None  # why the privacy budget ended training early
     budget: Budget | None = None
     try:
@@ -143,12 +144,26 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
             reporter.round_done(record)
     except BaseException as exc:
-        error = _describe(exc)
+        kept = None if isinstance(exc, Diverged) else arrays  # a diverged run has no model to keep
+        _close_failed(job, model, kept, _describe(exc), budget, reporter)
         raise
-    finally:
-        epsilon = budget.epsilon() if budget is not None else None
-        summary = _finish(job, model, arrays, error, stop, epsilon)
-    return summary
+    return _finish(job, model, arrays, None, stop, budget.epsilon() if budget is not None else None)
+
+
+def _close_failed(
+    job: Job,
+    model: nn.Module,
+    arrays: ArrayRecord | None,
+    error: str,
+    budget: Budget | None,
+    reporter: Reporter,
+) -> None:
+    """Write a failed run's results; a failure doing so (a full disk) is reported, never raised
+    in place of the error that stopped the run."""
+    try:
+        _finish(job, model, arrays, error, None, budget.epsilon() if budget is not None else None)
+    except Exception as failure:
+        reporter.warn(f"could not write the run's results: {describe(failure)}")
 
 
 def message_config(job: Job, simulated: bool) -> dict[str, str | bytes]:
@@ -197,12 +212,15 @@ def finish_resumed(job: Job) -> Summary:
 def _finish(
     job: Job,
     model: nn.Module,
-    arrays: ArrayRecord,
+    arrays: ArrayRecord | None,
     error: str | None,
     privacy_stop: str | None = None,
     epsilon: float | None = None,
 ) -> Summary:
-    """``epsilon``: spent by the whole run (None: the last round's, as recorded)."""
+    """``epsilon``: spent by the whole run (None: the last round's, as recorded); ``arrays``
+    None: no ``model.pt``."""
+    if arrays is None:
+        return job.out.finish(None, job.wall_time_s, error, privacy_stop, epsilon)
     model.load_state_dict(arrays.to_torch_state_dict())
     return job.out.finish(model.state_dict(), job.wall_time_s, error, privacy_stop, epsilon)
 
@@ -256,4 +274,4 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyboardInterrupt | SystemExit):  # Ctrl-C, or `flwr stop` ending the ServerApp
         return "stopped before the last round (interrupted)"
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)  # a full disk: the path and the reason

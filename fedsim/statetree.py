@@ -10,6 +10,7 @@ scalars keep their type).  Files are written atomically: a temporary file, fsync
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -71,13 +72,22 @@ def read_npz(path: Path, sha256: str) -> dict[str, np.ndarray]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash at any point leaves one or the other."""
+    """Replace ``path`` with ``data`` so that a crash at any point leaves one or the other.
+
+    A write that fails (a full disk) removes its temporary file and raises OSError naming
+    ``path``, which keeps its old content (or stays absent): never a file cut short.
+    """
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise OSError(error.errno, error.strerror, str(path)) from None
     fsync_dir(path.parent)
 
 

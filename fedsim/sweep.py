@@ -13,19 +13,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fedsim import comparison, engine, plots, preflight
+from fedsim import comparison, engine, outdir, plots, preflight
 from fedsim.config import ScenarioError
 from fedsim.progress import reporter
 from fedsim.server import RunError
+from fedsim.statetree import write_atomic
 from fedsim.variants import Run
 
 TABLE_MD, TABLE_CSV = "comparison.md", "comparison.csv"
 
 
 def check(runs: Sequence[Run], out: Path) -> None:
-    """What would make every run fail, refused before the first starts."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ScenarioError("--out", f"{out} already exists and is not empty; choose another folder")
+    """What would make every run fail, refused before the first starts (and before Ray starts)."""
+    outdir.check_new(out, "--out")
     for run in runs:
         engine.check_resources(run.scenario)
         try:
@@ -75,7 +75,7 @@ def report(
     """Write the table (markdown and CSV) and the figures into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison.comparison(results, target)
-    (out / TABLE_MD).write_text(f"# {title}\n\n" + comparison.to_markdown(rows, target), encoding="utf-8")
-    (out / TABLE_CSV).write_text(comparison.to_csv(rows, target), encoding="utf-8")
+    write_atomic(out / TABLE_MD, (f"# {title}\n\n" + comparison.to_markdown(rows, target)).encode())
+    write_atomic(out / TABLE_CSV, comparison.to_csv(rows, target).encode())
     figures = plots.write_figures(results, out, title)
     return [out / TABLE_MD, out / TABLE_CSV, *figures]

@@ -3,7 +3,9 @@ cluster per test session, which every simulated run joins through RAY_ADDRESS.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -125,6 +127,40 @@ def simulate(
     summary = engine.run(job, reporter)
     assert time.perf_counter() - started > 0
     return summary, reporter
+
+
+@contextlib.contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """Writes past ``size`` bytes of any file fail (EFBIG) until the block ends, as on a full
+    disk: the kernel's own failure, for root too, with no file system to mount."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the signal would end the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@contextlib.contextmanager
+def another_process_locking(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process holding ``folder``'s run lock (as a live run does) until the block ends."""
+    script = "import sys; from pathlib import Path; from fedsim.runlock import RunLock\n"
+    script += "lock = RunLock.take(Path(sys.argv[1]), 'test')\nprint('held', flush=True)\nsys.stdin.read()\n"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

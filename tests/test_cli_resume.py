@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,13 @@ import pytest
 import torch
 
 from fedsim import checkpoint as ckpt
+from fedsim import results
 from fedsim.cli import main
 from fedsim.models import build_model
 from fedsim.results import RoundRecord, RunDirectory
 from fedsim.scenario import Scenario, parse_scenario
 from fedsim.server import scenario_digest
+from tests.conftest import another_process_locking
 
 SCENARIO = """
 name = "resumable"
@@ -52,6 +56,7 @@ def stopped_run(folder: Path, rounds_done: int) -> tuple[Scenario, dict[str, np.
             k, model, {}, {}, ckpt.rng_state(), run.metrics_bytes, 2.0 * k, scenario_digest(folder)
         )
         writer.save(state, [])
+    run.close()  # the process stops: its lock on the folder goes
     return scenario, model
 
 
@@ -80,7 +85,7 @@ def test_a_resume_continues_the_scenario_unchanged(
 def test_a_run_stopped_before_its_first_checkpoint_cannot_resume(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    RunDirectory(tmp_path / "run", parse_scenario(SCENARIO))
+    RunDirectory(tmp_path / "run", parse_scenario(SCENARIO)).close()
     assert "checkpoint.json: missing" in one_line_error(capsys, ["run", "--resume", str(tmp_path / "run")])
 
 
@@ -116,3 +121,36 @@ def test_a_run_killed_after_its_last_checkpoint_only_writes_its_results(
     assert summary["wall_time_s"] >= 4.0  # the earlier session's time counts
     saved = torch.load(folder / "model.pt")
     assert all(np.array_equal(saved[k].numpy(), model[k]) for k in model)
+
+
+def test_a_resume_of_a_folder_in_use_is_refused_with_the_holders_pid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Another resume (or the run itself) is writing it: refused before anything is read or cut."""
+    folder = tmp_path / "run"
+    stopped_run(folder, 2)
+    metrics = (folder / "metrics.jsonl").read_bytes()
+    with another_process_locking(folder) as holder:
+        err = one_line_error(capsys, ["run", "--resume", str(folder)])
+    assert f"is in use by another fedsim process (pid {holder.pid})" in err
+    assert (folder / "metrics.jsonl").read_bytes() == metrics and not (folder / "summary.json").exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES], ids=["full-disk", "no-permission"])
+def test_results_that_cannot_be_written_give_one_line_naming_the_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int
+) -> None:
+    folder = tmp_path / "run"
+    stopped_run(folder, 2)
+
+    def refused(path: Path, data: bytes) -> None:
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(results, "write_atomic", refused)
+    assert main(["run", "--resume", str(folder)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"fedsim: run failed: {folder / 'model.pt'}: {os.strerror(code)}; finished rounds are in "
+        f"{folder} (fedsim run --resume {folder} goes on from the last one)"
+    )
+    assert not any(line.startswith("Traceback") for line in err)

@@ -6,7 +6,6 @@ runs and must be gone afterwards; a test that fails stops them by PID itself.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import math
@@ -140,11 +139,11 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     assert len(run.pids) >= 8  # fedsim, SuperLink + SuperExec + ServerApp, 3 x (SuperNode + SuperExec), ...
     assert not fleet.left_running() and not fleet.left_files()
 
-    expected = {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt", "checkpoint"}
+    expected = {"scenario.toml", "metrics.jsonl", "summary.json", "model.pt", "checkpoint", ".lock"}
     assert {p.name for p in out.iterdir()} == expected
     rows = read_metrics(out)
     assert [r["round"] for r in rows] == [1, 2]
-    assert set(rows[0]) == {f.name for f in dataclasses.fields(RoundRecord)}
+    assert set(rows[0]) == RoundRecord.field_names() - {"extra"}  # and no strategy metric of its own
     assert rows[1]["accuracy"] > max(rows[0]["accuracy"], 0.3)  # learning, well above chance (0.1)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 2
@@ -188,7 +187,7 @@ def test_server_clients_and_submit_as_on_separate_machines_an_extra_node_left_id
     assert len(re.findall(r"warning: node \d+ left idle: ", submit.output())) == 1, submit.output()
 
     # The submitter rebuilt the folder from the streamed events; the server kept the model.
-    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"scenario.toml", "metrics.jsonl", "summary.json", ".lock"}
     (server_copy,) = (tmp_path / "srv" / "runs").iterdir()
     assert f"on the SuperLink's machine: {server_copy}" in submit.output().replace("\n", "")
     assert (server_copy / "model.pt").is_file()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -208,3 +211,55 @@ def test_straggler_policies_drop_or_keep_the_partial_work(tmp_path: Path) -> Non
         assert d["train_loss"] != p["train_loss"] and d["simulated_time_s"] > 0
     # ... and aggregated: a different global model (test loss; 351 test points can tie on accuracy).
     assert drop[-1]["loss"] != partial[-1]["loss"]
+
+
+def test_a_diverged_global_model_stops_the_run_at_once_and_is_never_saved(tmp_path: Path) -> None:
+    """FedAdam with a server step no float32 model survives: round 1's aggregate is inf."""
+    overrides = ("rounds=3", "strategy.name=fedadam", "strategy.params.eta=1e300", *SMALL[1:])
+    out = tmp_path / "run"
+    done = fedsim("run", "--out", str(out), *[arg for o in overrides for arg in ("--set", o)])
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(
+        "fedsim: run failed: round 1: the global model diverged: after strategy 'fedadam' aggregated, "
+    ), last
+    assert (
+        "neither checkpointed nor saved as model.pt; try a smaller strategy.params.eta (now 1e+300)" in last
+    )
+    assert "--resume" not in last  # a resume continues the scenario unchanged: it would diverge again
+    saved = checkpoint.load(out)
+    assert saved.round == 0 and all(np.isfinite(a).all() for a in saved.model.values())  # the initial model
+    assert not (out / "model.pt").exists() and read_metrics(out) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["rounds_completed"] == 0
+    assert summary["error"].startswith("round 1: the global model diverged")
+
+
+def test_fedsim_run_killed_with_sigkill_leaves_none_of_its_private_clusters_processes(tmp_path: Path) -> None:
+    """Without RAY_ADDRESS the run starts a cluster of its own; Ray's agents used to outlive a kill."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    scenario = [arg for o in ("rounds=20", *SMALL[1:]) for arg in ("--set", o)]
+    command = [sys.executable, "-m", "fedsim", "run", "--out", str(tmp_path / "run"), *scenario]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("round   1"):  # the cluster is up and training
+            break
+    tree = psutil.Process(process.pid).children(recursive=True)
+    reapers = [p for p in tree if "fedsim.reaper" in p.cmdline()]
+    cluster = [p for p in tree if p not in reapers]
+    assert len(reapers) == 1 and any(p.name() == "raylet" for p in cluster)
+    assert any("Agent" in " ".join(p.cmdline()) for p in cluster)  # the dashboard and runtime-env agents
+    process.kill()
+    process.wait()
+    reapers[0].wait(timeout=120)  # it ends once it has killed the rest; the bound is against a hang
+    assert [p for p in cluster if running(p)] == []
+
+
+def running(process: psutil.Process) -> bool:
+    try:  # a zombie is dead, its exit status not yet collected
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -154,6 +154,7 @@ def test_rows_after_the_committed_round_are_cut_on_resume(tmp_path: Path) -> Non
             writer.save(dataclasses.replace(state(k), metrics_bytes=committed), [])
     with open(run.path / "metrics.jsonl", "a", encoding="utf-8") as stream:
         stream.write('{"round": 4, "accur')  # and a row cut short by the kill
+    run.close()  # the killed process's lock goes with it
     reopened = RunDirectory.reopen(run.path, SCENARIO, ckpt.load(run.path).metrics_bytes, 2)
     assert ckpt.load(run.path).metrics_bytes == committed
     assert [r.round for r in reopened.records] == [1, 2] == [r["round"] for r in read_metrics(run.path)]
@@ -165,10 +166,42 @@ def test_metrics_that_do_not_fit_the_checkpoint_are_refused(tmp_path: Path) -> N
     run = RunDirectory(tmp_path / "run", SCENARIO)
     run.append(record(1))
     size = run.metrics_bytes
+    run.close()
     with pytest.raises(ScenarioError, match="shorter than the checkpoint"):
         RunDirectory.reopen(run.path, SCENARIO, size + 1, 1)
     with pytest.raises(ScenarioError, match="expected rounds 1 to 2"):
         RunDirectory.reopen(run.path, SCENARIO, size, 2)
+
+
+def stopped_after_three_rows(folder: Path) -> int:
+    """A run folder whose process stopped with rows 1-3 written; the length up to row 2."""
+    run = RunDirectory(folder, SCENARIO)
+    run.append(record(1))
+    run.append(record(2))
+    committed = run.metrics_bytes
+    run.append(record(3))
+    run.close()
+    return committed
+
+
+def test_rows_that_do_not_fit_are_refused_before_the_file_is_cut(tmp_path: Path) -> None:
+    committed = stopped_after_three_rows(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes().replace(b'"round": 2,', b'"round": 7,'))
+    before = metrics.read_bytes()
+    with pytest.raises(ScenarioError, match="expected rounds 1 to 2 before the checkpoint"):
+        RunDirectory.reopen(tmp_path / "run", SCENARIO, committed, 2)
+    assert metrics.read_bytes() == before  # nothing cut: round 3's row is still there
+
+
+def test_a_cut_that_would_fall_inside_a_row_is_refused(tmp_path: Path) -> None:
+    """One byte short of row 2's end: rounds 1 and 2 would still parse, but row 3 would join row 2."""
+    committed = stopped_after_three_rows(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    before = metrics.read_bytes()
+    with pytest.raises(ScenarioError, match="end inside a row"):
+        RunDirectory.reopen(tmp_path / "run", SCENARIO, committed - 1, 2)
+    assert metrics.read_bytes() == before
 
 
 def corrupt_manifest(run: Path) -> None:
@@ -182,10 +215,28 @@ def flip_a_byte(run: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def edit_manifest(run: Path, edit: Callable[[dict[str, Any]], None], reseal: bool = False) -> None:
+    """Change checkpoint.json; ``reseal``: and its checksum too, as one who knows the format could."""
+    path = run / "checkpoint" / "checkpoint.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    if reseal:
+        manifest.pop("sha256")
+        manifest["sha256"] = ckpt._digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
 def point_outside(run: Path) -> None:
-    manifest = json.loads((run / "checkpoint" / "checkpoint.json").read_text())
-    manifest["state"]["file"] = "../../etc/passwd"
-    (run / "checkpoint" / "checkpoint.json").write_text(json.dumps(manifest))
+    """Resealed: the file names are checked whatever the checksum says."""
+    edit_manifest(run, lambda m: m["state"].__setitem__("file", "../../etc/passwd"), reseal=True)
+
+
+def point_a_layer_at_another_array(run: Path) -> None:
+    """The model's ``w`` read from the array of the strategy's ``m_t.w``, of the same shape."""
+    tree = json.loads((run / "checkpoint" / "checkpoint.json").read_text())["state"]["tree"]
+    other = tree["strategy"]["strategy.inner"]["m_t"]["w"]
+    assert other != tree["model"]["w"]
+    edit_manifest(run, lambda m: m["state"]["tree"]["model"].__setitem__("w", other))
 
 
 def wrong_format(run: Path) -> None:
@@ -200,11 +251,12 @@ def wrong_format(run: Path) -> None:
         (corrupt_manifest, "corrupt"),
         (flip_a_byte, "does not match its checksum"),
         (point_outside, "outside the checkpoint folder"),
+        (point_a_layer_at_another_array, "checkpoint.json: content does not match its checksum"),
         (wrong_format, "format 99"),
         (lambda run: (run / "checkpoint" / "round-000002.npz").unlink(), "No such file"),
         (lambda run: (run / "checkpoint" / "checkpoint.json").unlink(), "missing"),
     ],
-    ids=["json", "checksum", "outside", "format", "lost-file", "no-commit"],
+    ids=["json", "checksum", "outside", "layer-swapped", "format", "lost-file", "no-commit"],
 )
 def test_a_damaged_checkpoint_is_refused_with_the_reason(
     tmp_path: Path, damage: Callable[[Path], None], says: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from fedsim import engine
+from fedsim.cli import main
 from fedsim.config import ScenarioError
+from fedsim.results import RoundRecord
 from fedsim.scenario import parse_scenario
-from tests.conftest import REPO
+from tests.conftest import REPO, file_size_limit
 
 
 def fedsim(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -88,3 +92,72 @@ def test_help_lists_the_commands() -> None:
     result = fedsim("--help")
     assert result.returncode == 0
     assert all(word in result.stdout for word in ("run", "validate", "--set", "FEDSIM_DATA_DIR"))
+
+
+def killed_run(folder: Path, last_row: str) -> Path:
+    """A run folder as a kill leaves it: rounds 1 and 2, then ``last_row`` (no summary, no model)."""
+    folder.mkdir()
+    (folder / "scenario.toml").write_text('name = "killed"\nrounds = 5\n')
+    rows = [json.dumps({**dataclasses.asdict(record), "round": n}) for n in (1, 2) for record in [ROW]]
+    (folder / "metrics.jsonl").write_text("\n".join(rows) + "\n" + last_row)
+    return folder
+
+
+ROW = RoundRecord(0, 0.5, 1.0, 1.0, None, None, 10, 0, 0.1, 0.1)
+
+
+def test_plot_of_a_killed_run_draws_its_complete_rows_and_warns_of_the_cut_one(tmp_path: Path) -> None:
+    run = killed_run(tmp_path / "run", '{"round": 3, "accur')
+    done = fedsim("plot", str(run))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        f"fedsim: warning: {run / 'metrics.jsonl'}: left out its last row, cut short (the run was stopped "
+    )
+    assert (run / "accuracy.png").stat().st_size > 0 and (run / "loss.png").stat().st_size > 0
+
+
+def test_plot_of_a_run_with_a_damaged_row_exits_2_naming_the_line(tmp_path: Path) -> None:
+    run = killed_run(tmp_path / "run", "")
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().replace('"round": 2', '"round": 2,,'))
+    done = fedsim("plot", str(run))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"fedsim: error: {metrics}: line 2 is not a JSON row (")
+    assert done.stderr.count("\n") == 1
+
+
+def unwritable(tmp_path: Path) -> Path:
+    """A folder no one can create, root included: its parent is a file."""
+    (tmp_path / "a-file").write_text("")
+    return tmp_path / "a-file" / "out"
+
+
+def test_plot_into_a_folder_it_cannot_write_exits_2_naming_it(tmp_path: Path) -> None:
+    run, out = killed_run(tmp_path / "run", ""), unwritable(tmp_path)
+    done = fedsim("plot", str(run), "--out", str(out))
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"fedsim: error: --out: cannot write to {out} (Not a directory)\n",
+    )
+
+
+def test_certs_into_a_folder_it_cannot_write_exits_2_naming_it(tmp_path: Path) -> None:
+    out = unwritable(tmp_path)
+    done = fedsim("certs", str(out))
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"fedsim: error: DIR: cannot write to {out} (Not a directory)\n",
+    )
+
+
+def test_plot_on_a_full_disk_exits_1_naming_the_figure_and_keeps_the_old_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = killed_run(tmp_path / "run", "")
+    assert main(["plot", str(run)]) == 0
+    before = (run / "accuracy.png").read_bytes()
+    capsys.readouterr()
+    with file_size_limit(1024):  # a figure is ~30 kB
+        assert main(["plot", str(run)]) == 1
+    assert capsys.readouterr().err == f"fedsim: error: {run / 'accuracy.png'}: File too large\n"
+    assert (run / "accuracy.png").read_bytes() == before

@@ -75,3 +75,29 @@ def test_an_early_private_cluster_gives_actors_preloaded_workers_and_ends_with_i
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_a_matrix_product_in_the_main_thread_survives_ray_starting_in_another() -> None:
+    """Ray forks its processes from the starting thread; OpenBLAS's fork handler used to stop
+    its thread pool under the main thread's product, which then waited forever (a hang)."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from fedsim import cluster
+
+        a = np.random.default_rng(0).standard_normal((1500, 1500))
+        spec = cluster.Spec(cpus=1)
+        with cluster.started_early(spec):
+            products = 0
+            while not cluster._started.up.is_set() or products == 0:  # while Ray forks
+                a @ a
+                products += 1
+            cluster.ensure(spec)
+        print("done")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(  # the timeout bounds a hang; a healthy run takes seconds
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["done"], done.stderr[-2000:]

@@ -33,8 +33,11 @@ KEYS = sorted(
     {
         *leaf_keys(to_table(Scenario())),
         *leaf_keys(to_table(parse_scenario('[strategy]\nname = "krum"\n[attack]\nkind = "scale"'))),
-        "strategy.fedadam.eta",
-        "strategy.multikrum.num_nodes_to_select",
+        "strategy.params.eta",
+        "strategy.params.num_nodes_to_select",
+        "model.params.hidden_size",
+        "data.params.devices",
+        "client.update",
         "attack.noise_std",
         "data.root",
         "data.path",

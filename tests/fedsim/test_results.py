@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import torch
 from fedsim.config import ScenarioError
 from fedsim.results import RoundRecord, RunDirectory, read_metrics, summarize
 from fedsim.scenario import parse_scenario
+from tests.conftest import file_size_limit
 
 
 def record(r: int, accuracy: float | None) -> RoundRecord:
@@ -68,3 +71,62 @@ def test_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="already exists and is not empty"):
         RunDirectory(tmp_path, parse_scenario(""))
     assert (tmp_path / "old.txt").read_text() == "keep me"
+
+
+def test_a_resumed_run_sums_the_same_simulated_time_as_one_that_ran_through(tmp_path: Path) -> None:
+    """Rows are rounded to the millisecond on disk; a resumed run reads its first rows back from there."""
+    scenario = parse_scenario("name = 'x'\nrounds = 3")
+    rows = [dataclasses.replace(record(r, 0.5), simulated_time_s=1.0004) for r in (1, 2, 3)]
+    whole = RunDirectory(tmp_path / "whole", scenario)
+    for row in rows:
+        whole.append(row)
+    stopped = RunDirectory(tmp_path / "stopped", scenario)
+    for row in rows[:2]:
+        stopped.append(row)
+    size = stopped.metrics_bytes
+    stopped.close()  # the process ends (killed): a resume takes the folder over
+    resumed = RunDirectory.reopen(tmp_path / "stopped", scenario, size, 2)
+    resumed.append(rows[2])
+    assert resumed.finish(None, 1.0).simulated_time_s == whole.finish(None, 1.0).simulated_time_s == 3.0
+
+
+def test_a_resume_while_the_run_still_writes_its_folder_is_refused(tmp_path: Path) -> None:
+    scenario = parse_scenario("name = 'x'\nrounds = 2")
+    running = RunDirectory(tmp_path / "run", scenario)
+    running.append(record(1, 0.4))
+    size = running.metrics_bytes
+    with pytest.raises(ScenarioError, match=f"in use by another fedsim process \\(pid {os.getpid()}\\)"):
+        RunDirectory.reopen(tmp_path / "run", scenario, size, 1)
+    running.finish(None, 1.0)  # the run ends: its lock goes
+    RunDirectory.reopen(tmp_path / "run", scenario, size, 1).close()
+
+
+def test_a_full_disk_leaves_the_previous_model_never_a_file_cut_short(tmp_path: Path) -> None:
+    scenario = parse_scenario("name = 'x'\nrounds = 1")
+    run = RunDirectory(tmp_path / "run", scenario)
+    run.append(record(1, 0.4))
+    size = run.metrics_bytes
+    run.finish({"w": torch.ones(2)}, 1.0)
+    model = (tmp_path / "run" / "model.pt").read_bytes()
+    resumed = RunDirectory.reopen(tmp_path / "run", scenario, size, 1)
+    with file_size_limit(1024), pytest.raises(OSError, match=r"model\.pt") as caught:
+        resumed.finish({"w": torch.ones(10_000)}, 2.0)  # 40 kB: does not fit
+    assert caught.value.filename == str(tmp_path / "run" / "model.pt")
+    assert (tmp_path / "run" / "model.pt").read_bytes() == model
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())  # small enough to fit
+    assert summary["status"] == "failed" and summary["error"].startswith("cannot write the model: ")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_a_disk_too_full_for_the_summary_keeps_the_previous_one(tmp_path: Path) -> None:
+    scenario = parse_scenario("name = 'x'\nrounds = 1")
+    run = RunDirectory(tmp_path / "run", scenario)
+    run.append(record(1, 0.4))
+    size = run.metrics_bytes
+    run.finish(None, 1.0)
+    summary = (tmp_path / "run" / "summary.json").read_bytes()
+    resumed = RunDirectory.reopen(tmp_path / "run", scenario, size, 1)
+    with file_size_limit(0), pytest.raises(OSError, match=r"summary\.json"):
+        resumed.finish(None, 2.0, error="round 2: boom")
+    assert (tmp_path / "run" / "summary.json").read_bytes() == summary
+    RunDirectory.reopen(tmp_path / "run", scenario, size, 1).close()  # the folder was let go

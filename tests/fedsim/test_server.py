@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam
 
 from fedsim import protocol as keys
-from fedsim.server import array_bytes, in_dtypes_of
+from fedsim.data import load_federated
+from fedsim.results import RunDirectory
+from fedsim.scenario import parse_scenario
+from fedsim.server import Abort, Job, Pool, array_bytes, in_dtypes_of, serve
+from tests.conftest import RecordingReporter, file_size_limit
+
+SMALL = """
+name = "small"
+rounds = 2
+[data]
+dataset = "synthetic"
+partition = "natural"
+num_clients = 3
+[model]
+name = "logreg"
+[strategy]
+fraction_train = 1.0
+"""
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
@@ -51,3 +73,36 @@ def test_the_global_model_keeps_its_dtype_through_fedadam() -> None:
     assert kept["w"].dtype == "float32" and kept.count_bytes() < new.count_bytes()
     assert kept["w"].numpy() == pytest.approx(new["w"].numpy())
     assert in_dtypes_of(x, y) is y  # nothing to do
+
+
+class GridBroke(RuntimeError):
+    pass
+
+
+class _GridFailingAsTheDiskFills:
+    """Three nodes connect; the first message sent fails, and from then on no file fits on the disk."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack = stack
+
+    def get_node_ids(self) -> list[int]:
+        return [1, 2, 3]
+
+    def push_messages(self, messages: list[Message]) -> list[str]:
+        self.stack.enter_context(file_size_limit(1024))  # the model (2.4 kB) no longer fits
+        raise GridBroke("the grid broke")
+
+
+def test_a_full_disk_while_closing_a_failed_run_does_not_hide_why_it_failed(tmp_path: Path) -> None:
+    scenario = parse_scenario(SMALL)
+    data = load_federated(scenario.data, scenario.seed)
+    job = Job(scenario, data, None, RunDirectory(tmp_path / "run", scenario), time.perf_counter())
+    reporter = RecordingReporter()
+    with contextlib.ExitStack() as stack, pytest.raises(GridBroke, match="the grid broke"):
+        serve(_GridFailingAsTheDiskFills(stack), job, reporter, Abort(), Pool(3, None))  # type: ignore[arg-type]
+    assert [w for w in reporter.warnings if "could not write the run's results" in w] == [
+        f"could not write the run's results: {tmp_path / 'run' / 'model.pt'}: File too large"
+    ]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())  # small: it fits
+    assert summary["status"] == "failed" and summary["error"] == "GridBroke: the grid broke"
+    assert not (tmp_path / "run" / "model.pt").exists()

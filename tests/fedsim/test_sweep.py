@@ -84,3 +84,17 @@ def test_compare_exits_1_when_a_run_failed_and_still_writes_everything(
         "fedmedian-seed0",
         "loss.png",
     ]
+
+
+def test_compare_into_a_folder_it_cannot_write_exits_2_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = tmp_path / "loop.toml"
+    scenario.write_text(SCENARIO)
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "out"  # under a file: no one can create it, root included
+    started: list[str] = []
+    monkeypatch.setattr(engine, "prepare", lambda scenario, *_, **__: started.append(scenario.name))
+    assert main(["compare", str(scenario), "--strategy", "fedavg", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"fedsim: error: --out: cannot write to {out} (Not a directory)\n"
+    assert started == []  # refused before the first variant
