@@ -88,6 +88,8 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "dataset": {
         "mnist": "fedsim.data.mnist:load",
+        "fashion_mnist": "fedsim.data.fashion_mnist:load",
+        "emnist": "fedsim.data.emnist:load",
         "synthetic": "fedsim.data.synthetic:load",
         "shakespeare": "fedsim.data.shakespeare:load",
         "text": "fedsim.data.text:load",
