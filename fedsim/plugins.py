@@ -91,6 +91,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "fashion_mnist": "fedsim.data.fashion_mnist:load",
         "emnist": "fedsim.data.emnist:load",
         "cifar10": "fedsim.data.cifar10:load",
+        "femnist": "fedsim.data.femnist:load",
         "synthetic": "fedsim.data.synthetic:load",
         "shakespeare": "fedsim.data.shakespeare:load",
         "text": "fedsim.data.text:load",
