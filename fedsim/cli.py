@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="data root holding MNIST/raw or the text of data.params.path (read only)",
+        help="data root (read only) holding the data set's files, e.g. MNIST/raw, or data.params.path's text",
     )
     run.add_argument(
         "--resume",
@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy_args.add_scenario_args(validate)
     validate.add_argument(
-        "--data-dir", metavar="DIR", help="data root holding MNIST/raw or the text of data.params.path"
+        "--data-dir",
+        metavar="DIR",
+        help="data root holding the data set's files, e.g. MNIST/raw, or data.params.path's text",
     )
     _debug(validate)
 
@@ -107,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="new or empty folder (default: runs/<name>-compare-<timestamp>)",
     )
-    compare.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (read only)")
+    compare.add_argument(
+        "--data-dir", metavar="DIR", help="data root holding the data set's files, e.g. MNIST/raw (read only)"
+    )
     compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
     _debug(compare)
 

@@ -69,10 +69,10 @@ class IdxImages:
             if images.shape[1:] != self.size:
                 side = "x".join(map(str, self.size))
                 raise ScenarioError("data.root", f"{images_path}: expected {side} images, got {images.shape}")
-            if self.transposed:
+            if self.transposed:  # a view; the float copy below is laid out upright (order="C")
                 images = images.transpose(0, 2, 1)
-            x = torch.from_numpy(images.astype(np.float32)).div_(255).sub_(mean).div_(std).unsqueeze(1)
-            return x.numpy()
+            x = torch.from_numpy(images.astype(np.float32, order="C"))
+            return x.div_(255).sub_(mean).div_(std).unsqueeze(1).numpy()
 
         x = cached_array(f"{self.folder}-{images_name}", [images_path], normalized)
         if x.shape[0] != labels.shape[0]:
