@@ -29,10 +29,11 @@ examples:
   fedsim compare scenarios/compare_robust.toml --set rounds=3
   fedsim compare --strategy fedavg --strategy fedprox:proximal_mu=0.01 --seeds 0,1,2
   fedsim plot runs/compare_robust-compare-20250101-120000
+  fedsim data fetch mnist                        # also fashion_mnist, emnist, cifar10 (online)
 
-data: MNIST (MNIST/raw) and text (data.params.path, e.g. shakespeare/tinyshakespeare.txt) are read
-from the first of --data-dir, data.root, $FEDSIM_DATA_DIR, ~/.cache/fedsim that holds them
-(MNIST is downloaded there when missing and online)."""
+data: MNIST (MNIST/raw), the other built-in data sets and text (data.params.path, e.g.
+shakespeare/tinyshakespeare.txt) are read from the first of --data-dir, data.root,
+$FEDSIM_DATA_DIR, ~/.cache/fedsim that holds them; `fedsim data fetch NAME` downloads one there."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="data root holding MNIST/raw or the text of data.params.path (read only)",
+        help="data root (read only) holding the data set's files, e.g. MNIST/raw, or data.params.path's text",
     )
     run.add_argument(
         "--resume",
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy_args.add_scenario_args(validate)
     validate.add_argument(
-        "--data-dir", metavar="DIR", help="data root holding MNIST/raw or the text of data.params.path"
+        "--data-dir",
+        metavar="DIR",
+        help="data root holding the data set's files, e.g. MNIST/raw, or data.params.path's text",
     )
     _debug(validate)
 
@@ -107,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="new or empty folder (default: runs/<name>-compare-<timestamp>)",
     )
-    compare.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (read only)")
+    compare.add_argument(
+        "--data-dir", metavar="DIR", help="data root holding the data set's files, e.g. MNIST/raw (read only)"
+    )
     compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
     _tensorboard(compare)
     _debug(compare)
@@ -117,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--out", type=Path, metavar="DIR", help="where to write (default: the one RUN_DIR given)"
     )
+    _data_commands(commands)
     deploy_cli.add_commands(commands)  # certs, server, client, submit, launch
     return parser
 
@@ -132,6 +138,22 @@ def _tensorboard(command: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` values, and what a flag sets the same way."""
     return [*args.overrides, *(["results.tensorboard=true"] if args.tensorboard else [])]
+
+
+def _data_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    data = commands.add_parser("data", help="get the built-in data sets' files; see where they are")
+    actions = data.add_subparsers(dest="action", metavar="{fetch,list}", required=True, parser_class=_Parser)
+    fetch = actions.add_parser(
+        "fetch", help="download a data set with torchvision (mnist, fashion_mnist, emnist, cifar10)"
+    )
+    fetch.add_argument("name", metavar="NAME", help="a built-in data set, e.g. mnist")
+    listing = actions.add_parser("list", help="the built-in data sets and the data root holding each")
+    for action in (fetch, listing):
+        action.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="where to put or look for them (default: $FEDSIM_DATA_DIR, else the cache)",
+        )
 
 
 def _debug(command: argparse.ArgumentParser) -> None:
@@ -153,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return _plot(args, console)
         if args.command == "validate":
             return _validate(args, console)
+        if args.command == "data":
+            return _data(args)
         if args.command == "compare":
             return _compare(args, console)
         return _run(args, console)
@@ -222,6 +246,23 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
     if scenario.compare.variants:
         runs = api.comparison_plan(table, [], None)
         console.print(f"ok: compare: {len(runs)} runs ({', '.join(dict.fromkeys(r.label for r in runs))})")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from fedsim.data import fetch
+
+    if args.action == "list":
+        for name, where in fetch.listing(args.data_dir):
+            print(f"{name:<14} {where}")
+        return 0
+    try:
+        root, downloaded = fetch.fetch(args.name, args.data_dir)
+    except fetch.FetchFailed as error:
+        print(f"fedsim: {error}", file=sys.stderr)
+        return 1
+    done = "downloaded into" if downloaded else "already in"
+    print(f"{args.name}: {done} {root}", file=sys.stderr)  # unwrapped: a path to copy
     return 0
 
 

@@ -88,6 +88,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "dataset": {
         "mnist": "fedsim.data.mnist:load",
+        "fashion_mnist": "fedsim.data.fashion_mnist:load",
+        "emnist": "fedsim.data.emnist:load",
+        "cifar10": "fedsim.data.cifar10:load",
+        "femnist": "fedsim.data.femnist:load",
         "synthetic": "fedsim.data.synthetic:load",
         "shakespeare": "fedsim.data.shakespeare:load",
         "text": "fedsim.data.text:load",

@@ -3,7 +3,8 @@ turned into the tensors every client slices.
 
 A loader is a plug-in (fedsim/plugins.py): ``load(root, **params) -> Dataset``, ``root``
 the data root it reads from (or None; raise FileNotFoundError to have the next root
-tried).  The built-in ones (mnist, synthetic, shakespeare, text) are loaders too.
+tried).  The built-in ones (mnist, fashion_mnist, emnist, cifar10, femnist, synthetic,
+shakespeare, text) are loaders too.
 """
 
 from __future__ import annotations

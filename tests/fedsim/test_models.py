@@ -14,6 +14,13 @@ def test_parameter_counts_on_mnist(name: str, count: int) -> None:
     assert count_parameters(build_model(ModelConfig(name), (1, 28, 28), 10, seed=0)) == count
 
 
+def test_cnn_takes_cifar10s_colour_images() -> None:
+    model = build_model(ModelConfig("cnn"), (3, 32, 32), 10, seed=0)
+    convolutions = (3 * 32 * 25 + 32) + (32 * 64 * 25 + 64)
+    assert count_parameters(model) == convolutions + (64 * 8 * 8 * 512 + 512) + (512 * 10 + 10)
+    assert model(torch.zeros(4, 3, 32, 32)).shape == (4, 10)
+
+
 def test_mlp_on_synthetic_features() -> None:
     model = build_model(ModelConfig("mlp"), (60,), 10, seed=0)
     assert count_parameters(model) == 60 * 200 + 200 + 200 * 200 + 200 + 200 * 10 + 10

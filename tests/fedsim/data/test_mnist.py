@@ -40,6 +40,7 @@ def test_missing_everywhere_names_the_folders_searched(
     message = str(caught.value)
     assert message.startswith(f"data.root: 'mnist' found no data (searched {tmp_path / 'a'}): ")
     assert str(tmp_path / "a" / "MNIST" / "raw" / "train-images-idx3-ubyte") in message
+    assert "(get it with: fedsim data fetch mnist)" in message
 
 
 def test_mnist_is_ten_classes_of_one_channel_images(data_dir: Path) -> None:
