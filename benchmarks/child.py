@@ -18,9 +18,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmarks.timeline import first_client_call
 from benchmarks.workloads import Workload
 
-TASK_EVENTS_S = 2.0  # Ray's workers report task events every second (task_events_report_interval_ms)
 SYSTEMS = ("fedsim", "fedsim-cohort", "plain-1thread", "plain-2threads", "quickstart")
 
 
@@ -44,7 +44,7 @@ class _Reporter:
         self.timeline = timeline
         self.rounds = rounds
 
-    def started(self, scenario: object, population: int) -> None:
+    def started(self, scenario: object, population: int, notes: object = ()) -> None:
         self.timeline.ready = time.time()
 
     def round_done(self, record: object) -> None:
@@ -57,28 +57,17 @@ class _Reporter:
 
 
 def run_fedsim(workload: Workload, data_dir: str, timeline: Timeline) -> None:
-    from fedsim import cluster
+    from fedsim.sim import cluster
 
     scenario = workload.scenario()
     cluster.start_early(cluster.early(scenario.resources.uses_gpu, verbose=False))  # as `fedsim run` does
-    from fedsim import engine
+    from fedsim.sim import engine
 
     with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as out:
         job = engine.prepare(scenario, Path(out) / "run", data_dir)
         timeline.notes["prepare_s"] = time.perf_counter() - job.started_at
         timeline.notes["engine"] = engine.actor_plan(job.scenario.resources).describe()
         engine.run(job, _Reporter(timeline, workload.rounds))
-
-
-def first_client_call() -> float:
-    """When a client actor began executing its first message (Flower's ``ClientAppActor.run``),
-    from the task events Ray's workers report about once a second; 0 if none is found.
-    Called from the server at the last round's end: Flower shuts Ray down after the run."""
-    import ray
-
-    time.sleep(TASK_EVENTS_S)
-    starts = [e["ts"] / 1e6 for e in ray.timeline() if e.get("cat") == "task::ClientAppActor.run"]
-    return min(starts, default=0.0)
 
 
 def run_plain(workload: Workload, data_dir: str, timeline: Timeline, threads: int) -> None:

@@ -22,7 +22,7 @@ from benchmarks import plain
 from benchmarks.workloads import Workload
 from clients import app, training
 from fedsim import protocol as keys
-from fedsim.models import build_model
+from fedsim.models.build import build_model
 
 
 def messages(workload: Workload, data_dir: str, server_round: int) -> list[tuple[Message, Context]]:

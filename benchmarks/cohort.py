@@ -28,10 +28,11 @@ import torch
 from torch import nn
 
 from clients import capture, training
-from clients.cohort import Member, train_cohort
+from clients.cohort import train_cohort
+from clients.cohort_schedule import Member
 from fedsim.data import Split
-from fedsim.models import build_model
-from fedsim.scenario import ClientConfig, ModelConfig
+from fedsim.models.build import build_model
+from fedsim.scenario.sections import ClientConfig, ModelConfig
 
 SHAPE = (1, 28, 28)
 CLASSES = 10

@@ -29,7 +29,7 @@ mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1
-python3 -c "import flwr, ray, dp_accounting, fedsim.engine" || { echo "device.sh: a package is missing"; exit 1; }
+python3 -c "import flwr, ray, dp_accounting, fedsim.sim.engine" || { echo "device.sh: a package is missing"; exit 1; }
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 python3 -m benchmarks.fake_mnist /tmp/fedsim-data || exit 1
 export FEDSIM_DATA_DIR=/tmp/fedsim-data

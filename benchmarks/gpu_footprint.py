@@ -3,9 +3,9 @@
 On a machine with a GPU (benchmarks/device.sh), in one fresh process:
 
 * ``context_bytes``: what creating a CUDA context takes (the GPU otherwise idle), against
-  fedsim/gpu.py's ``CONTEXT_BYTES`` allowance;
+  clients/gpu.py's ``CONTEXT_BYTES`` allowance;
 * per workload, one client's footprint as ``client_gpus = "auto"`` measures it
-  (fedsim/gpu_measure.py), and the share and clients per GPU "auto" would pick here;
+  (fedsim/sim/gpu_measure.py), and the share and clients per GPU "auto" would pick here;
 * ``cap``: whether the allocator cap holds: under a share of 0.02, a 2.5 GiB tensor must
   fail as GpuShareExceeded and a 0.25 GiB one must then succeed (last: the cap is per process).
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.workloads import Workload
-from fedsim import gpu, gpu_measure
+from clients import gpu
 from fedsim.data import find_federated
+from fedsim.sim import gpu_measure
 
 WORKLOADS = (
     Workload(model="cnn", local_epochs=5),

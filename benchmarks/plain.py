@@ -16,9 +16,9 @@ import torch
 from benchmarks.workloads import Workload
 from clients import training
 from fedsim.data import FederatedData, Split, find_federated
-from fedsim.models import build_model
-from fedsim.scenario import Scenario
-from fedsim.seeding import torch_generator
+from fedsim.models.build import build_model
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.seeding import torch_generator
 from strategies.plan import train_sample
 
 

@@ -30,7 +30,7 @@ CATEGORIES = (
     ("client: data", ("fedsim/data", "clients/app.py:client")),
     ("imports and start-up", ("_find_and_load", "<module>", "init_ray")),
     ("serialization", ("serde", "ArrayRecord", "to_torch_state_dict", "array_record", "pickle", "numpy")),
-    ("server: rounds", ("fedsim/rounds.py", "fedsim/server.py", "strategies/")),
+    ("server: rounds", ("fedsim/sim/rounds.py", "fedsim/sim/server.py", "strategies/")),
     ("flower: link state", ("linkstate", "vce_api")),
     ("ray: calls and scheduling", ("ray/_private", "ray/actor", "_raylet")),
 )

@@ -28,8 +28,8 @@ from benchmarks.workloads import Workload
 from fedsim.data import mnist
 from fedsim.data.idx import read_idx
 from fedsim.data.partition import iid
-from fedsim.models import build_model
-from fedsim.seeding import generator
+from fedsim.models.build import build_model
+from fedsim.scenario.seeding import generator
 
 TRANSFORM = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mnist.MEAN,), (mnist.STD,))])
 
@@ -115,7 +115,7 @@ class TimedFedAvg(FedAvg):
         result = super().aggregate_train(server_round, replies)
         self.ends.append(time.time())
         if server_round == self.rounds:  # Ray is still up: Flower stops it after the run
-            from benchmarks.child import first_client_call
+            from benchmarks.timeline import first_client_call
 
             self.first_call = first_client_call()
         return result

@@ -47,7 +47,7 @@ def partition_seconds(data_dir: str) -> float:
     """Best of 3: the time to split MNIST's 60,000 rows over 10,000 IID clients."""
     from fedsim.data.mnist import load_split, locate
     from fedsim.data.partition import partition
-    from fedsim.seeding import generator
+    from fedsim.scenario.seeding import generator
 
     spec = Workload(num_clients=PARTITION_CLIENTS).scenario().data
     root = locate(data_dir or None)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from fedsim.config import to_table
-from fedsim.scenario import Scenario, load_scenario, parse_scenario
+from fedsim.scenario.files import load_scenario, parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import to_table
 
 if TYPE_CHECKING:
     import torch
@@ -81,7 +82,7 @@ class Workload:
 
     @property
     def device(self) -> torch.device:
-        """Where the plain loop and the quickstart client train (fedsim's clients: fedsim/gpu.py)."""
+        """Where the plain loop and the quickstart client train (fedsim's clients: clients/gpu.py)."""
         import torch  # here: fedsim's child starts Ray before torch loads, as `fedsim run` does
 
         return torch.device("cuda", 0) if self.client_gpus else torch.device("cpu")

@@ -6,7 +6,7 @@ partition and model for it once and reuses them for every later message
 What must outlive a message for one client (SCAFFOLD's ``c_i``) lives in its node's
 ``Context.state``, which Flower keeps per node across rounds; a simulated node of a pool
 stands in for a different client each round, so its messages name the client and carry
-that state, whose copy the server keeps (strategies/placement.py, fedsim/clientstate.py).
+that state, whose copy the server keeps (strategies/placement.py, fedsim/sim/clientstate.py).
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort, cohort_group, faults, privacy, scaffold_client, training, update
-from fedsim import gpu, plugins
+from clients import cohort_group, faults, gpu, privacy, scaffold_client, training, update
+from clients.cohort_schedule import Member
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated
-from fedsim.models import build_model
-from fedsim.scenario import Scenario, parse_scenario
-from fedsim.seeding import generator, torch_generator
+from fedsim.models.build import build_model
+from fedsim.scenario import objects, plugins, signatures
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.seeding import generator, torch_generator
 from strategies import attacks, scaffold
 
 app = ClientApp()
@@ -76,7 +78,7 @@ def _workload(scenario_toml: str, data_root: str | None) -> Workload:
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     cfg = scenario.client
     local_update = plugins.resolve(plugins.UPDATE, cfg.update, paths)
-    update_params = plugins.bind(plugins.UPDATE, cfg.update, local_update, cfg.params)
+    update_params = signatures.bind(plugins.UPDATE, cfg.update, local_update, cfg.params)
     use_gpu = scenario.resources.uses_gpu and torch.cuda.is_available()
     # Ray sets an actor's CUDA_VISIBLE_DEVICES to the one GPU it reserved for it, so that GPU
     # is cuda:0 here (on a SuperNode: the first GPU the node's process sees).
@@ -89,9 +91,9 @@ def _workload(scenario_toml: str, data_root: str | None) -> Workload:
 def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
     """The cached workload, with the global model loaded, and this node's partition id."""
     config = msg.content.config_records[keys.CONFIG]
-    objects = config.get(keys.PLUGIN_OBJECTS)
-    if isinstance(objects, bytes) and _in_simulation():  # Python objects given to fedsim.run
-        plugins.install(objects)
+    shipped = config.get(keys.PLUGIN_OBJECTS)
+    if isinstance(shipped, bytes) and _in_simulation():  # Python objects given to fedsim.run
+        objects.install(shipped)
     node_dir = context.node_config.get(keys.NODE_DATA_DIR)
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
     work = _workload(keys.text(config, keys.SCENARIO), data_root)
@@ -110,7 +112,7 @@ def _in_simulation() -> bool:
 @app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
-    # The cohort engine sends a group's partition ids: this node trains them all (fedsim/cohort_engine.py).
+    # The cohort engine sends a group's partition ids: this node trains them all (sim/cohort_engine.py).
     group = config.get(keys.COHORT_PARTITIONS)
     if isinstance(group, list):
         partitions = [int(p) for p in group]
@@ -181,7 +183,7 @@ def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions:
     """Train the group's clients together; one ArrayRecord and MetricRecord per client.
 
     Each client's data, shuffling stream, attack and local-DP noise are its own, as in
-    :func:`train`; fedsim/cohort_choice.py sends groups only when nothing else differs.
+    :func:`train`; fedsim/sim/cohort_choice.py sends groups only when nothing else differs.
     """
     scenario = work.scenario
     server_round = int(keys.number(config, keys.SERVER_ROUND))
@@ -190,7 +192,7 @@ def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions:
     if len(epochs) != len(partitions):
         raise ValueError(f"{keys.COHORT_EPOCHS}: expected one epoch count per client, got {given!r}")
     members = [
-        cohort.Member(
+        Member(
             _training_data(work, pid),
             torch_generator(scenario.seed, "train", server_round, pid),
             own_epochs,

@@ -38,7 +38,8 @@ from torch import nn
 
 from clients import cohort
 from clients.cohort import Params, Prepared, Stack
-from fedsim.scenario import ClientConfig
+from clients.cohort_schedule import Member
+from fedsim.scenario.sections import ClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ _REFUSED: dict[Shape, str] = {}  # shapes that failed to compile: trained eagerl
 
 
 def train_captured(
-    model: nn.Module, members: list[cohort.Member], cfg: ClientConfig, mu: float, slots: int
+    model: nn.Module, members: list[Member], cfg: ClientConfig, mu: float, slots: int
 ) -> Captured | None:
     """Train ``members`` in ``slots`` (>= their number) with the captured step of that shape.
 

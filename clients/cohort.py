@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from clients.cohort_schedule import Schedule, schedule
-from fedsim.data import Split
-from fedsim.scenario import ClientConfig
+from clients.cohort_schedule import Member, Schedule, schedule
+from fedsim.scenario.sections import ClientConfig
 
 Params = dict[str, torch.Tensor]
 
@@ -57,16 +56,6 @@ def vmap_pays(model: nn.Module, device: torch.device) -> bool:
     on a CPU, which vmap makes grouped ones, slower there (README: CNN 10.3 s a round
     against 8.0 s in turn; the 2NN gains, 0.31 s against 0.35 s)."""
     return device.type != "cpu" or not any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
-@dataclass(frozen=True)
-class Member:
-    """One client of a cohort: its data, its own shuffling stream, its epochs."""
-
-    data: Split
-    generator: torch.Generator
-    local_epochs: int
-    correction: Sequence[torch.Tensor] | None = None  # SCAFFOLD's c - c_i, in parameter order
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ what is free on it when the group arrives (other actors share the GPU or the RAM
 GPU worker keeps its clients' data resident).  Without ``resources.cohort_size`` the chunk
 is as many clients as fit (clients/cohort_memory.py); with it, the server's groups are
 trained whole.  The worker says what it did in the reply (:class:`Report`), and the server
-logs it (fedsim/cohort_engine.py).
+logs it (fedsim/sim/cohort_engine.py).
 
 Clients are independent, so chunking changes no result; neither does an out-of-memory
 retry: the chunk is halved, the failed chunk's generators are wound back, and it runs
@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from clients import capture, cohort, cohort_memory, training
-from clients.cohort import Member, Result
-from fedsim.scenario import ClientConfig
+from clients.cohort import Result
+from clients.cohort_schedule import Member
+from fedsim.scenario.sections import ClientConfig
 
 
 @dataclass(frozen=True)

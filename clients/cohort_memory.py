@@ -101,7 +101,7 @@ def available_bytes(device: torch.device, client_cpus: float, client_gpus: float
         allocated, reserved = torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
         fraction = torch.cuda.get_per_process_memory_fraction(device)
         return cuda_available(free, total, allocated, reserved, fraction, client_gpus)
-    cpus = len(os.sched_getaffinity(0))  # as fedsim/engine.py's actor plan counts them
+    cpus = len(os.sched_getaffinity(0))  # as fedsim/sim/engine.py's actor plan counts them
     return cpu_available(psutil.virtual_memory().available, cpus, client_cpus)
 
 

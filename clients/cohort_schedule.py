@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # clients/cohort.py imports this module
-    from clients.cohort import Member
+from fedsim.data import Split
+
+
+@dataclass(frozen=True)
+class Member:
+    """One client of a cohort: its data, its own shuffling stream, its epochs."""
+
+    data: Split
+    generator: torch.Generator
+    local_epochs: int
+    correction: Sequence[torch.Tensor] | None = None  # SCAFFOLD's c - c_i, in parameter order
 
 
 @dataclass(frozen=True)

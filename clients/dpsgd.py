@@ -30,7 +30,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from fedsim.data import Split
-from fedsim.scenario import ClientConfig
+from fedsim.scenario.sections import ClientConfig
 
 
 def private_copy(model: nn.Module) -> nn.Module:

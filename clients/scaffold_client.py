@@ -2,7 +2,7 @@
 
 ``c_i`` outlives a message: a SuperNode keeps it in its ``Context.state``; a simulated
 node of a pool stands in for a different client each round, so the message carries its
-client's ``c_i`` (the server's copy, fedsim/clientstate.py) and the reply's change is all
+client's ``c_i`` (the server's copy, fedsim/sim/clientstate.py) and the reply's change is all
 that is kept.
 """
 
@@ -57,7 +57,7 @@ class Control:
 
         The kept value is ``c_i + delta``, not option II's ``c_i+`` itself: the two differ in
         the last bits, and this one the server can repeat exactly from the change it receives
-        (its copy hands a resumed run's clients their state back, fedsim/clientstate.py).
+        (its copy hands a resumed run's clients their state back, fedsim/sim/clientstate.py).
         """
         _, delta = scaffold.client_control_update(self.c_i, self.c, x, y, steps, lr)
         kept = {k: self.c_i[k] + delta[k] for k in self.c_i}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedsim.data import Split
-from fedsim.scenario import ClientConfig
+from fedsim.scenario.sections import ClientConfig
 
 
 def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The local update: what a client does with the global model and its data in one round.
 
-An update is a plug-in (fedsim/plugins.py), named by ``[client] update``, called as
+An update is a plug-in (fedsim/scenario/plugins.py), named by ``[client] update``, called as
 ``update(model, data, ctx, **params)`` with ``[client.params]`` as keywords:
 
 - ``model``: the global model, loaded and on the training device; train it in place,
@@ -33,8 +33,8 @@ from torch import nn
 from clients import training
 from fedsim import protocol as keys
 from fedsim.data import Split
-from fedsim.scenario import ClientConfig, Scenario
-from fedsim.seeding import torch_generator
+from fedsim.scenario.sections import ClientConfig, Scenario
+from fedsim.scenario.seeding import torch_generator
 
 CPU = torch.device("cpu")
 

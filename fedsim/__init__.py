@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedsim.api import compare as compare
     from fedsim.api import load_scenario as load_scenario
     from fedsim.api import run as run
-    from fedsim.config import Bounds as Bounds
-    from fedsim.config import ScenarioError as ScenarioError
     from fedsim.data.dataset import Dataset as Dataset
     from fedsim.data.federated import Split as Split
-    from fedsim.scenario import Scenario as Scenario
-    from fedsim.scenario import VariantConfig as VariantConfig
+    from fedsim.scenario.sections import Scenario as Scenario
+    from fedsim.scenario.sections import VariantConfig as VariantConfig
+    from fedsim.scenario.tables import Bounds as Bounds
+    from fedsim.scenario.tables import ScenarioError as ScenarioError
     from strategies.context import StrategyContext as StrategyContext
 
 _WHERE = {
@@ -39,10 +39,10 @@ _WHERE = {
     "Comparison": "fedsim.api",
     "RunFailed": "fedsim.api",
     "Interrupted": "fedsim.api",
-    "Scenario": "fedsim.scenario",
-    "VariantConfig": "fedsim.scenario",
-    "ScenarioError": "fedsim.config",
-    "Bounds": "fedsim.config",
+    "Scenario": "fedsim.scenario.sections",
+    "VariantConfig": "fedsim.scenario.sections",
+    "ScenarioError": "fedsim.scenario.tables",
+    "Bounds": "fedsim.scenario.tables",
     "Dataset": "fedsim.data.dataset",
     "Split": "fedsim.data.federated",
     "UpdateContext": "clients.update",

@@ -7,7 +7,7 @@
 
 ``model``, ``dataset``, ``strategy`` and ``update`` take the Python objects themselves (a
 function, a class): they replace the scenario's names and reach the Ray workers pickled
-(fedsim/plugins.py), so nothing needs a module file.  The command line is a thin layer
+(fedsim/scenario/plugins.py), so nothing needs a module file.  The command line is a thin layer
 over :func:`run` and :func:`compare`: the same checks, the same run folders.
 """
 
@@ -17,18 +17,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from fedsim import cluster, plugins
-from fedsim.config import ScenarioError, describe, from_table, one_line, to_table
-from fedsim.scenario import Scenario, VariantConfig, parse_table, read_text, with_folder
-from fedsim.variants import Run, parse_seeds, plan
+from fedsim.scenario import files, objects
+from fedsim.scenario.files import parse_table, read_text
+from fedsim.scenario.sections import Scenario, VariantConfig
+from fedsim.scenario.tables import ScenarioError, describe, from_table, one_line, to_table
+from fedsim.scenario.variants import Run, parse_seeds, plan
+from fedsim.sim import cluster
 
-DEFAULT_SCENARIO = "quickstart.toml"  # packaged with fedsim: synthetic data, runs offline
 SCENARIO_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE = (
     "scenario.toml",
     "metrics.jsonl",
@@ -114,17 +114,7 @@ class Interrupted(KeyboardInterrupt):
 
 def load_scenario(path: str | Path | None = None, set: Sequence[str] = ()) -> Scenario:
     """A scenario file (None: the built-in quickstart) with ``--set`` style overrides, validated."""
-    return from_table(Scenario, scenario_table(path, set))
-
-
-def scenario_table(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The scenario file as a table, overrides applied; a file naming plug-ins by import path
-    searches its own folder for them."""
-    if path is None:
-        text = files("fedsim").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
-        return parse_table(text, tuple(overrides), source=DEFAULT_SCENARIO)
-    table = parse_table(read_text(path), tuple(overrides), source=str(path))
-    return with_folder(table, Path(path).parent)
+    return files.load_scenario(path, tuple(set))
 
 
 def run(
@@ -147,11 +137,11 @@ def run(
     same Python objects it ran with, if any).  Raises ScenarioError for bad input (before
     anything starts), RunFailed, or Interrupted (a KeyboardInterrupt).
     """
-    objects = {"model": model, "dataset": dataset, "strategy": strategy, "update": update}
+    given = {"model": model, "dataset": dataset, "strategy": strategy, "update": update}
     if resume is not None:
-        chosen = _resumed(Path(resume), scenario, out, set, objects)
+        chosen = _resumed(Path(resume), scenario, out, set, given)
     else:
-        chosen = from_table(Scenario, with_objects(_table(scenario, set), objects))
+        chosen = from_table(Scenario, with_objects(_table(scenario, set), given))
     console = console or Console(stderr=True, highlight=False)
     with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose)):
         folder = Path(resume) if resume is not None else (Path(out) if out is not None else None)
@@ -178,7 +168,7 @@ def compare(
     strategy classes or functions, or VariantConfig objects; none: the scenario's
     ``[[compare.variants]]``.  ``seeds``: none: ``compare.seeds``, else the scenario's seed.
     """
-    from fedsim import sweep
+    from fedsim.sim import sweep
 
     table = with_objects(_table(scenario, set), {"model": model, "dataset": dataset, "update": update})
     runs = comparison_plan(table, list(strategies), seeds)
@@ -222,16 +212,16 @@ def comparison_plan(
     return plan(table, variants, chosen)
 
 
-def with_objects(table: dict[str, Any], objects: dict[str, object]) -> dict[str, Any]:
+def with_objects(table: dict[str, Any], given: dict[str, object]) -> dict[str, Any]:
     """``table`` naming the given plug-ins: a name as it is, a Python object registered by its
-    import path (fedsim/plugins.py)."""
+    import path (fedsim/scenario/plugins.py)."""
     where = {"model": ("model", "name"), "dataset": ("data", "dataset"), "strategy": ("strategy", "name")}
     where["update"] = ("client", "update")
-    for kind, given in objects.items():
-        if given is None:
+    for kind, thing in given.items():
+        if thing is None:
             continue
         section, key = where[kind]
-        name = given if isinstance(given, str) else plugins.register_object(given)
+        name = thing if isinstance(thing, str) else objects.register_object(thing)
         table = {**table, section: {**_section(table, section), key: name}}
     return table
 
@@ -248,7 +238,7 @@ def _variant(strategy: object) -> VariantConfig:
         return strategy
     if isinstance(strategy, str):
         return VariantConfig(strategy=strategy)
-    return VariantConfig(strategy=plugins.register_object(strategy), label=_shown(strategy))
+    return VariantConfig(strategy=objects.register_object(strategy), label=_shown(strategy))
 
 
 def _shown(strategy: object) -> str:
@@ -258,7 +248,7 @@ def _shown(strategy: object) -> str:
 def _table(scenario: ScenarioLike, overrides: Sequence[str]) -> dict[str, Any]:
     if isinstance(scenario, Scenario):
         return parse_table(scenario.to_toml(), tuple(overrides)) if overrides else to_table(scenario)
-    return scenario_table(scenario, overrides)
+    return files.scenario_table(scenario, tuple(overrides))
 
 
 def _text(path: str | Path | None) -> str | None:
@@ -266,18 +256,18 @@ def _text(path: str | Path | None) -> str | None:
 
 
 def _resumed(
-    folder: Path, scenario: ScenarioLike, out: object, overrides: Sequence[str], objects: dict[str, object]
+    folder: Path, scenario: ScenarioLike, out: object, overrides: Sequence[str], given: dict[str, object]
 ) -> Scenario:
     """The scenario a stopped run recorded; a resume continues it unchanged."""
-    given = [n for n, v in (("SCENARIO", scenario), ("--set", overrides), ("--out", out)) if v]
-    if given:
+    extra = [n for n, v in (("SCENARIO", scenario), ("--set", overrides), ("--out", out)) if v]
+    if extra:
         raise ScenarioError(
-            "--resume", f"continues RUN_DIR/{SCENARIO_FILE} as it is; drop {', '.join(given)}"
+            "--resume", f"continues RUN_DIR/{SCENARIO_FILE} as it is; drop {', '.join(extra)}"
         )
     if not (folder / SCENARIO_FILE).is_file():
         raise ScenarioError("--resume", f"{folder} is not a run folder (no {SCENARIO_FILE} in it)")
     table = parse_table(read_text(folder / SCENARIO_FILE))
-    if with_objects(table, objects) != table:  # the run's names: the objects must be the same ones
+    if with_objects(table, given) != table:  # the run's names: the objects must be the same ones
         raise ScenarioError("--resume", "the Python objects given are not the ones the run used")
     return from_table(Scenario, table)
 
@@ -290,10 +280,10 @@ def _run_job(
     console: Console,
     verbose: bool,
 ) -> RunResult:
-    from fedsim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
-    from fedsim.divergence import Diverged
-    from fedsim.exchange import RunError
-    from fedsim.progress import describe_data, print_summary, reporter
+    from fedsim.results.progress import describe_data, print_summary, reporter
+    from fedsim.sim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
+    from fedsim.sim.divergence import Diverged
+    from fedsim.sim.exchange import RunError
 
     try:
         job = engine.prepare(scenario, out, _text(data_dir), resume=resume)
@@ -322,7 +312,7 @@ def _run_job(
 
 def resume_hint(out: Path) -> str:
     """How to go on with a stopped run, if it has a checkpoint to go on from."""
-    from fedsim.checkpoint import CHECKPOINT_DIR, MANIFEST
+    from fedsim.sim.checkpoint import CHECKPOINT_DIR, MANIFEST
 
     if not (out / CHECKPOINT_DIR / MANIFEST).is_file():  # stopped before its first round
         return ""

@@ -14,11 +14,15 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from fedsim import api, deploy_args, deploy_cli, outdir
+from fedsim import api
 from fedsim.api import TABLE_MD
-from fedsim.config import ScenarioError, count, describe, from_table
-from fedsim.privacy_config import guarantee
-from fedsim.scenario import Scenario
+from fedsim.deploy import args as deploy_args
+from fedsim.deploy import commands as deploy_cli
+from fedsim.results import outdir
+from fedsim.scenario import files
+from fedsim.scenario.describe import guarantee
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import ScenarioError, count, describe, from_table
 
 EPILOG = """\
 examples:
@@ -209,7 +213,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    table = api.scenario_table(args.scenario, _overrides(args))
+    table = files.scenario_table(args.scenario, _overrides(args))
     comparison = api.compare(
         from_table(Scenario, table),
         strategies=args.strategies,
@@ -232,9 +236,9 @@ def _common(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
     """Load the data and every plug-in once, as a run would before Ray starts."""
-    from fedsim import preflight
+    from fedsim.sim import preflight
 
-    table = api.scenario_table(args.scenario, args.overrides)
+    table = files.scenario_table(args.scenario, args.overrides)
     checked = preflight.check(from_table(Scenario, table), args.data_dir)
     scenario, population = checked.scenario, len(checked.data.clients)
     console.print(
@@ -267,7 +271,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace, console: Console) -> int:
-    from fedsim import comparison, plots
+    from fedsim.results import comparison, plots
 
     folders = [f for run_dir in args.runs for f in _run_folders(run_dir)]
     if args.out is None and len(args.runs) > 1:
@@ -285,7 +289,7 @@ def _plot(args: argparse.Namespace, console: Console) -> int:
 
 def _run_folders(path: Path) -> list[Path]:
     """``path`` if it is a run folder, else the run folders directly inside it."""
-    from fedsim.results import METRICS_FILE
+    from fedsim.results.run_dir import METRICS_FILE
 
     if (path / METRICS_FILE).is_file():
         return [path]

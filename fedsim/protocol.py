@@ -21,7 +21,7 @@ METRICS = "metrics"
 # ConfigRecord keys, server -> client.
 SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
-# Python objects given to fedsim.run as plug-ins, pickled (fedsim/plugins.py); simulation only.
+# Python objects given to fedsim.run as plug-ins, pickled (fedsim/scenario/plugins.py); simulation only.
 PLUGIN_OBJECTS = "plugin-objects"
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
@@ -31,7 +31,7 @@ FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the 
 # A simulated node of a pool stands in for any client (strategies/placement.py): its messages
 # name the client (PARTITION_ID) and carry the client's kept state (CLIENT_STATE records).
 PARTITION_ID = "partition-id"  # also the query reply's metric: the partition a SuperNode holds
-# The cohort engine (fedsim/cohort_engine.py): one train message per group of clients, to the
+# The cohort engine (fedsim/sim/cohort_engine.py): one train message per group of clients, to the
 # group's first node, naming the partitions to train; the reply holds each one's records
 # under member_record(ARRAYS, pid) and member_record(METRICS, pid).
 COHORT_PARTITIONS = "cohort-partitions"  # list of partition ids
@@ -56,7 +56,7 @@ CONTROL = "scaffold-c"  # server -> client: the global control variate c
 CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
 CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
 # Records a client keeps in its Context.state, which a query message may set (a resumed run
-# hands back the server's copies, fedsim/clientstate.py); a pooled node's messages carry them.
+# hands back the server's copies, fedsim/sim/clientstate.py); a pooled node's messages carry them.
 CLIENT_STATE = frozenset({CLIENT_CONTROL})
 
 # Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
@@ -71,7 +71,7 @@ EVAL_LOSS = "loss"
 EVAL_ACCURACY = "accuracy"
 
 # Error replies carry only a reason text: a client that outgrew its GPU share says this
-# phrase (fedsim/gpu.py), and the server counts it as out of memory (fedsim/failures.py).
+# phrase (clients/gpu.py), and the server counts it as out of memory (fedsim/sim/failures.py).
 GPU_SHARE_EXCEEDED = "needed more than its GPU share"
 
 # Node config keys (set per SuperNode; Flower's simulation sets the first two).

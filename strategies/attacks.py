@@ -27,9 +27,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from fedsim.scenario import AttackConfig
-from fedsim.seeding import generator
-from strategies.cohorts import malicious_count
+from fedsim.scenario.counts import malicious_count
+from fedsim.scenario.sections import AttackConfig
+from fedsim.scenario.seeding import generator
 
 Arrays = dict[str, np.ndarray]
 

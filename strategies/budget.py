@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from flwr.supercore.differential_privacy import compute_adaptive_noise_params
 
-from fedsim.config import ScenarioError
-from fedsim.privacy_config import PrivacyConfig, count_stddev, default_delta, expected_cohort
-from fedsim.scenario import Scenario
+from fedsim.scenario.privacy import PrivacyConfig, default_delta
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import ScenarioError
 
 if TYPE_CHECKING:  # loaded where used: dp-accounting and SciPy take 0.7 s, and only private runs need them
     from strategies import accounting
-from strategies.cohorts import cohort_size
+from fedsim.scenario.counts import cohort_size
 from strategies.plan import plan_round
 
 
@@ -39,9 +39,9 @@ def central_mechanism(scenario: Scenario, population: int, noise: float) -> acco
     rate = cfg.fraction_train if privacy.sampling == "poisson" else None
     if privacy.clipping != "adaptive":
         return accounting.central_round(noise, population, cohort, rate)
-    stddev = count_stddev(scenario, population)
+    stddev = scenario.count_stddev(population)
     # Flower raises the update's noise so that update and count together have multiplier ``noise``.
-    _, update_noise = compute_adaptive_noise_params(noise, expected_cohort(scenario, population), stddev)
+    _, update_noise = compute_adaptive_noise_params(noise, scenario.expected_cohort(population), stddev)
     return accounting.central_round(update_noise, population, cohort, rate, count_noise=stddev)
 
 
@@ -86,7 +86,7 @@ def resolve(scenario: Scenario, sizes: Sequence[int]) -> Scenario:
     if privacy.delta is None:
         changes["delta"] = default_delta(units)
     if privacy.clipping == "adaptive" and privacy.clipped_count_stddev is None:
-        changes["clipped_count_stddev"] = count_stddev(scenario, len(sizes))
+        changes["clipped_count_stddev"] = scenario.count_stddev(len(sizes))
     resolved = _with(scenario, changes)
     if privacy.noise_multiplier == "auto":
         resolved = _with(resolved, {"noise_multiplier": calibrated_noise(resolved, sizes)})
@@ -104,7 +104,7 @@ def calibrated_noise(scenario: Scenario, sizes: Sequence[int]) -> float:
         if privacy.mode == "central":
             upper = None
             if privacy.clipping == "adaptive":  # Flower's limit, z < 2 s
-                upper = 2 * count_stddev(scenario, population) * (1 - 1e-6)
+                upper = 2 * scenario.count_stddev(population) * (1 - 1e-6)
             return accounting.calibrate(
                 lambda z: central_mechanism(scenario, population, z), scenario.rounds, delta, target, upper
             )
@@ -137,7 +137,7 @@ class Budget:
     """The accountant of a run, and ``target_epsilon``: may the next round be run?
 
     Checkpoints keep the accountant (rounds, or each client's participations; it is
-    Stateful, fedsim/checkpoint.py); the rest is the scenario's.
+    Stateful, fedsim/sim/checkpoint.py); the rest is the scenario's.
     """
 
     def __init__(self, scenario: Scenario, sizes: Sequence[int]) -> None:

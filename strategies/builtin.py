@@ -1,4 +1,4 @@
-"""The built-in strategies: plug-ins like a user's (fedsim/plugins.py), one factory per name.
+"""The built-in strategies: plug-ins like a user's (fedsim/scenario/plugins.py), one factory per name.
 
 Each factory takes its own parameters as keywords, checked against its signature when
 the scenario is set up (types, and bounds from ``Bounds``), so ``[strategy.params]`` of
@@ -31,7 +31,7 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from fedsim.config import Bounds, ScenarioError
+from fedsim.scenario.tables import Bounds, ScenarioError
 from strategies.context import StrategyContext
 from strategies.scaffold import Scaffold
 

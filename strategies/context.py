@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedsim.scenario import Scenario
+from fedsim.scenario.sections import Scenario
 
 
 @dataclass(frozen=True)

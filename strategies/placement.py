@@ -2,7 +2,7 @@
 
 On real SuperNodes each node holds one partition, named in its node config: the
 mapping is fixed and the server learns it by asking every node once
-(``fedsim/discovery.py``).
+(``fedsim/sim/discovery.py``).
 
 In fedsim's simulation the nodes hold nothing of their own: every Ray worker can
 load any partition.  So fedsim starts only a *pool* of nodes, as many as one stage

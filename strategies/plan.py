@@ -1,6 +1,6 @@
 """A training round's plan: which clients train, which of them fail or straggle, how long they take.
 
-Everything is drawn from named streams of the seed (``fedsim.seeding``), so a run and
+Everything is drawn from named streams of the seed (``fedsim.scenario.seeding``), so a run and
 its repetition, a resumed run included, plan alike whatever the number of Ray actors:
 
 - the sample: ``(seed, "sample", "train", round)``, as :class:`SeededSampling` draws it
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedsim import protocol as keys
-from fedsim.scenario import FaultsConfig, Scenario
-from fedsim.seeding import generator
-from strategies.cohorts import cohort_size, straggler_count
-from strategies.sampling import poisson_partitions, retry_path, sample_partitions
+from fedsim.scenario.counts import cohort_size, straggler_count
+from fedsim.scenario.sections import FaultsConfig, Scenario
+from fedsim.scenario.seeding import generator
+from strategies.draws import poisson_partitions, retry_path, sample_partitions
 
 FAULTS = ("fail", "crash", "dropout")  # in the order their shares cut the unit interval
 

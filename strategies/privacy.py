@@ -49,9 +49,9 @@ from flwr.serverapp.strategy import (
 from flwr.supercore.differential_privacy import compute_stdv
 
 from fedsim import protocol as keys
-from fedsim.privacy_config import PrivacyConfig, count_stddev, expected_cohort
-from fedsim.scenario import Scenario
-from fedsim.seeding import generator
+from fedsim.scenario.privacy import PrivacyConfig
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.seeding import generator
 
 
 def noised(arrays: ArrayRecord, std: float, rng: np.random.Generator) -> ArrayRecord:
@@ -243,9 +243,9 @@ def wrap_central(scenario: Scenario, algorithm: Strategy, population: int) -> Pr
     """``algorithm`` behind the scenario's central DP mechanism, for ``population`` clients."""
     privacy = scenario.privacy
     assert privacy is not None and privacy.mode == "central"
-    denominator = expected_cohort(scenario, population)
+    denominator = scenario.expected_cohort(population)
     mean = MeanOfUpdates(algorithm, denominator)
-    mechanism = _mechanism(privacy, mean, round(denominator) or 1, count_stddev(scenario, population))
+    mechanism = _mechanism(privacy, mean, round(denominator) or 1, scenario.count_stddev(population))
     mechanism.seed, mechanism.denominator = scenario.seed, denominator
     return PrivateAggregation(algorithm, mechanism, privacy.clipping if privacy.where == "client" else None)
 

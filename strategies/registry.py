@@ -1,6 +1,6 @@
 """The scenario's strategy, built through the plug-in door and wrapped for sampling and privacy.
 
-A strategy is a plug-in (fedsim/plugins.py): a Flower ``Strategy`` subclass, or a
+A strategy is a plug-in (fedsim/scenario/plugins.py): a Flower ``Strategy`` subclass, or a
 function returning one, called with ``[strategy.params]`` as keywords plus the
 settings below that make it use every node it is shown; :class:`SeededSampling`
 decides which nodes those are.  The built-ins are plug-ins too (strategies/builtin.py).
@@ -12,12 +12,13 @@ from typing import Any
 
 from flwr.serverapp.strategy import FedAvg, Strategy
 
-from fedsim import plugins
-from fedsim.scenario import Scenario
+from fedsim.scenario import plugins, signatures
+from fedsim.scenario.counts import cohort_size
+from fedsim.scenario.sections import Scenario
 from strategies.context import StrategyContext
 from strategies.placement import Placement
 from strategies.privacy import wrap_central
-from strategies.sampling import SeededSampling, cohort_size
+from strategies.sampling import SeededSampling
 
 # Sampling is ours: Flower's strategy sees exactly the sampled nodes and takes all.
 TAKE_ALL: dict[str, Any] = {
@@ -33,8 +34,8 @@ def make_strategy(scenario: Scenario, population: int) -> Strategy:
     """The strategy ``strategy.name`` names, built with its params for ``population`` clients."""
     cfg = scenario.strategy
     target = plugins.resolve(plugins.STRATEGY, cfg.name, scenario.python_path)
-    params = plugins.bind(plugins.STRATEGY, cfg.name, target, cfg.params)
-    given = plugins.given(target, {**TAKE_ALL, "context": StrategyContext(scenario, population)})
+    params = signatures.bind(plugins.STRATEGY, cfg.name, target, cfg.params)
+    given = signatures.given(target, {**TAKE_ALL, "context": StrategyContext(scenario, population)})
     strategy = plugins.call(plugins.STRATEGY, cfg.name, target, **params, **given)
     if not isinstance(strategy, Strategy):
         raise plugins.PluginError(

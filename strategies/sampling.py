@@ -17,47 +17,16 @@ noise, as its fixed-denominator estimator does with no updates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.run import Run
 
 from fedsim import protocol as keys
-from fedsim.seeding import generator
-from strategies.cohorts import cohort_size
+from strategies.draws import poisson_partitions, sample_partitions
 from strategies.placement import Placement
-
-if TYPE_CHECKING:  # strategies.plan draws its sample with this module's functions
-    from strategies.plan import RoundPlan
-
-__all__ = ["SeededSampling", "cohort_size", "poisson_partitions", "retry_path", "sample_partitions"]
-
-
-def sample_partitions(
-    seed: int, stage: str, server_round: int, population: int, size: int, attempt: int = 0
-) -> list[int]:
-    """``size`` distinct partition ids out of ``range(population)``, sorted.
-
-    A retried round (``attempt`` > 0, see ``faults.round_retries``) draws a new sample.
-    """
-    rng = generator(seed, "sample", stage, server_round, *retry_path(attempt))
-    return sorted(int(p) for p in rng.choice(population, size=size, replace=False))
-
-
-def poisson_partitions(
-    seed: int, stage: str, server_round: int, population: int, rate: float, attempt: int = 0
-) -> list[int]:
-    """Each of ``range(population)`` independently with probability ``rate``, sorted."""
-    rng = generator(seed, "sample", stage, server_round, *retry_path(attempt))
-    return [int(p) for p in np.flatnonzero(rng.random(population) < rate)]
-
-
-def retry_path(attempt: int) -> tuple[int | str, ...]:
-    """Extends a random stream's path for a retried round; the first attempt keeps the plain stream."""
-    return ("retry", attempt) if attempt else ()
+from strategies.plan import RoundPlan
 
 
 class SeededSampling(Strategy):

@@ -92,7 +92,7 @@ class Scaffold(FedAvg):
         self.x: Arrays = {}
         self.c: Arrays = {}
 
-    # Stateful (fedsim/checkpoint.py): ``c`` outlives the round; ``x`` is set again by
+    # Stateful (fedsim/sim/checkpoint.py): ``c`` outlives the round; ``x`` is set again by
     # every configure_train but kept too, so a restored strategy is the saved one.
     def state(self) -> dict[str, Any]:
         return {"x": dict(self.x), "c": dict(self.c)}

@@ -1,6 +1,6 @@
 """Server state of Flower's own strategies, read and written for checkpoints.
 
-Our components carry ``state()`` and ``restore()`` themselves (fedsim/checkpoint.py);
+Our components carry ``state()`` and ``restore()`` themselves (fedsim/sim/checkpoint.py);
 Flower's do not, so these adapters name the attributes that change from round to
 round (read from Flower 1.42's sources):
 
@@ -13,7 +13,7 @@ round (read from Flower 1.42's sources):
 
 Every other Flower strategy keeps nothing between rounds.
 
-A user's strategy (a plug-in, fedsim/plugins.py) that is not :class:`Stateful` itself
+A user's strategy (a plug-in, fedsim/scenario/plugins.py) that is not :class:`Stateful` itself
 has its instance attributes saved that a checkpoint can hold: numbers, strings, NumPy
 arrays, ArrayRecords and lists and dicts of those (its moments, its counters, its
 current model); anything else (a function, a lock) is left as the constructor made it.

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from fedsim import engine
-from fedsim.results import RoundRecord, Summary
-from fedsim.scenario import Scenario, parse_scenario
+from fedsim.results.records import RoundRecord, Summary
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.sim import engine
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FEDSIM_DATA_DIR") or REPO.parent / "shared" / "data")
@@ -106,7 +107,7 @@ class RecordingReporter:
         self.warnings: list[str] = []
         self.population = 0
 
-    def started(self, scenario: Scenario, population: int) -> None:
+    def started(self, scenario: Scenario, population: int, notes: object = ()) -> None:
         self.population = population
 
     def round_done(self, record: RoundRecord) -> None:
@@ -146,7 +147,7 @@ def file_size_limit(size: int) -> Iterator[None]:
 @contextlib.contextmanager
 def another_process_locking(folder: Path) -> Iterator[subprocess.Popen[str]]:
     """A process holding ``folder``'s run lock (as a live run does) until the block ends."""
-    script = "import sys; from pathlib import Path; from fedsim.runlock import RunLock\n"
+    script = "import sys; from pathlib import Path; from fedsim.results.runlock import RunLock\n"
     script += "lock = RunLock.take(Path(sys.argv[1]), 'test')\nprint('held', flush=True)\nsys.stdin.read()\n"
     holder = subprocess.Popen(
         [sys.executable, "-c", script, str(folder)],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedsim.cli import main
-from fedsim.results import RoundRecord
+from fedsim.results.records import RoundRecord
 from tests.conftest import REPO
 
 SCENARIOS = REPO / "scenarios"

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim import checkpoint as ckpt
-from fedsim import results
 from fedsim.cli import main
-from fedsim.models import build_model
-from fedsim.results import RoundRecord, RunDirectory
-from fedsim.scenario import Scenario, parse_scenario
-from fedsim.server import scenario_digest
+from fedsim.models.build import build_model
+from fedsim.results import run_dir as results
+from fedsim.results.records import RoundRecord
+from fedsim.results.run_dir import RunDirectory
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.sim import checkpoint as ckpt
+from fedsim.sim.server import scenario_digest
 from tests.conftest import another_process_locking
 
 SCENARIO = """

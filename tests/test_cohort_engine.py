@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fedsim.results import read_metrics
+from fedsim.results.run_dir import read_metrics
 from tests.conftest import REPO, simulate
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim import certs
-from fedsim.flower import (
+from fedsim.deploy import certs
+from fedsim.deploy.flower import (
     CONNECTED,
     ClientTls,
     SuperLinkOptions,
@@ -34,10 +34,11 @@ from fedsim.flower import (
     superlink_answers,
     write_connection,
 )
-from fedsim.launch import LaunchOptions, launch
-from fedsim.processes import ProcessGroup, descendants, is_alive
-from fedsim.results import RoundRecord, read_metrics
-from fedsim.scenario import parse_scenario
+from fedsim.deploy.launch import LaunchOptions, launch
+from fedsim.deploy.processes import ProcessGroup, descendants, is_alive
+from fedsim.results.records import RoundRecord
+from fedsim.results.run_dir import read_metrics
+from fedsim.scenario.files import parse_scenario
 from tests.conftest import REPO, RecordingReporter, simulate
 
 pytestmark = pytest.mark.engine

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.models import build_model
-from fedsim.results import read_metrics
-from fedsim.scenario import ModelConfig
+from fedsim.models.build import build_model
+from fedsim.results.run_dir import read_metrics
+from fedsim.scenario.sections import ModelConfig
 from tests.conftest import REPO, simulate
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]

@@ -12,9 +12,10 @@ import pytest
 from rich.console import Console
 
 import fedsim
-from fedsim import engine
-from fedsim.results import RoundRecord, read_metrics
-from fedsim.scenario import load_scenario
+from fedsim.results.records import RoundRecord
+from fedsim.results.run_dir import read_metrics
+from fedsim.scenario.files import load_scenario
+from fedsim.sim import engine
 from tests.conftest import RecordingReporter
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]

@@ -10,7 +10,7 @@ import dp_accounting as dpa
 import pytest
 from dp_accounting.rdp import RdpAccountant
 
-from fedsim.results import read_metrics
+from fedsim.results.run_dir import read_metrics
 from tests.conftest import REPO, simulate
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]

@@ -15,9 +15,10 @@ import psutil
 import pytest
 import torch
 
-from fedsim import checkpoint, engine
-from fedsim.results import RoundRecord, read_metrics
-from fedsim.scenario import parse_scenario
+from fedsim.results.records import RoundRecord
+from fedsim.results.run_dir import read_metrics
+from fedsim.scenario.files import parse_scenario
+from fedsim.sim import checkpoint, engine
 from strategies.plan import plan_round
 from tests.conftest import REPO, RecordingReporter, simulate
 
@@ -248,7 +249,7 @@ def test_fedsim_run_killed_with_sigkill_leaves_none_of_its_private_clusters_proc
         if line.startswith("round   1"):  # the cluster is up and training
             break
     tree = psutil.Process(process.pid).children(recursive=True)
-    reapers = [p for p in tree if "fedsim.reaper" in p.cmdline()]
+    reapers = [p for p in tree if "fedsim.sim.reaper" in p.cmdline()]
     cluster = [p for p in tree if p not in reapers]
     assert len(reapers) == 1 and any(p.name() == "raylet" for p in cluster)
     assert any("Agent" in " ".join(p.cmdline()) for p in cluster)  # the dashboard and runtime-env agents

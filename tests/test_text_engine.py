@@ -10,9 +10,9 @@ import torch
 from fedsim.data import find_federated
 from fedsim.data.shakespeare import parse_roles, split_role
 from fedsim.data.text import read_text
-from fedsim.models import build_model
-from fedsim.results import read_metrics, read_vocab
-from fedsim.scenario import parse_scenario
+from fedsim.models.build import build_model
+from fedsim.results.run_dir import read_metrics, read_vocab
+from fedsim.scenario.files import parse_scenario
 from tests.conftest import simulate
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]

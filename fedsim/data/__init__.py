@@ -1,6 +1,6 @@
 """Federated data sets: a loader's :class:`Dataset`, as tensors, plus one index array per client.
 
-The loader the scenario names (a built-in or a user's, fedsim/plugins.py) gives the
+The loader the scenario names (a built-in or a user's, fedsim/scenario/plugins.py) gives the
 samples; :func:`federate` splits the training samples into clients with fedsim's
 partitioners.  Both are deterministic in (scenario data section, seed), so the server
 and every Ray worker build the same partition independently instead of shipping it.
@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from fedsim import plugins
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset, Tensors, materialize
 from fedsim.data.federated import FederatedData, Split
 from fedsim.data.partition import partition
 from fedsim.data.roots import candidate_roots
 from fedsim.data.vocab import Vocabulary
-from fedsim.scenario import DataConfig
-from fedsim.seeding import generator
+from fedsim.scenario import plugins, signatures
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.seeding import generator
+from fedsim.scenario.tables import ScenarioError
 
 __all__ = ["Dataset", "FederatedData", "Split", "Vocabulary", "find_federated", "load_federated"]
 
@@ -69,8 +69,8 @@ def load_tensors(spec: DataConfig, seed: int, root: Path | None, paths: Sequence
     """The loader's data set, called as ``load(root, **params)`` (with ``seed`` if it takes one)."""
     name = spec.dataset
     loader = plugins.resolve(plugins.DATASET, name, paths)
-    params = plugins.bind(plugins.DATASET, name, loader, spec.params)
-    extra = plugins.given(loader, {"seed": seed})
+    params = signatures.bind(plugins.DATASET, name, loader, spec.params)
+    extra = signatures.given(loader, {"seed": seed})
     try:
         dataset: Any = loader(root, **params, **extra)
     except (FileNotFoundError, ScenarioError):

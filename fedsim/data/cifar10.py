@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.roots import fetch_command, missing
 from fedsim.data.shared import cached_array
+from fedsim.scenario.tables import ScenarioError
 
 FOLDER = "cifar-10-batches-py"
 BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}

@@ -1,7 +1,7 @@
 """What a data set loader returns (:class:`Dataset`, exported as ``fedsim.Dataset``), checked and
 turned into the tensors every client slices.
 
-A loader is a plug-in (fedsim/plugins.py): ``load(root, **params) -> Dataset``, ``root``
+A loader is a plug-in (fedsim/scenario/plugins.py): ``load(root, **params) -> Dataset``, ``root``
 the data root it reads from (or None; raise FileNotFoundError to have the next root
 tried).  The built-in ones (mnist, fashion_mnist, emnist, cifar10, femnist, synthetic,
 shakespeare, text) are loaders too.
@@ -18,7 +18,7 @@ import torch
 
 from fedsim.data.federated import Split
 from fedsim.data.vocab import Vocabulary
-from fedsim.plugins import DATASET, PluginError
+from fedsim.scenario.plugins import DATASET, PluginError
 
 KEY = DATASET.key
 

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.roots import missing
 from fedsim.data.shared import cached_array
+from fedsim.scenario.tables import ScenarioError
 
 FOLDER = Path("femnist") / "data"  # under the data root: LEAF's data/femnist/data
 NUM_CLASSES, SIDE = 62, 28

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedsim.config import ScenarioError, suggest
 from fedsim.data import cifar10, emnist, femnist
 from fedsim.data.fashion_mnist import FASHION_MNIST
 from fedsim.data.mnist import MNIST
 from fedsim.data.roots import candidate_roots
+from fedsim.scenario.tables import ScenarioError, suggest
 
 KEY = "data fetch"
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.idx import read_idx
 from fedsim.data.roots import fetch_command, missing
 from fedsim.data.shared import cached_array
+from fedsim.scenario.tables import ScenarioError
 
 
 @dataclass(frozen=True)

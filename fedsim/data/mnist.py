@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.idx_images import IdxImages
 from fedsim.data.roots import candidate_roots
+from fedsim.scenario.tables import ScenarioError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedsim.config import ScenarioError
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 MAX_DIRICHLET_TRIES = 1000
 

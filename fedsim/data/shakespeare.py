@@ -20,10 +20,10 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from fedsim.config import Bounds, ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.text import KEY, read_text, source, train_count
 from fedsim.data.windows import Document, Windows, dataset
+from fedsim.scenario.tables import Bounds, ScenarioError
 
 PLAY = "shakespeare/tinyshakespeare.txt"  # under the data root
 Positive = Annotated[int, Bounds(ge=1)]

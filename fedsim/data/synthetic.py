@@ -15,9 +15,9 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from fedsim.config import Bounds
 from fedsim.data.dataset import Dataset
-from fedsim.seeding import generator
+from fedsim.scenario.seeding import generator
+from fedsim.scenario.tables import Bounds
 
 NUM_FEATURES, NUM_CLASSES = 60, 10
 

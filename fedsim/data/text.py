@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fedsim.config import Bounds, ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.windows import Document, Windows, dataset
+from fedsim.scenario.tables import Bounds, ScenarioError
 
 KEY = "data.params.path"
 TRAIN_PARTS, ALL_PARTS = 4, 5  # the first 4/5 trains; integer maths, no float rounding

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data.dataset import Dataset
 from fedsim.data.federated import Split
 from fedsim.data.vocab import Vocabulary
-from fedsim.seeding import generator
+from fedsim.scenario.seeding import generator
+from fedsim.scenario.tables import ScenarioError
 
 
 @dataclass(frozen=True)

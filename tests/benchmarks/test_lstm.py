@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import plain
 from benchmarks.workloads import SCENARIO_FILES, Workload
-from fedsim.scenario import load_scenario
+from fedsim.scenario.files import load_scenario
 from strategies.plan import plan_round
 
 

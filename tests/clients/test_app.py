@@ -9,12 +9,11 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
-from clients import app, training
-from fedsim import gpu
+from clients import app, gpu, training
 from fedsim import protocol as keys
 from fedsim.data import load_federated
-from fedsim.models import build_model
-from fedsim.scenario import parse_scenario
+from fedsim.models.build import build_model
+from fedsim.scenario.files import parse_scenario
 from strategies.attacks import malicious_partitions
 from strategies.scaffold import to_numpy, to_record
 

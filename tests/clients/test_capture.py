@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from clients import capture
-from clients.cohort import Member, train_cohort
-from fedsim.scenario import ClientConfig
+from clients.cohort import train_cohort
+from clients.cohort_schedule import Member
+from fedsim.scenario.sections import ClientConfig
 from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
 
 # Every part of the update: FedProx, momentum, weight decay, clipping.

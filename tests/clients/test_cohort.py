@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from clients import training
-from clients.cohort import Member, not_vectorizable, train_cohort
+from clients.cohort import not_vectorizable, train_cohort
+from clients.cohort_schedule import Member
 from fedsim.data import Split
-from fedsim.models import build_model
-from fedsim.scenario import ClientConfig, ModelConfig
+from fedsim.models.build import build_model
+from fedsim.scenario.sections import ClientConfig, ModelConfig
 
 SIZES = (23, 10, 7)
 SHAPE = (1, 12, 12)  # image-shaped but small, so the CNN test stays quick

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from clients import capture, cohort, cohort_group, cohort_memory
-from clients.cohort import Member, Result
-from fedsim.scenario import ClientConfig
+from clients.cohort import Result
+from clients.cohort_schedule import Member
+from fedsim.scenario.sections import ClientConfig
 from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
 
 CFG = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.5)

@@ -9,8 +9,8 @@ import torch
 
 from clients import dpsgd, training
 from fedsim.data import Split
-from fedsim.models import build_model
-from fedsim.scenario import ClientConfig, ModelConfig
+from fedsim.models.build import build_model
+from fedsim.scenario.sections import ClientConfig, ModelConfig
 
 
 def data(n: int = 20, features: int = 6, seed: int = 0) -> Split:

@@ -12,7 +12,7 @@ from flwr.app import ConfigRecord, Message
 from clients import app
 from clients.faults import CRASH_EXIT_CODE, InjectedFailure, act_out
 from fedsim import protocol as keys
-from fedsim.scenario import parse_scenario
+from fedsim.scenario.files import parse_scenario
 from tests.clients.test_app import initial_model, message, node, reply_model, scenario_toml
 from tests.conftest import REPO
 

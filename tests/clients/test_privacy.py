@@ -9,8 +9,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Message
 
 from clients import privacy
 from fedsim import protocol as keys
-from fedsim.replies import expected_metrics, screen_train
-from fedsim.seeding import generator
+from fedsim.scenario.seeding import generator
+from fedsim.sim.replies import expected_metrics, screen_train
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 

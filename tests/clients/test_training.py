@@ -9,8 +9,8 @@ from torch import nn
 
 from clients.training import evaluate, proximal_term, train
 from fedsim.data import Split
-from fedsim.models import build_model
-from fedsim.scenario import ClientConfig, ModelConfig
+from fedsim.models.build import build_model
+from fedsim.scenario.sections import ClientConfig, ModelConfig
 
 
 def linear(w: list[float], b: float = 0.0) -> nn.Linear:

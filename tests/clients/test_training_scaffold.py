@@ -8,7 +8,7 @@ from torch import nn
 
 from clients.training import train
 from fedsim.data import Split
-from fedsim.scenario import ClientConfig
+from fedsim.scenario.sections import ClientConfig
 
 
 def test_correction_is_added_to_the_gradient_before_each_step() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.results import read_metrics
+from fedsim.results.run_dir import read_metrics
 from tests.examples import EXAMPLES
 
 SCRIPT = EXAMPLES / "compare_api" / "compare.py"

@@ -24,8 +24,8 @@ import fedsim
 from clients.update import UpdateContext
 from fedsim.cli import main
 from fedsim.data import Split
-from fedsim.results import read_metrics
-from fedsim.scenario import ClientConfig, Scenario
+from fedsim.results.run_dir import read_metrics
+from fedsim.scenario.sections import ClientConfig, Scenario
 from strategies.context import StrategyContext
 from tests.examples import EXAMPLES, example_module
 

@@ -10,7 +10,7 @@ import pytest
 
 import fedsim
 from fedsim.cli import main
-from fedsim.results import read_metrics
+from fedsim.results.run_dir import read_metrics
 from tests.examples import EXAMPLES, example_module
 
 FOLDER = EXAMPLES / "npz_model_and_data"

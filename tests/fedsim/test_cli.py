@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fedsim import engine
 from fedsim.cli import main
-from fedsim.config import ScenarioError
-from fedsim.results import RoundRecord
-from fedsim.scenario import parse_scenario
+from fedsim.results.records import RoundRecord
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.tables import ScenarioError
+from fedsim.sim import engine
 from tests.conftest import REPO, file_size_limit
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.scenario import AttackConfig
+from fedsim.scenario.sections import AttackConfig
 from strategies.attacks import (
     flip_labels,
     gaussian_noise,

@@ -9,9 +9,10 @@ import dp_accounting as dpa
 import pytest
 from dp_accounting.rdp import RdpAccountant
 
-from fedsim import checkpoint
-from fedsim.config import ScenarioError
-from fedsim.scenario import Scenario, parse_scenario
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import ScenarioError
+from fedsim.sim import checkpoint
 from strategies import budget
 from strategies.placement import Placement
 from strategies.registry import build_strategy
@@ -108,6 +109,6 @@ def test_without_a_target_every_round_may_run() -> None:
 
 def test_the_engine_loads_dp_accounting_only_for_private_runs() -> None:
     """dp-accounting and SciPy add 0.7 s to every start; only an accountant needs them."""
-    check = "import sys, fedsim.engine; print('dp_accounting' in sys.modules, 'scipy' in sys.modules)"
+    check = "import sys, fedsim.sim.engine; print('dp_accounting' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from fedsim import plugins, sweep
-from fedsim.scenario import VariantConfig, parse_table
-from fedsim.variants import plan
+from fedsim.scenario import plugins
+from fedsim.scenario.files import parse_table
+from fedsim.scenario.sections import VariantConfig
+from fedsim.scenario.variants import plan
+from fedsim.sim import sweep
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 

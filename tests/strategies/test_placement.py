@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedsim.scenario import parse_scenario
+from fedsim.scenario.files import parse_scenario
 from strategies.placement import Placement
 from strategies.plan import largest_stage, train_sample
 

@@ -10,11 +10,12 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from fedsim import protocol as keys
-from fedsim.scenario import Scenario, parse_scenario
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from strategies.draws import sample_partitions
 from strategies.placement import Placement
 from strategies.plan import ClientPlan, plan_round, simulated_time, speed_factor
 from strategies.registry import build_strategy
-from strategies.sampling import sample_partitions
 
 BASE = """
 seed = 5
@@ -123,7 +124,7 @@ def test_configured_messages_carry_each_clients_part_only() -> None:
 
 
 def test_dropping_every_straggler_must_leave_min_train_clients() -> None:
-    from fedsim.config import ScenarioError
+    from fedsim.scenario.tables import ScenarioError
 
     with pytest.raises(ScenarioError, match=r"stragglers.fraction: policy 'drop' keeps 2 of the 10"):
         scenario(

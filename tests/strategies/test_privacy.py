@@ -12,8 +12,9 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, Re
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideAdaptiveClipping, FedAdam, FedAvg, Strategy
 
 from fedsim import protocol as keys
-from fedsim.scenario import Scenario, parse_scenario
-from fedsim.seeding import generator
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.seeding import generator
 from strategies.privacy import MeanOfUpdates, PrivateAggregation, ServerAdaptive, noised, wrap_central
 from strategies.registry import TAKE_ALL as _TAKE_ALL
 

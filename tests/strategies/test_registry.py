@@ -20,8 +20,9 @@ from flwr.serverapp.strategy import (
     QFedAvg,
 )
 
-from fedsim import plugins
-from fedsim.scenario import Scenario, parse_scenario
+from fedsim.scenario import plugins
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.sections import Scenario
 from strategies.placement import Placement
 from strategies.registry import build_strategy
 from strategies.scaffold import Scaffold

@@ -10,10 +10,12 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedsim.scenario import parse_scenario
+from fedsim.scenario.counts import cohort_size
+from fedsim.scenario.files import parse_scenario
+from strategies.draws import sample_partitions
 from strategies.placement import Placement
 from strategies.registry import build_strategy
-from strategies.sampling import SeededSampling, cohort_size, sample_partitions
+from strategies.sampling import SeededSampling
 
 
 @pytest.mark.parametrize(

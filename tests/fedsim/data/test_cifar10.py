@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data import cifar10
+from fedsim.scenario.tables import ScenarioError
 
 SIZES = {
     "data_batch_1": 3,

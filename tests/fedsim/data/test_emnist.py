@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim import plugins
-from fedsim.config import ScenarioError
 from fedsim.data import emnist
+from fedsim.scenario import plugins, signatures
+from fedsim.scenario.tables import ScenarioError
 from tests.fedsim.data.formats import write_idx_set
 
 
@@ -63,7 +63,7 @@ def test_an_unknown_split_names_the_key_and_the_splits() -> None:
     with pytest.raises(
         ScenarioError, match=r"^data\.params\.split: expected one of 'balanced', .*got 'kanji'$"
     ):
-        plugins.bind(plugins.DATASET, "emnist", emnist.load, {"split": "kanji"})
+        signatures.bind(plugins.DATASET, "emnist", emnist.load, {"split": "kanji"})
 
 
 def test_a_missing_file_is_named_with_the_fetch_command(private_cache: Path, tmp_path: Path) -> None:

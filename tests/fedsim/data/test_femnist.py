@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data import femnist, load_federated
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 # Writer -> (training classes, test classes); f2 and f3 in the second file, f1 in the first.
 WRITERS = {"f1": ([0, 61, 5], [5]), "f2": ([10, 10], [36, 1]), "f3": ([9], [9])}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data import find_federated, mnist
 from fedsim.data.roots import candidate_roots
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 
 def test_search_order_is_option_scenario_env_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

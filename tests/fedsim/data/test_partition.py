@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedsim.config import ScenarioError
 from fedsim.data.partition import dirichlet, iid, natural, partition, shards
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 
 def rng(seed: int = 0) -> np.random.Generator:

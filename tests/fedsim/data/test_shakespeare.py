@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.config import ScenarioError
 from fedsim.data import load_federated
 from fedsim.data.shakespeare import parse_roles, split_role
 from fedsim.data.vocab import OOV_ID
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 PLAY = """\
 A prologue nobody speaks.

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fedsim.data import load_federated, synthetic
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
 
 
 def test_shapes_labels_and_minimum_device_size() -> None:
@@ -47,6 +47,6 @@ def test_each_device_keeps_its_first_80_percent_for_training() -> None:
 
 
 def _stream(seed: int) -> np.random.Generator:
-    from fedsim.seeding import generator
+    from fedsim.scenario.seeding import generator
 
     return generator(seed, "synthetic")

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedsim.config import ScenarioError
 from fedsim.data import find_federated, load_federated
 from fedsim.data.text import split_text
-from fedsim.scenario import DataConfig
+from fedsim.scenario.sections import DataConfig
+from fedsim.scenario.tables import ScenarioError
 
 PARAMS = {"seq_len", "min_samples", "eval_windows"}  # the text loader's own, beside its path
 

@@ -1,0 +1,107 @@
+"""Figures of a comparison: accuracy and loss by round, one line per variant.
+
+The line is the mean over seeds at each evaluated round; the shaded band spans the
+seeds' minimum to maximum (drawn when there are two or more seeds).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from fedsim.results.comparison import RunResult
+from fedsim.results.records import RoundRecord
+from fedsim.results.statetree import write_atomic
+
+Metric = Literal["accuracy", "loss"]
+FIGURES: dict[Metric, str] = {"accuracy": "accuracy.png", "loss": "loss.png"}
+# Variants often end level (median and trimmed mean under attack): a line style and a hollow
+# marker of their own keep a line visible on top of another.
+STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+@dataclass(frozen=True)
+class Band:
+    rounds: tuple[int, ...]
+    mean: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    seeds: int
+
+
+def points(records: Sequence[RoundRecord], metric: Metric) -> dict[int, float]:
+    """Round -> value on evaluated rounds: centralized, else federated evaluation."""
+    central = {r.round: getattr(r, metric) for r in records if getattr(r, metric) is not None}
+    if central:
+        return central
+    return {r.round: getattr(r, f"fed_{metric}") for r in records if getattr(r, f"fed_{metric}") is not None}
+
+
+def band(series: Sequence[dict[int, float]]) -> Band:
+    """Mean, min and max over the series at every round any of them has."""
+    rounds = sorted({n for s in series for n in s})
+    values = [[s[n] for s in series if n in s] for n in rounds]
+    return Band(
+        rounds=tuple(rounds),
+        mean=tuple(sum(v) / len(v) for v in values),
+        low=tuple(min(v) for v in values),
+        high=tuple(max(v) for v in values),
+        seeds=len(series),
+    )
+
+
+def bands(results: Sequence[RunResult], metric: Metric) -> dict[str, Band]:
+    """One band per variant label, in first-seen order, over the runs with any points."""
+    by_label: dict[str, list[dict[int, float]]] = {}
+    for result in results:
+        if series := points(result.records, metric):
+            by_label.setdefault(result.label, []).append(series)
+    return {label: band(series) for label, series in by_label.items()}
+
+
+def figure(results: Sequence[RunResult], metric: Metric, title: str) -> Figure:
+    """One labelled line per variant; the caller saves and closes it."""
+    lines = bands(results, metric)
+    seeds = max((b.seeds for b in lines.values()), default=0)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    for i, (label, b) in enumerate(lines.items()):
+        legend = label if b.seeds == seeds else f"{label} ({b.seeds} of {seeds} seeds)"
+        marker = MARKERS[i % len(MARKERS)] if len(b.rounds) <= 30 else None
+        style = STYLES[i % len(STYLES)]
+        (line,) = ax.plot(b.rounds, b.mean, linestyle=style, marker=marker, fillstyle="none", label=legend)
+        if b.seeds > 1:
+            ax.fill_between(b.rounds, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    spread = f"mean of {seeds} seeds, band from min to max" if seeds > 1 else "one seed"
+    ax.set_title(f"{title}: {metric} by round ({spread})")
+    ax.set_xlabel("round")
+    ax.set_ylabel(metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if lines:
+        ax.legend()
+    return fig
+
+
+def write_figures(results: Sequence[RunResult], out: Path, title: str) -> list[Path]:
+    """``accuracy.png`` and ``loss.png`` in ``out``."""
+    paths = []
+    for metric, name in FIGURES.items():
+        fig = figure(results, metric, title)
+        image = io.BytesIO()
+        fig.savefig(image, format="png", dpi=120)
+        plt.close(fig)
+        write_atomic(out / name, image.getvalue())  # a full disk: the old figure, and the path named
+        paths.append(out / name)
+    return paths

@@ -1,0 +1,61 @@
+"""Whether a run trains in cohorts (``[resources] engine = "cohort"``), and the line saying so.
+
+Free of torch and Flower, so the command line can print it before either loads.
+"""
+
+from __future__ import annotations
+
+from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import ScenarioError
+
+
+def fallback_reason(scenario: Scenario) -> str | None:
+    """Why ``engine = "cohort"`` trains client by client in this scenario; None if it need not."""
+    privacy = scenario.privacy
+    if scenario.client.update != "sgd":
+        return f"client.update {scenario.client.update!r} trains each client on its own"
+    if scenario.strategy.name == "scaffold":
+        return "SCAFFOLD's control variates travel with each client's own message, not a group's"
+    if privacy is not None and privacy.mode == "sample":
+        return "DP-SGD clips and noises per example in each client (Opacus)"
+    if privacy is not None and privacy.mode == "central" and privacy.where == "client":
+        return "client-side clipping runs as a Flower mod on each client's own reply"
+    faults = scenario.faults
+    if faults.failure_rate or faults.crash_rate or faults.dropout_rate:
+        return "injected faults act per client node"
+    return None
+
+
+def uses_cohorts(scenario: Scenario) -> bool:
+    return scenario.resources.engine == "cohort" and fallback_reason(scenario) is None
+
+
+def engine_line(scenario: Scenario) -> str | None:
+    """The log line saying how clients train, for the cohort engine; None for the default."""
+    if scenario.resources.engine != "cohort":
+        return None
+    if reason := fallback_reason(scenario):
+        return f"engine: per-client training, not 'cohort': {reason}"
+    res = scenario.resources
+    if res.cohort_size is None:
+        groups = "groups of similar length for the client actors, in chunks that fit memory,"
+    else:
+        groups = f"groups of {res.cohort_size} clients"
+    capture = {
+        None: "graph capture on CUDA workers",
+        True: "graph capture on (compiled once per worker and shape)",
+        False: "no graph capture",
+    }[res.capture]
+    together = (
+        "trained together (vmap; one after another where it would not pay, a convolutional model on "
+        "a CPU, or not work, a model with dropout, batch norm or recurrence)"
+    )
+    return f"engine: cohort, {groups} {together} on the group's first node; {capture}"
+
+
+def refuse_in_deployment(scenario: Scenario) -> None:
+    """On real SuperNodes a group's first node would need the other clients' data: refused."""
+    if scenario.resources.engine == "cohort":
+        raise ScenarioError(
+            "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
+        )
