@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FEDSIM_DATA_DIR ?= $(abspath ../shared/data)
 export FEDSIM_DATA_DIR
 
-.PHONY: demo test lint unit bench bench-quick clean
+.PHONY: demo test lint unit docs bench bench-quick clean
 
 # Create the virtual environment and install fedsim with its test tools (once per pyproject change).
 $(BIN)/.installed: pyproject.toml
@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed  ## install, then run the built-in offline quickstart scenario
 	$(BIN)/fedsim run
 
-test: lint $(BIN)/.installed  ## install, then lint, type-check and run the whole test suite
+test: lint docs $(BIN)/.installed  ## install, then lint, type-check, build the docs and run the whole test suite
 	$(BIN)/python -m pytest
 
 unit: $(BIN)/.installed  ## the fast tests only: no Flower/Ray engine runs
@@ -29,6 +29,9 @@ bench: $(BIN)/.installed  ## fedsim vs the plain loop vs a quickstart-style Flow
 
 bench-quick: $(BIN)/.installed  ## a short smoke run of the same (2NN, 3 rounds)
 	$(BIN)/python -m benchmarks.run --quick
+
+docs: $(BIN)/.installed  ## the documentation site, in build/docs; strict: a broken link or anchor fails it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
