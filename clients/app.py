@@ -228,6 +228,8 @@ def _report_record(report: cohort_group.Report) -> MetricRecord:
         keys.REPORT_CAPTURED: int(report.captured),
         keys.REPORT_HALVINGS: report.halvings,
         keys.REPORT_IN_TURN: int(report.in_turn),
+        keys.REPORT_CACHE_HITS: report.cache_hits,
+        keys.REPORT_CACHE_MISSES: report.cache_misses,
     }
     return MetricRecord({**numbers, keys.REPORT_COMPILE_S: report.compile_s})
 

@@ -70,24 +70,22 @@ def _stack(model: nn.Module, k: int) -> Params:
     return {n: p.detach().unsqueeze(0).repeat(k, *([1] * p.dim())) for n, p in model.named_parameters()}
 
 
-Objective = Callable[
-    [Params, Params, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
-]
+Objective = Callable[[Params, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _objective(model: nn.Module, mu: float) -> Objective:
-    """One client's loss on its batch: (objective to differentiate, cross-entropy to report)."""
+def _objective(model: nn.Module) -> Objective:
+    """One client's loss on its batch (differentiated, and reported as the aux value).
+
+    FedProx's term is not in it: :func:`update` adds its known gradient in place.
+    """
 
     def objective(
-        params: Params, anchor: Params, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+        params: Params, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = functional_call(model, params, (x,))
         per_row = F.cross_entropy(logits, y, reduction="none")
         loss = (per_row * weight).sum() / weight.sum().clamp(min=1.0)  # the batch mean over real rows
-        if mu <= 0:
-            return loss, loss
-        squares = [(params[n] - anchor[n]).pow(2).sum() for n in params]
-        return loss + 0.5 * mu * torch.stack(squares).sum(), loss
+        return loss, loss
 
     return objective
 
@@ -186,17 +184,23 @@ def prepare(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, slot
     )
 
 
-def grad_step(
-    model: nn.Module, proximal_mu: float
-) -> Callable[..., tuple[Params, tuple[torch.Tensor, torch.Tensor]]]:
-    """Every client's (gradients, (objective, cross-entropy)) on its own batch: one vmap-ed call."""
-    return vmap(grad_and_value(_objective(model, proximal_mu), has_aux=True))
+def grad_step(model: nn.Module) -> Callable[..., tuple[Params, tuple[torch.Tensor, torch.Tensor]]]:
+    """Every client's (gradients, (loss, loss)) on its own batch: one vmap-ed call."""
+    return vmap(grad_and_value(_objective(model), has_aux=True))
 
 
 def update(
-    stack: Stack, grads: Params, loss: torch.Tensor, active: torch.Tensor | None, cfg: ClientConfig
+    stack: Stack,
+    grads: Params,
+    loss: torch.Tensor,
+    active: torch.Tensor | None,
+    cfg: ClientConfig,
+    proximal_mu: float,
 ) -> None:
-    """One step's update of the stack: SCAFFOLD's correction, clipping, SGD, the loss totals."""
+    """One step's update of the stack: FedProx's ``mu * (w - w_global)``, SCAFFOLD's correction,
+    clipping, SGD, the loss totals (in the order of ``training.train``)."""
+    if proximal_mu > 0:
+        grads = {n: g.add(stack.params[n] - stack.anchor[n], alpha=proximal_mu) for n, g in grads.items()}
     if stack.corrections is not None:
         grads = {n: g + stack.corrections[n] for n, g in grads.items()}
     if cfg.max_grad_norm is not None:
@@ -215,12 +219,13 @@ def train_cohort(
     if not members:
         return []
     state = prepare(model, members, cfg)
-    step = grad_step(model, proximal_mu)
+    step = grad_step(model)
     model.train()
     for t in range(state.num_steps):
         x, y = state.batch(t)
-        grads, (_, loss) = step(state.stack.params, state.stack.anchor, x, y, state.plan.weight[t])
-        update(state.stack, grads, loss, None if state.plan.everyone[t] else state.plan.active[t], cfg)
+        grads, (_, loss) = step(state.stack.params, x, y, state.plan.weight[t])
+        active = None if state.plan.everyone[t] else state.plan.active[t]
+        update(state.stack, grads, loss, active, cfg, proximal_mu)
     return state.results(len(members))
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from clients import capture, cohort, cohort_memory, training
+from clients import capture, cohort, cohort_memory, compile_cache, training
 from clients.cohort import Result
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
@@ -49,6 +49,8 @@ class Report:
     compile_s: float  # spent compiling for this group; 0 when the shape was compiled before
     halvings: int  # out-of-memory retries with half the chunk
     in_turn: bool = False  # trained one after another: vmap would not pay (cohort.vmap_pays)
+    cache_hits: int = 0  # compiled graphs loaded from the on-disk cache for this group
+    cache_misses: int = 0  # compiled graphs built (and saved to it)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,18 @@ _CEILING: dict[tuple[int, int], int] = {}  # (model id, B) -> the chunk an out-o
 def train_group(
     model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, options: Options
 ) -> Trained:
-    """Every member's training, as :func:`clients.cohort.train_cohort` gives it, chunk by chunk."""
+    """Every member's training, as :func:`clients.cohort.train_cohort` gives it, chunk by chunk;
+    the report says whether a compile came from the on-disk cache (clients/compile_cache.py)."""
+    before = compile_cache.Lookups.now()
+    trained = _train_group(model, members, cfg, mu, options)
+    looked = compile_cache.Lookups.now() - before
+    report = dataclasses.replace(trained.report, cache_hits=looked.hits, cache_misses=looked.misses)
+    return Trained(trained.results, report)
+
+
+def _train_group(
+    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, options: Options
+) -> Trained:
     device = next(model.parameters()).device
     if cohort.not_vectorizable(model) is not None:  # rows interact: each client's own batches
         return _in_turn(model, members, cfg, mu, captured=False)

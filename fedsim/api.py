@@ -130,12 +130,16 @@ def run(
     resume: str | Path | None = None,
     console: Console | None = None,
     verbose: bool = False,
+    wait_for_shutdown: bool = True,
 ) -> RunResult:
     """Run a scenario (a file, a :class:`Scenario`, or None for the quickstart) to its end.
 
     ``resume``: a stopped run's folder, continued from its last complete round (give the
-    same Python objects it ran with, if any).  Raises ScenarioError for bad input (before
-    anything starts), RunFailed, or Interrupted (a KeyboardInterrupt).
+    same Python objects it ran with, if any).  ``wait_for_shutdown`` False returns once the
+    results are written, while Flower and Ray shut down in the background: for a script
+    about to exit (the command line does), not for one that runs again.  Raises
+    ScenarioError for bad input (before anything starts), RunFailed, or Interrupted (a
+    KeyboardInterrupt).
     """
     given = {"model": model, "dataset": dataset, "strategy": strategy, "update": update}
     if resume is not None:
@@ -143,9 +147,9 @@ def run(
     else:
         chosen = from_table(Scenario, with_objects(_table(scenario, set), given))
     console = console or Console(stderr=True, highlight=False)
-    with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose)):
+    with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose), wait_for_shutdown):
         folder = Path(resume) if resume is not None else (Path(out) if out is not None else None)
-        return _run_job(chosen, folder, data_dir, resume is not None, console, verbose)
+        return _run_job(chosen, folder, data_dir, resume is not None, console, verbose, wait_for_shutdown)
 
 
 def compare(
@@ -279,6 +283,7 @@ def _run_job(
     resume: bool,
     console: Console,
     verbose: bool,
+    wait_for_shutdown: bool = True,
 ) -> RunResult:
     from fedsim.results.progress import describe_data, print_summary, reporter
     from fedsim.sim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
@@ -298,7 +303,7 @@ def _run_job(
     result = RunResult(job.out.path)
     try:
         with reporter(console, job.scenario, job.out.path) as reporting:
-            summary = engine.run(job, reporting, verbose=verbose)
+            summary = engine.run(job, reporting, verbose, wait_for_shutdown)
     except KeyboardInterrupt as stop:
         raise Interrupted(
             job.out.path, f"finished rounds are in {job.out.path}{resume_hint(job.out.path)}"

@@ -49,6 +49,8 @@ REPORT_AVAILABLE = "available-bytes"  # the memory the worker found available to
 REPORT_CAPTURED = "captured"  # 1: every chunk ran the captured step (clients/capture.py)
 REPORT_COMPILE_S = "compile-s"  # seconds compiling for this group; 0: compiled before
 REPORT_HALVINGS = "halvings"  # out-of-memory retries with half the chunk
+REPORT_CACHE_HITS = "compile-cache-hits"  # compiled graphs loaded from the on-disk cache
+REPORT_CACHE_MISSES = "compile-cache-misses"  # compiled graphs built (and saved to it)
 REPORT_IN_TURN = "in-turn"  # 1: the clients trained one after another (clients/cohort.py: vmap_pays)
 
 # SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.

@@ -48,6 +48,18 @@ def test_run_folder_holds_scenario_metrics_summary_and_model(tmp_path: Path) -> 
     model.load_state_dict(state)  # the saved weights fit the scenario's model
 
 
+def test_a_run_stops_at_the_first_evaluation_reaching_its_target(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    target = ("evaluation.target_accuracy=0.3", "evaluation.stop_at_target=true")
+    summary, _ = simulate(QUICKSTART, out, overrides=("rounds=20", *target))
+    rows = read_metrics(out)
+    assert summary.status == "completed" and summary.rounds_completed == len(rows) < 20
+    assert [r["accuracy"] >= 0.3 for r in rows] == [False] * (len(rows) - 1) + [True]
+    assert summary.round_reached_target == len(rows) and summary.time_to_target_s == rows[-1]["elapsed_s"]
+    elapsed = [r["elapsed_s"] for r in rows]
+    assert elapsed == sorted(elapsed) and 0 < elapsed[-1] <= summary.wall_time_s
+
+
 def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
     overrides = ("rounds=2", "strategy.fraction_evaluate=0.2")
     simulate(QUICKSTART, tmp_path / "a", overrides=overrides)

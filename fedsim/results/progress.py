@@ -189,6 +189,7 @@ def print_summary(console: Console, summary: Summary, out_dir: str) -> None:
     table.add_row(f"best accuracy (round {show(summary.best_round, '{}')})", show(summary.best_accuracy))
     if summary.target_accuracy is not None:
         table.add_row(f"round reaching {summary.target_accuracy:g}", show(summary.round_reached_target, "{}"))
+        table.add_row(f"seconds to {summary.target_accuracy:g}", show(summary.time_to_target_s, "{:.1f}"))
     if summary.epsilon is not None and summary.delta is not None:
         table.add_row(f"privacy spent (delta {summary.delta:.3g})", f"epsilon {summary.epsilon:.4g}")
     if summary.privacy_stop is not None:

@@ -41,6 +41,9 @@ class RoundRecord:
     # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
     epsilon: float | None = None
     delta: float | None = None
+    # Wall-clock from the command's start to the end of this round's evaluation, earlier
+    # sessions of a resumed run included: time to accuracy (None in rows written before).
+    elapsed_s: float | None = None
     # Other metrics the strategy's aggregates returned (fedsim/sim/rounds.py: strategy_metrics),
     # written as keys of the row beside these fields.
     extra: dict[str, float] = field(default_factory=dict)
@@ -74,6 +77,7 @@ class Summary:
     target_accuracy: float | None
     round_reached_target: int | None
     wall_time_s: float
+    time_to_target_s: float | None = None  # from the command's start to the evaluation reaching it
     error: str | None = None
     bytes_sent: int = 0  # over all rounds
     bytes_received: int = 0
@@ -97,7 +101,7 @@ def summarize(
     evaluated = [r for r in records if r.accuracy is not None]
     best = max(evaluated, key=lambda r: r.accuracy or 0.0, default=None)
     target = scenario.evaluation.target_accuracy
-    reached = next((r.round for r in evaluated if target is not None and (r.accuracy or 0.0) >= target), None)
+    reached = next((r for r in evaluated if scenario.evaluation.reached(r.accuracy)), None)
     return Summary(
         name=scenario.name,
         status="failed" if error else "completed",
@@ -106,8 +110,9 @@ def summarize(
         best_accuracy=best.accuracy if best else None,
         best_round=best.round if best else None,
         target_accuracy=target,
-        round_reached_target=reached,
+        round_reached_target=reached.round if reached else None,
         wall_time_s=round(wall_time_s, 3),
+        time_to_target_s=reached.elapsed_s if reached else None,
         error=error,
         bytes_sent=sum(r.bytes_sent for r in records),
         bytes_received=sum(r.bytes_received for r in records),

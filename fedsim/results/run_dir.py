@@ -204,7 +204,7 @@ def _cut_rows(metrics: Path, metrics_bytes: int, rounds: int) -> list[RoundRecor
 
 def _rounded(row: dict[str, Any]) -> dict[str, Any]:
     """Times to the millisecond; metrics keep full precision (runs are compared bitwise)."""
-    return {k: round(v, 3) if k.endswith("_s") else v for k, v in row.items()}
+    return {k: round(v, 3) if k.endswith("_s") and v is not None else v for k, v in row.items()}
 
 
 def read_vocab(run_dir: Path) -> Vocabulary:

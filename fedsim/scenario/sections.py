@@ -182,6 +182,22 @@ class EvaluationConfig:
     centralized: bool = True  # evaluate the global model on the held-out test set
     every: int = bounded(1, ge=1)  # rounds between evaluations; the last round always is
     target_accuracy: float | None = bounded(None, gt=0, le=1)
+    # End the run at the first evaluation reaching target_accuracy: rounds (and seconds) to a
+    # target are how McMahan et al. 2017 compare methods, and what a user waits for.
+    stop_at_target: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stop_at_target and self.target_accuracy is None:
+            raise ScenarioError("evaluation.stop_at_target", "stops at evaluation.target_accuracy: set it")
+        if self.stop_at_target and not self.centralized:
+            raise ScenarioError(
+                "evaluation.stop_at_target",
+                "stops on the centralized accuracy: evaluation.centralized must be true",
+            )
+
+    def reached(self, accuracy: float | None) -> bool:
+        """Whether an evaluation's accuracy reaches ``target_accuracy``."""
+        return self.target_accuracy is not None and accuracy is not None and accuracy >= self.target_accuracy
 
 
 @dataclass(frozen=True)

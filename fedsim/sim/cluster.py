@@ -150,13 +150,18 @@ def one_blas_thread() -> bool:
 
 
 @contextlib.contextmanager
-def started_early(spec: Spec | None) -> Iterator[None]:
+def started_early(spec: Spec | None, stop_after: bool = True) -> Iterator[None]:
     """Ray starting while the block runs (no-op without ``spec``); shut down after it, also
-    when the block fails before the run (bad data): not left half-started at exit."""
+    when the block fails before the run (bad data): not left half-started at exit.
+    ``stop_after`` False leaves a cluster that started to the process's exit (a command line
+    about to exit), once the block has finished without error."""
     start_early(spec)
     try:
         yield
-    finally:
+    except BaseException:
+        stop()
+        raise
+    if stop_after:
         stop()
 
 

@@ -198,4 +198,9 @@ def report_line(n: Mapping[str, float]) -> str:
     if not count(keys.REPORT_CAPTURED):
         return f"{line}; eager steps"
     compile_s = n.get(keys.REPORT_COMPILE_S, 0)
-    return f"{line}; captured step" + (f", compiled in {compile_s:.1f} s" if compile_s else "")
+    if not compile_s:
+        return f"{line}; captured step"
+    cache = "from the on-disk cache" if count(keys.REPORT_CACHE_HITS) else "cold, kept on disk for later runs"
+    if count(keys.REPORT_CACHE_HITS) and count(keys.REPORT_CACHE_MISSES):
+        cache = "partly from the on-disk cache"
+    return f"{line}; captured step, compiled in {compile_s:.1f} s ({cache})"

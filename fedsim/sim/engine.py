@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,8 +176,14 @@ def check_resources(scenario: Scenario) -> None:
     gpu.check(res)
 
 
-def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
-    """Run ``job`` on Flower's simulation engine; raise RunError if it does not complete."""
+def run(job: Job, reporter: Reporter, verbose: bool = False, wait_for_shutdown: bool = True) -> Summary:
+    """Run ``job`` on Flower's simulation engine; raise RunError if it does not complete.
+
+    ``wait_for_shutdown`` False: return as soon as the server has written the results, while
+    Flower and Ray shut down in a background thread (about 2 s: Flower's workers poll their
+    queue each second, then ``ray.shutdown``).  For a process about to exit, as the command
+    line is: a private cluster's processes die with it (fedsim/sim/reaper.py).
+    """
     res = job.scenario.resources
     plan = actor_plan(res)
     outcome: list[Summary] = []
@@ -187,10 +193,15 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     # Nodes stand in for any client (strategies/placement.py): as many as a stage addresses.
     pool = Pool(largest_stage(job.scenario, len(job.data.clients)), plan.actors)
 
+    failed: list[BaseException] = []  # why the server stopped, if it raised
+
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         try:
             outcome.append(serve(grid, job, reporter, abort, pool))
+        except BaseException as error:
+            failed.append(error)
+            raise
         finally:
             done.set()
 
@@ -206,10 +217,19 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
             "max_restarts": ACTOR_RESTARTS,
         }
     }
-    try:
+
+    def simulate() -> None:
         cluster.ensure(cluster.Spec(plan.cpus, plan.gpus, verbose))  # Flower's backend uses it as it is
         with flower_logs(verbose):
             run_simulation(app, client_app, pool.nodes, "ray", backend, verbose_logging=verbose)
+
+    try:
+        if wait_for_shutdown:
+            simulate()
+        else:
+            _until_served(simulate, done)
+            if failed:  # Flower would re-raise it once shut down: here, at once
+                raise failed[0]
     except BaseException as exc:
         # End the server's waits, so that it records why the run stopped and closes the folder.
         interrupted = isinstance(exc, KeyboardInterrupt)
@@ -219,6 +239,25 @@ def run(job: Job, reporter: Reporter, verbose: bool = False) -> Summary:
     if not outcome:
         raise RunError("the simulation ended before the server finished (run with -v for its log)")
     return outcome[0]
+
+
+def _until_served(simulate: Callable[[], None], served: threading.Event) -> None:
+    """Run ``simulate`` in a daemon thread until ``served`` is set (or it ends first); its error,
+    if any, is raised here.  The main thread waits in short steps, so Ctrl-C still reaches it."""
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            simulate()
+        except BaseException as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=target, name="fedsim-simulation", daemon=True)
+    thread.start()
+    while not served.wait(0.1) and thread.is_alive():
+        pass
+    if failed:
+        raise failed[0]
 
 
 def engine_failure(scenario: Scenario, exc: BaseException) -> str:

@@ -9,6 +9,7 @@ fedsim/sim/rounds.py; the waits on the clients are fedsim/sim/exchange.py.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,15 @@ class Job:
 
     @property
     def rounds_left(self) -> int:
+        """Rounds still to train: none once a run that stops at its target has reached it."""
+        evaluation = self.scenario.evaluation
+        if evaluation.stop_at_target and any(evaluation.reached(r.accuracy) for r in self.out.records):
+            return 0
         return self.scenario.rounds - (self.resume.round if self.resume else 0)
+
+    def stamped(self, record: RoundRecord) -> RoundRecord:
+        """``record`` with the run's wall-clock so far: its time to accuracy."""
+        return dataclasses.replace(record, elapsed_s=round(self.wall_time_s, 3))
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,12 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
                 stop = str(spent)
                 reporter.warn(stop)
                 break
+            record = job.stamped(record)
             job.out.append(record)  # the row first: the checkpoint then commits it
             _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
             reporter.round_done(record)
+            if scenario.evaluation.stop_at_target and scenario.evaluation.reached(record.accuracy):
+                break
     except BaseException as exc:
         kept = None if isinstance(exc, Diverged) else arrays  # a diverged run has no model to keep
         _close_failed(job, model, kept, _describe(exc), budget, reporter)

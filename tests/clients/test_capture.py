@@ -7,16 +7,21 @@ the whole module: the second group reuses the compiled shape with fewer live cli
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 
-from clients import capture
+from clients import capture, compile_cache
 from clients.cohort import train_cohort
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
 from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
+from tests.conftest import REPO
 
 # Every part of the update: FedProx, momentum, weight decay, clipping.
 CFG = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.9, weight_decay=1e-3, max_grad_norm=0.5)
@@ -81,3 +86,28 @@ def test_an_out_of_memory_error_while_compiling_is_raised(monkeypatch: pytest.Mo
     with pytest.raises(torch.OutOfMemoryError):
         capture.train_captured(model_for("logreg"), members(2), CFG, 0.0, slots=2)
     assert capture._REFUSED == {}  # not refused: a smaller chunk may still be captured
+
+
+def test_a_compiled_step_is_kept_on_disk_and_found_by_a_new_process(tmp_path: Path) -> None:
+    """Two fresh processes compile the same step into one cache folder: the second finds it."""
+    probe = (
+        "from clients import capture, compile_cache\n"
+        "from tests.clients.test_capture import CFG, MU, members\n"
+        "from tests.clients.test_cohort import model_for\n"
+        "before = compile_cache.Lookups.now()\n"
+        "done = capture.train_captured(model_for('mlp'), members(3), CFG, MU, slots=3)\n"
+        "looked = compile_cache.Lookups.now() - before\n"
+        "print(compile_cache.folder(), looked.hits, looked.misses)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop(compile_cache.ENV, None)
+    answers = [
+        subprocess.run(
+            [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    folder = str(tmp_path / "fedsim" / "compile" / f"torch-{torch.__version__}")
+    assert answers[0][0] == answers[1][0] == folder and any(Path(folder).iterdir())
+    assert [int(n) for n in answers[0][1:]] == [0, 1]  # cold: built and saved
+    assert [int(n) for n in answers[1][1:]] == [1, 0]  # found

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clients.training import evaluate, proximal_term, train
+from clients.training import add_proximal_gradient, evaluate, train
 from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.sections import ClientConfig, ModelConfig
@@ -21,18 +21,37 @@ def linear(w: list[float], b: float = 0.0) -> nn.Linear:
     return layer
 
 
-def test_proximal_term_value_and_gradient_by_hand() -> None:
+def test_proximal_gradient_by_hand_added_to_the_batch_gradient() -> None:
     # w = (3, 4), b = 1; anchor w = (1, 1), b = 0; mu = 0.5
-    # term = 0.5/2 * ((3-1)^2 + (4-1)^2 + (1-0)^2) = 0.25 * 14 = 3.5
-    # gradient = mu * (w - anchor) = (1.0, 1.5) and 0.5 for b
+    # gradient of mu/2 ||w - anchor||^2 = mu * (w - anchor) = (1.0, 1.5) and 0.5 for b,
+    # added to a batch gradient of (1, 1) on w; b had none, so it gets the proximal one alone.
     model = linear([3.0, 4.0], b=1.0)
+    model.weight.grad = torch.ones(1, 2)
     anchor = [torch.tensor([[1.0, 1.0]]), torch.tensor([0.0])]
-    term = proximal_term(model, anchor, mu=0.5)
-    term.backward()
-    assert term.item() == 3.5
-    assert model.weight.grad is not None and model.bias.grad is not None
-    assert model.weight.grad.tolist() == [[1.0, 1.5]]
-    assert model.bias.grad.tolist() == [0.5]
+    add_proximal_gradient(list(model.parameters()), anchor, mu=0.5)
+    assert model.weight.grad.tolist() == [[2.0, 2.5]]
+    assert model.bias.grad is not None and model.bias.grad.tolist() == [0.5]
+    assert model.weight.tolist() == [[3.0, 4.0]]  # the weights themselves untouched
+
+
+def test_the_in_place_proximal_step_equals_autograds() -> None:
+    cfg = ClientConfig(local_epochs=2, batch_size=10, lr=0.1, momentum=0.9)
+    mu, data = 0.5, separable()
+    model = classifier()
+    train(model, data, cfg, mu, torch.Generator().manual_seed(3))
+    reference = classifier()  # the same steps, the term differentiated by autograd
+    anchor = [p.detach().clone() for p in reference.parameters()]
+    optimizer = torch.optim.SGD(reference.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(cfg.local_epochs):
+        for batch in torch.randperm(len(data), generator=generator).split(cfg.batch_size):
+            optimizer.zero_grad()
+            x, y = data.batch(batch)
+            squares = sum(((p - a) ** 2).sum() for p, a in zip(reference.parameters(), anchor, strict=True))
+            (F.cross_entropy(reference(x), y) + 0.5 * mu * squares).backward()
+            optimizer.step()
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-7)
 
 
 def separable(n: int = 200) -> Split:

@@ -253,16 +253,20 @@ def test_report_line_and_the_out_of_memory_warning(
         keys.REPORT_CAPTURED: 1,
         keys.REPORT_HALVINGS: 1,
         keys.REPORT_COMPILE_S: 12.34,
+        keys.REPORT_CACHE_MISSES: 1,
     }
     assert cohort_engine.report_line({k: float(v) for k, v in numbers.items()}) == (
         "cohort engine: a worker trained 10 clients in 3 chunks of 4 (memory: 800 MB available "
-        "to it, 50.0 MB per client, 8 fit at once); captured step, compiled in 12.3 s"
+        "to it, 50.0 MB per client, 8 fit at once); captured step, compiled in 12.3 s (cold, kept "
+        "on disk for later runs)"
     )
     with caplog.at_level("INFO", logger="fedsim"):
         cohort_engine._tell(7, MetricRecord(numbers))
     warning, info = caplog.records
     assert warning.levelname == "WARNING" and "halved its chunk 1 time(s)" in warning.getMessage()
-    assert "4 clients at a time" in warning.getMessage() and info.getMessage().endswith("compiled in 12.3 s")
+    assert "4 clients at a time" in warning.getMessage() and info.getMessage().endswith(
+        "compiled in 12.3 s (cold, kept on disk for later runs)"
+    )
 
 
 def test_groups_that_fit_whole_are_said_once_a_split_again(
@@ -318,5 +322,8 @@ def test_a_group_trained_in_turn_is_said_so() -> None:
         "(vmap makes convolutions grouped ones, slower on a CPU)"
     )
     assert cohort_engine.report_line(numbers) == f"{line}; eager steps"
-    numbers |= {keys.REPORT_CAPTURED: 1.0, keys.REPORT_COMPILE_S: 14.0}
-    assert cohort_engine.report_line(numbers) == f"{line}; captured step, compiled in 14.0 s"
+    numbers |= {keys.REPORT_CAPTURED: 1.0, keys.REPORT_COMPILE_S: 2.0, keys.REPORT_CACHE_HITS: 1.0}
+    assert (
+        cohort_engine.report_line(numbers)
+        == f"{line}; captured step, compiled in 2.0 s (from the on-disk cache)"
+    )
