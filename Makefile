@@ -24,7 +24,8 @@ test: lint docs $(BIN)/.installed  ## install, then lint, type-check, build the 
 unit: $(BIN)/.installed  ## the fast tests only: no Flower/Ray engine runs
 	$(BIN)/python -m pytest -m "not engine"
 
-bench: $(BIN)/.installed  ## fedsim vs the plain loop vs a quickstart-style Flower client, plus scaling
+bench: $(BIN)/.installed  ## time to accuracy, then s/round side by side (fedsim, plain loop, Flower clients) and scaling
+	$(BIN)/python -m benchmarks.to_target --models 2nn,cnn
 	$(BIN)/python -m benchmarks.run --scaling
 
 bench-quick: $(BIN)/.installed  ## a short smoke run of the same (2NN, 3 rounds)

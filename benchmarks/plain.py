@@ -48,20 +48,33 @@ def run_rounds(workload: Workload, data: FederatedData, threads: int) -> tuple[l
     steps = 0
     for server_round in range(1, workload.rounds + 1):
         started = time.perf_counter()
-        total = {k: torch.zeros_like(v) for k, v in global_state.items()}
-        examples = 0
-        for pid in cohort(scenario, server_round, len(data.clients)):
-            split = data.client(pid)
-            split = Split(split.x.to(device), split.y.to(device))  # a no-op on the CPU
-            model.load_state_dict(global_state)
-            rng = torch_generator(scenario.seed, "train", server_round, pid)
-            training.train(model, split, scenario.client, 0.0, rng)
-            steps += scenario.client.local_steps(len(split))
-            for k, v in model.state_dict().items():
-                total[k] += v * len(split)
-            examples += len(split)
-        global_state = {k: v / examples for k, v in total.items()}
+        global_state, taken = one_round(scenario, model, global_state, data, server_round, device)
+        steps += taken
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the round's kernels done before it is timed
         seconds.append(time.perf_counter() - started)
     return seconds, steps
+
+
+def one_round(
+    scenario: Scenario,
+    model: torch.nn.Module,
+    global_state: dict[str, torch.Tensor],
+    data: FederatedData,
+    server_round: int,
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """FedAvg's round as fedsim's server and clients take it: the new global state, the SGD steps."""
+    total = {k: torch.zeros_like(v) for k, v in global_state.items()}
+    examples = steps = 0
+    for pid in cohort(scenario, server_round, len(data.clients)):
+        split = data.client(pid)
+        split = Split(split.x.to(device), split.y.to(device))  # a no-op on the CPU
+        model.load_state_dict(global_state)
+        rng = torch_generator(scenario.seed, "train", server_round, pid)
+        training.train(model, split, scenario.client, 0.0, rng)
+        steps += scenario.client.local_steps(len(split))
+        for k, v in model.state_dict().items():
+            total[k] += v * len(split)
+        examples += len(split)
+    return {k: v / examples for k, v in total.items()}, steps

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -88,6 +88,44 @@ def train(msg: Message, context: Context) -> Message:
     return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
 
 
+cached_client_app = ClientApp()
+
+
+@functools.lru_cache(maxsize=1)
+def _tensors(workload_json: str, data_dir: str) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
+    """MNIST as normalized tensors, once per worker process: what a careful Flower user caches."""
+    images, labels, parts = _raw(workload_json, data_dir)
+    x = (torch.from_numpy(images).float().div_(255).sub_(mnist.MEAN).div_(mnist.STD)).unsqueeze(1)
+    return x, torch.from_numpy(labels).long(), parts
+
+
+@cached_client_app.train()
+def train_cached(msg: Message, context: Context) -> Message:
+    """The same training from cached tensors: minibatches are index slices, no DataLoader."""
+    config = msg.content.config_records["config"]
+    workload = Workload.from_json(str(config["workload"]))
+    torch.set_num_threads(max(1, int(workload.client_cpus)))
+    images, labels, parts = _tensors(str(config["workload"]), str(config["data-dir"]))
+    rows = torch.from_numpy(parts[int(context.node_config["partition-id"])])
+    x, y = images[rows], labels[rows]
+    model = build_model(workload.scenario().model, (1, 28, 28), 10, workload.seed)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=workload.lr)
+    model.train()
+    total = torch.zeros(())
+    steps = 0
+    for _ in range(workload.local_epochs):
+        for batch in torch.randperm(len(y)).split(workload.batch_size):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+    metrics = MetricRecord({"train_loss": float(total) / steps, "num-examples": len(rows)})
+    return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
+
+
 class TimedFedAvg(FedAvg):
     """Flower's FedAvg, noting the wall-clock time each round starts and ends."""
 
@@ -121,7 +159,13 @@ class TimedFedAvg(FedAvg):
         return result
 
 
-def server_app(workload: Workload, data_dir: str, strategy: TimedFedAvg) -> ServerApp:
+def server_app(
+    workload: Workload,
+    data_dir: str,
+    strategy: TimedFedAvg,
+    evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+) -> ServerApp:
+    """Flower's ServerApp running ``strategy``; ``evaluate_fn``: its centralized evaluation."""
     app = ServerApp()
 
     @app.main()
@@ -129,6 +173,12 @@ def server_app(workload: Workload, data_dir: str, strategy: TimedFedAvg) -> Serv
         scenario = workload.scenario()
         model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed)
         config = ConfigRecord({"workload": workload.to_json(), "data-dir": data_dir})
-        strategy.start(grid, ArrayRecord(model.state_dict()), workload.rounds, train_config=config)
+        strategy.start(
+            grid,
+            ArrayRecord(model.state_dict()),
+            workload.rounds,
+            train_config=config,
+            evaluate_fn=evaluate_fn,
+        )
 
     return app

@@ -109,6 +109,7 @@ class Runner:
         started = time.perf_counter()
         self._run = _recorded(call) if x.is_cuda else _first_called(call)
         self.compile_s = time.perf_counter() - started
+        compile_cache.mark(compile_cache.step_key(model, cfg, mu))
 
     def train(self, state: Prepared) -> None:
         """Train ``state`` (a group of this runner's shape) in place, one replay per step."""

@@ -8,18 +8,24 @@ not cost a cold compile.  What the cache cannot save is Dynamo's trace of the st
 new process: on 2 cores the 2NN's step compiled in 17.7 s cold and 2.2 s from the cache.
 
 A user's own ``TORCHINDUCTOR_CACHE_DIR`` wins.  The counters tell whether a compile came
-from the cache: each worker's report says so (fedsim/sim/cohort_engine.py logs it).
+from the cache: each worker's report says so (fedsim/sim/cohort_engine.py logs it).  Each
+step compiled leaves a mark (:func:`mark`), by which fedsim/sim/engine_choice.py knows,
+before any worker starts, that a run's step would come from the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from fedsim.data.roots import cache_dir
+from fedsim.scenario.sections import ClientConfig
 
 ENV = "TORCHINDUCTOR_CACHE_DIR"
 
@@ -60,3 +66,22 @@ class Lookups:
 
     def __sub__(self, before: Lookups) -> Lookups:
         return Lookups(self.hits - before.hits, self.misses - before.misses)
+
+
+def step_key(model: nn.Module, cfg: ClientConfig, mu: float) -> str:
+    """What identifies a cohort step across processes: the model's layers, the update's constants."""
+    text = f"{torch.__version__}|{model}|{cfg}|{mu!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mark(key: str) -> None:
+    """Note that the step ``key`` compiled here, so a later run's engine choice knows it is on disk."""
+    with contextlib.suppress(OSError):  # a read-only cache costs a compile, never the run
+        path = folder() / "fedsim-steps"
+        path.mkdir(parents=True, exist_ok=True)
+        (path / key).touch()
+
+
+def marked(key: str) -> bool:
+    """Whether the step ``key`` compiled before on this machine (:func:`mark`)."""
+    return (folder() / "fedsim-steps" / key).exists()

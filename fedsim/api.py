@@ -14,6 +14,7 @@ over :func:`run` and :func:`compare`: the same checks, the same run folders.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,14 @@ class Comparison:
         return sum(r.error is not None for r in self.runs)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """When a run's clock starts, and whether it waits for Ray to shut down (:func:`run`)."""
+
+    started_at: float  # time.perf_counter()
+    wait_for_shutdown: bool = True
+
+
 class RunFailed(RuntimeError):
     """A run that did not complete; ``result`` holds what it recorded (None: it never started)."""
 
@@ -131,16 +140,20 @@ def run(
     console: Console | None = None,
     verbose: bool = False,
     wait_for_shutdown: bool = True,
+    started_at: float | None = None,
 ) -> RunResult:
     """Run a scenario (a file, a :class:`Scenario`, or None for the quickstart) to its end.
 
     ``resume``: a stopped run's folder, continued from its last complete round (give the
     same Python objects it ran with, if any).  ``wait_for_shutdown`` False returns once the
     results are written, while Flower and Ray shut down in the background: for a script
-    about to exit (the command line does), not for one that runs again.  Raises
+    about to exit (the command line does), not for one that runs again.  ``started_at``: the
+    ``time.perf_counter()`` that wall times and ``time_to_target_s`` count from (default: this
+    call; the command line gives its process's start).  Raises
     ScenarioError for bad input (before anything starts), RunFailed, or Interrupted (a
     KeyboardInterrupt).
     """
+    started_at = time.perf_counter() if started_at is None else started_at
     given = {"model": model, "dataset": dataset, "strategy": strategy, "update": update}
     if resume is not None:
         chosen = _resumed(Path(resume), scenario, out, set, given)
@@ -149,7 +162,8 @@ def run(
     console = console or Console(stderr=True, highlight=False)
     with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose), wait_for_shutdown):
         folder = Path(resume) if resume is not None else (Path(out) if out is not None else None)
-        return _run_job(chosen, folder, data_dir, resume is not None, console, verbose, wait_for_shutdown)
+        timing = Timing(started_at, wait_for_shutdown)
+        return _run_job(chosen, folder, data_dir, resume is not None, console, verbose, timing)
 
 
 def compare(
@@ -283,7 +297,7 @@ def _run_job(
     resume: bool,
     console: Console,
     verbose: bool,
-    wait_for_shutdown: bool = True,
+    timing: Timing | None = None,
 ) -> RunResult:
     from fedsim.results.progress import describe_data, print_summary, reporter
     from fedsim.sim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
@@ -291,19 +305,22 @@ def _run_job(
     from fedsim.sim.exchange import RunError
 
     try:
-        job = engine.prepare(scenario, out, _text(data_dir), resume=resume)
+        timing = timing or Timing(time.perf_counter())
+        job = engine.prepare(scenario, out, _text(data_dir), resume, timing.started_at)
     except ScenarioError:
         raise
     except Exception as error:  # the data or the run folder failed: one line, as for a failed run
         raise RunFailed(describe(error), None) from error
     console.print(describe_data(job.data))
     console.print(f"engine: {engine.actor_plan(job.scenario.resources).describe()}", highlight=False)
+    if job.engine_chosen:
+        console.print(job.engine_chosen, highlight=False, soft_wrap=True)  # one line in a log
     if job.resume is not None:
         console.print(f"resuming {job.out.path} after round {job.resume.round} of {scenario.rounds}")
     result = RunResult(job.out.path)
     try:
         with reporter(console, job.scenario, job.out.path) as reporting:
-            summary = engine.run(job, reporting, verbose, wait_for_shutdown)
+            summary = engine.run(job, reporting, verbose, timing.wait_for_shutdown)
     except KeyboardInterrupt as stop:
         raise Interrupted(
             job.out.path, f"finished rounds are in {job.out.path}{resume_hint(job.out.path)}"

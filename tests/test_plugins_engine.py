@@ -90,7 +90,7 @@ lr = 0.1
 name = "nova:CountingAvg"
 fraction_train = 0.5
 """
-WALL_CLOCK = ("round_time_s", "eval_time_s")
+WALL_CLOCK = ("round_time_s", "eval_time_s", "elapsed_s")
 
 
 def comparable(run_dir: Path) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from fedsim.deploy.flower import SuperNodeOptions, flower_env
 from fedsim.deploy.processes import ProcessGroup, Started, StartError
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
-from fedsim.sim.cohort_choice import refuse_in_deployment
+from fedsim.sim.cohort_choice import for_deployment
 
 if TYPE_CHECKING:
     from fedsim.deploy.submit import Outcome
@@ -229,9 +229,7 @@ def _scenario(args: argparse.Namespace, clients: int | None = None) -> Scenario:
     overrides = list(args.overrides)
     if clients is not None:
         overrides.append(f"data.num_clients={clients}")  # one partition per SuperNode
-    scenario = load_scenario(args.scenario, overrides)
-    refuse_in_deployment(scenario)
-    return bound(scenario)
+    return bound(for_deployment(load_scenario(args.scenario, overrides)))
 
 
 def _default_out(scenario: Scenario) -> Path:

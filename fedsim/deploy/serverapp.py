@@ -16,7 +16,7 @@ from fedsim.deploy.wire import StreamReporter
 from fedsim.scenario.files import load_scenario, parse_scenario
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
-from fedsim.sim.cohort_choice import refuse_in_deployment
+from fedsim.sim.cohort_choice import for_deployment
 from fedsim.sim.engine import flower_logs, prepare
 from fedsim.sim.exchange import Abort, RunError
 from fedsim.sim.server import serve
@@ -32,8 +32,7 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     log.propagate = False  # each line once, whatever a library puts on the root logger
     reporter = StreamReporter()
     try:
-        scenario = scenario_from_run_config(context.run_config)
-        refuse_in_deployment(scenario)
+        scenario = for_deployment(scenario_from_run_config(context.run_config))
         out = str(context.run_config.get("out", "")) or None
         job = prepare(scenario, Path(out) if out else None, None)
         reporter.results(job.out.path.resolve())

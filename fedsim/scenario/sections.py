@@ -215,8 +215,9 @@ class ResourcesConfig:
     # Share of one GPU per client, 0 = none; "auto": sized from a measured client (clients/gpu.py).
     client_gpus: float | Literal["auto"] = bounded(0.0, ge=0, le=1)
     round_timeout_s: float = bounded(600.0, gt=0)  # a round waits at most this for replies
-    # "cohort": a worker trains a group of the round's clients together (clients/cohort.py).
-    engine: Literal["per_client", "cohort"] = "per_client"
+    # "cohort": a worker trains a group of the round's clients together (clients/cohort.py);
+    # "auto": chosen once the data are loaded, and recorded (fedsim/sim/engine_choice.py).
+    engine: Literal["auto", "per_client", "cohort"] = "auto"
     cohort_size: int | None = bounded(None, ge=1)  # clients per group; None: the whole round's sample
     # Graph capture of the cohort step (clients/capture.py); None: on where the worker trains on CUDA.
     capture: bool | None = None

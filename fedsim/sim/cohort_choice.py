@@ -5,6 +5,8 @@ Free of torch and Flower, so the command line can print it before either loads.
 
 from __future__ import annotations
 
+import dataclasses
+
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
 
@@ -53,9 +55,16 @@ def engine_line(scenario: Scenario) -> str | None:
     return f"engine: cohort, {groups} {together} on the group's first node; {capture}"
 
 
-def refuse_in_deployment(scenario: Scenario) -> None:
-    """On real SuperNodes a group's first node would need the other clients' data: refused."""
-    if scenario.resources.engine == "cohort":
+def for_deployment(scenario: Scenario) -> Scenario:
+    """``scenario`` as real SuperNodes run it: client by client.  ``"auto"`` becomes
+    ``"per_client"`` (recorded so in the run folder, as a simulation records its choice);
+    ``"cohort"`` is refused: a group's first node would need the other clients' data."""
+    engine = scenario.resources.engine
+    if engine == "cohort":
         raise ScenarioError(
             "resources.engine", "'cohort' runs in simulation only; each SuperNode holds one partition"
         )
+    if engine == "auto":
+        resources = dataclasses.replace(scenario.resources, engine="per_client")
+        return dataclasses.replace(scenario, resources=resources)
+    return scenario

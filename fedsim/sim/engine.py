@@ -34,7 +34,7 @@ from fedsim.results.run_dir import SCENARIO_FILE, RunDirectory, default_out_dir
 from fedsim.results.runlock import RunLock
 from fedsim.scenario.sections import ResourcesConfig, Scenario
 from fedsim.scenario.tables import ScenarioError
-from fedsim.sim import checkpoint, cluster, failures, gpu_measure, limits, preflight
+from fedsim.sim import checkpoint, cluster, engine_choice, failures, gpu_measure, limits, preflight
 from fedsim.sim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
 from strategies.plan import largest_stage
@@ -43,16 +43,23 @@ SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the ru
 ACTOR_RESTARTS = -1  # without limit: each restart is one failed client, counted and reported
 
 
-def prepare(scenario: Scenario, out_dir: Path | None, data_dir: str | None, resume: bool = False) -> Job:
+def prepare(
+    scenario: Scenario,
+    out_dir: Path | None,
+    data_dir: str | None,
+    resume: bool = False,
+    started_at: float | None = None,
+) -> Job:
     """Check resources, find and partition the data, create the run folder.
 
     The data decide the number of simulated clients (``len(data.clients)``): for
     text that is the roles or files kept, known only now.  So do the privacy settings
     left to the run (delta's default, ``noise_multiplier = "auto"``): the run folder's
     ``scenario.toml`` records the values used.  ``resume``: ``out_dir`` is a stopped
-    run's folder; its checkpoint is read and checked here, before Ray starts.
+    run's folder; its checkpoint is read and checked here, before Ray starts.  ``started_at``:
+    the ``time.perf_counter()`` the run's wall-clock counts from (default: now).
     """
-    started_at = time.perf_counter()
+    started_at = time.perf_counter() if started_at is None else started_at
     if not resume:
         return _prepare(scenario, out_dir, data_dir, started_at)
     assert out_dir is not None
@@ -78,6 +85,10 @@ def _prepare(
     scenario, data, root = checked.scenario, checked.data, checked.root
     scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
+    model = build_model(
+        scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
+    )
+    scenario, chosen = engine_choice.resolve(scenario, data, model)  # engine = "auto"
     if lock is not None:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)
@@ -86,7 +97,7 @@ def _prepare(
     out = RunDirectory(out_dir or default_out_dir(scenario), scenario)
     if data.vocab is not None:  # once, here: clients rebuild it but never write it
         out.save_vocab(data.vocab)
-    return Job(scenario, data, root, out, started_at)
+    return Job(scenario, data, root, out, started_at, engine_chosen=chosen)
 
 
 def load_checkpoint(run_dir: Path, scenario: Scenario, data: FederatedData) -> checkpoint.Checkpoint:

@@ -72,6 +72,7 @@ class Job:
     out: RunDirectory
     started_at: float  # time.perf_counter() when the user's command began
     resume: ckpt.Checkpoint | None = None  # where a stopped run goes on from
+    engine_chosen: str = ""  # why the engine, where the scenario left it to fedsim (engine_choice.py)
 
     @property
     def wall_time_s(self) -> float:

@@ -111,3 +111,4 @@ def test_a_compiled_step_is_kept_on_disk_and_found_by_a_new_process(tmp_path: Pa
     assert answers[0][0] == answers[1][0] == folder and any(Path(folder).iterdir())
     assert [int(n) for n in answers[0][1:]] == [0, 1]  # cold: built and saved
     assert [int(n) for n in answers[1][1:]] == [1, 0]  # found
+    assert len(list((Path(folder) / "fedsim-steps").iterdir())) == 1  # the mark the engine choice reads

@@ -57,7 +57,7 @@ def test_the_reference_lists_every_key_a_scenario_can_hold() -> None:
     [
         ("rounds", "integer (≥ 1, ≤ 100000)", "10"),
         ("data.num_clients", "integer, optional (≥ 1)", "unset"),
-        ("resources.engine", '"per_client" or "cohort"', '"per_client"'),
+        ("resources.engine", '"auto" or "per_client" or "cohort"', '"auto"'),
         ("attack.scale", "number, optional (> 0)", "4 (sign_flip), 10 (scale)"),
         ("privacy.mode", '"central" or "local" or "sample"', "required"),
         ("strategy.params.eta", "number (> 0)", "0.1 (fedadam), 0.01 (fedyogi), 0.1 (fedadagrad)"),

@@ -1,0 +1,69 @@
+"""The engine a scenario runs on when it names none (``resources.engine = "auto"``), and why.
+
+Decided once the data are loaded, before Ray starts, from what is known then: the device,
+the model, the clients' sizes, the rounds and whether compiled steps are on disk.  The
+choice is written into the run folder's ``scenario.toml`` (a resume runs as the run began)
+and said in one line.  Either engine gives the same training within the tolerance the
+cohort engine is tested to (tests/clients/test_cohort.py); the measurements behind each rule
+are in benchmarks/README.md ("Cohort engine").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Literal
+
+import torch
+from torch import nn
+
+from clients import cohort, compile_cache
+from fedsim.data import FederatedData
+from fedsim.scenario.sections import Scenario
+from fedsim.sim.cohort_choice import fallback_reason
+
+Engine = Literal["per_client", "cohort"]
+
+# A group takes as many steps as its longest client: past this spread (longest / median
+# client) the others idle (the quickstart's synthetic devices: 56 s a cohort against 36 s).
+MAX_SIZE_SPREAD = 1.5
+# A cold compile (13-27 s on 2 cores) pays back over this many rounds; a warm one (~2 s) at once.
+CAPTURE_COLD_ROUNDS = 100
+
+
+def resolve(scenario: Scenario, data: FederatedData, model: nn.Module) -> tuple[Scenario, str]:
+    """``scenario`` with ``engine`` (and ``capture``) decided, and the line saying so; an
+    engine the scenario names is kept, with no line."""
+    res = scenario.resources
+    if res.engine != "auto":
+        return scenario, ""
+    engine, capture, why = _choose(scenario, data, model)
+    chosen = dataclasses.replace(res, engine=engine, capture=capture)
+    shown = "cohort, captured" if capture else engine.replace("_", "-")
+    return dataclasses.replace(scenario, resources=chosen), f"engine chosen: {shown} ({why})"
+
+
+def _choose(scenario: Scenario, data: FederatedData, model: nn.Module) -> tuple[Engine, bool | None, str]:
+    if scenario.resources.uses_gpu:
+        return (
+            "per_client",
+            None,
+            "on a GPU until the cohort engine's CUDA path is measured; set engine to try it",
+        )
+    if reason := fallback_reason(scenario):
+        return "per_client", None, reason
+    if reason := cohort.not_vectorizable(model):
+        return "per_client", None, f"the model cannot be stacked: {reason}"
+    if not cohort.vmap_pays(model, torch.device("cpu")):
+        return "per_client", None, "a convolutional model on a CPU trains one client at a time either way"
+    sizes = [len(c) for c in data.clients]
+    spread = max(sizes) / max(statistics.median(sizes), 1)
+    if spread > MAX_SIZE_SPREAD:
+        return "per_client", None, f"the largest client holds {spread:.1f}x the median: a group waits for it"
+    why = "a small model on clients of similar size: one vectorized step trains a group"
+    mu = float(scenario.strategy.params.get("proximal_mu", 0.0))
+    if compile_cache.marked(compile_cache.step_key(model, scenario.client, mu)):
+        return "cohort", True, f"{why}; its step compiled from the on-disk cache"
+    if scenario.rounds >= CAPTURE_COLD_ROUNDS:
+        return "cohort", True, f"{why}; {scenario.rounds} rounds repay a first compile"
+    return "cohort", False, f"{why}; eager steps: a first compile would not pay in {scenario.rounds} rounds"
