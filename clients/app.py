@@ -25,7 +25,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort_group, faults, gpu, privacy, scaffold_client, training, update
+from clients import cohort_group, faults, gpu, node, privacy, scaffold_client, training, update
 from clients.cohort_schedule import Member
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split, load_federated
@@ -109,7 +109,8 @@ def _in_simulation() -> bool:
     return ray is not None and bool(ray.is_initialized())
 
 
-@app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
+# Central DP, clipped on the client (Flower's mods); around it, the reply names its Ray node.
+@app.train(mods=[node.naming_mod, privacy.clipping_mod])
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
     # The cohort engine sends a group's partition ids: this node trains them all (sim/cohort_engine.py).

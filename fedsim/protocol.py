@@ -66,6 +66,12 @@ DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adapt
 CLIPPING_NORM = "clipping_norm"  # server -> client: set by Flower's client-side DP wrappers
 NORM_BIT = "norm_bit"  # client -> server: 1 if adaptiveclipping_mod clipped the update (Flower's key)
 
+# A Ray-simulated client's train reply names the Ray node it ran on, in a ConfigRecord of one
+# key (clients/node.py); the server takes the record out before screening, so no strategy sees
+# it, and counts each round's clients per node (fedsim/sim/nodes.py).  SuperNodes send none.
+RAY_NODE = "ray-node"  # the record's name
+RAY_NODE_NAME = "name"  # its key: the node id's first 8 hex digits @ the node's IP address
+
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
 TRAIN_LOSS = "train_loss"
