@@ -23,6 +23,10 @@ SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
 # Python objects given to fedsim.run as plug-ins, pickled (fedsim/scenario/plugins.py); simulation only.
 PLUGIN_OBJECTS = "plugin-objects"
+# On a joined Ray cluster, the driver's data in Ray's object store (fedsim/data/shipped.py): a
+# node without the data root trains on this copy instead.  Simulation only; absent when the data
+# were generated or Ray is private to the run (one machine, which has the root).
+SHIPPED_DATA = "shipped-data"
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.
