@@ -25,10 +25,10 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort_group, faults, gpu, privacy, scaffold_client, training, update
+from clients import cohort_group, faults, gpu, node, privacy, scaffold_client, training, update
 from clients.cohort_schedule import Member
 from fedsim import protocol as keys
-from fedsim.data import FederatedData, Split, load_federated
+from fedsim.data import FederatedData, Split
 from fedsim.models.build import build_model
 from fedsim.scenario import objects, plugins, signatures
 from fedsim.scenario.files import parse_scenario
@@ -69,12 +69,12 @@ class Workload:
 
 
 @functools.lru_cache(maxsize=2)
-def _workload(scenario_toml: str, data_root: str | None) -> Workload:
+def _workload(scenario_toml: str, data_root: str | None, shipped: bytes | None = None) -> Workload:
+    """``shipped``: the driver's data in Ray's object store, for a node without ``data_root``."""
     scenario = parse_scenario(scenario_toml)
     torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
     paths = scenario.python_path
-    root = Path(data_root) if data_root else None
-    data = load_federated(scenario.data, scenario.seed, root, paths)
+    data = node.load_data(scenario, Path(data_root) if data_root else None, shipped)
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     cfg = scenario.client
     local_update = plugins.resolve(plugins.UPDATE, cfg.update, paths)
@@ -96,7 +96,9 @@ def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]
         objects.install(shipped)
     node_dir = context.node_config.get(keys.NODE_DATA_DIR)
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
-    work = _workload(keys.text(config, keys.SCENARIO), data_root)
+    token = config.get(keys.SHIPPED_DATA)  # the driver's data, for a Ray node without the root
+    data_copy = token if isinstance(token, bytes) and _in_simulation() else None
+    work = _workload(keys.text(config, keys.SCENARIO), data_root, data_copy)
     work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
     named = config.get(keys.PARTITION_ID)  # a pooled node's message names its client
     pid = named if isinstance(named, int) else context.node_config[keys.NODE_PARTITION_ID]
@@ -109,7 +111,8 @@ def _in_simulation() -> bool:
     return ray is not None and bool(ray.is_initialized())
 
 
-@app.train(mods=[privacy.clipping_mod])  # central DP, clipped on the client: Flower's mods
+# Central DP, clipped on the client (Flower's mods); around it, the reply names its Ray node.
+@app.train(mods=[node.naming_mod, privacy.clipping_mod])
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
     # The cohort engine sends a group's partition ids: this node trains them all (sim/cohort_engine.py).

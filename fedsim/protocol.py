@@ -23,6 +23,10 @@ SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
 # Python objects given to fedsim.run as plug-ins, pickled (fedsim/scenario/plugins.py); simulation only.
 PLUGIN_OBJECTS = "plugin-objects"
+# On a joined Ray cluster, the driver's data in Ray's object store (fedsim/data/shipped.py): a
+# node without the data root trains on this copy instead.  Simulation only; absent when the data
+# were generated or Ray is private to the run (one machine, which has the root).
+SHIPPED_DATA = "shipped-data"
 SERVER_ROUND = "server-round"  # set by Flower's strategies
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.
@@ -65,6 +69,12 @@ CLIENT_STATE = frozenset({CLIENT_CONTROL})
 DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adaptive", the mod to run
 CLIPPING_NORM = "clipping_norm"  # server -> client: set by Flower's client-side DP wrappers
 NORM_BIT = "norm_bit"  # client -> server: 1 if adaptiveclipping_mod clipped the update (Flower's key)
+
+# A Ray-simulated client's train reply names the Ray node it ran on, in a ConfigRecord of one
+# key (clients/node.py); the server takes the record out before screening, so no strategy sees
+# it, and counts each round's clients per node (fedsim/sim/nodes.py).  SuperNodes send none.
+RAY_NODE = "ray-node"  # the record's name
+RAY_NODE_NAME = "name"  # its key: the node id's first 8 hex digits @ the node's IP address
 
 # MetricRecord keys, client -> server.
 NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this

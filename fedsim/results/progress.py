@@ -24,7 +24,7 @@ WIDTH = 80  # a log file's line, and a terminal that is no wider
 
 def describe(record: RoundRecord) -> str:
     """The round in lines of at most 80 characters: the usual numbers first, the rarer ones
-    (failures, stragglers, federated evaluation, epsilon) on a second line if need be."""
+    (failures, stragglers, federated evaluation, epsilon, Ray nodes) on a second line if need be."""
     main = [f"round {record.round:>3}"]
     if record.accuracy is not None and record.loss is not None:
         main.append(f"acc {record.accuracy:.4f} loss {record.loss:.4f}")
@@ -44,6 +44,8 @@ def describe(record: RoundRecord) -> str:
         more.append(f"{record.retries} {'retry' if record.retries == 1 else 'retries'}")
     if record.epsilon is not None:
         more.append(f"epsilon {record.epsilon:.4g}")
+    if len(record.client_nodes) > 1:  # a cluster's: one node is the usual, and says nothing
+        more.append(f"on {len(record.client_nodes)} Ray nodes")
     line = _fit(main)
     if not more:
         return line

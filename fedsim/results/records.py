@@ -44,6 +44,9 @@ class RoundRecord:
     # Wall-clock from the command's start to the end of this round's evaluation, earlier
     # sessions of a resumed run included: time to accuracy (None in rows written before).
     elapsed_s: float | None = None
+    # Clients that delivered a trained model, per Ray node that trained them ("<node id's first
+    # 8 hex digits>@<IP>", fedsim/sim/nodes.py); empty on SuperNodes, which name no node.
+    client_nodes: dict[str, int] = field(default_factory=dict)
     # Other metrics the strategy's aggregates returned (fedsim/sim/rounds.py: strategy_metrics),
     # written as keys of the row beside these fields.
     extra: dict[str, float] = field(default_factory=dict)

@@ -147,6 +147,8 @@ def _member_reply(reply: Message, member: Message, pid: int) -> Message:
         own[keys.ARRAYS] = arrays
     if metrics is not None:
         own[keys.METRICS] = metrics
+    if (node := content.config_records.get(keys.RAY_NODE)) is not None:  # the worker's, for each member
+        own[keys.RAY_NODE] = node
     return Message(own, reply_to=member)
 
 

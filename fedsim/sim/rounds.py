@@ -23,7 +23,7 @@ from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
-from fedsim.sim import cohort_engine, failures
+from fedsim.sim import cohort_engine, failures, nodes
 from fedsim.sim.clientstate import ClientStates
 from fedsim.sim.cohort_choice import uses_cohorts
 from fedsim.sim.divergence import check_finite
@@ -55,6 +55,7 @@ class Attempt:
     bytes_sent: int
     bytes_received: int
     simulated_time_s: float
+    client_nodes: dict[str, int] = field(default_factory=dict)  # delivering clients per Ray node
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class RoundLoop:
             simulated_time_s=sum(a.simulated_time_s for a in attempts),
             epsilon=self.budget.epsilon() if self.budget else None,
             delta=self.budget.delta if self.budget else None,
+            client_nodes=nodes.total(a.client_nodes for a in attempts),
             extra={**strategy_metrics(train_metrics, TRAIN_OWN, ""), **ev.extra},
         )
         return arrays, record
@@ -149,6 +151,7 @@ class RoundLoop:
         withheld = {self.strategy.node_of[c.partition] for c in plan.clients if c.fault == "dropout"}
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
         received = self._exchange_train(delivered, linger=bool(withheld))
+        named = nodes.take(received)  # before screening: which node trained is no strategy's business
         builtin = self.scenario.client.update == "sgd"  # a user's update may add metrics of its own
         screened = (
             screen_train(
@@ -174,6 +177,7 @@ class RoundLoop:
             bytes_sent=array_bytes(delivered),
             bytes_received=array_bytes(received),
             simulated_time_s=self._simulated_time(plan, good, missing > 0),
+            client_nodes=nodes.count(good, named),
         )
 
     def _exchange_train(self, messages: list[Message], linger: bool) -> list[Message]:

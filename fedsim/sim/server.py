@@ -99,6 +99,7 @@ class Pool:
 
     nodes: int
     workers: int | None  # Ray's client actors (None: unknown, a joined cluster)
+    shipped: bytes | None = None  # the driver's data in Ray's object store (fedsim/data/shipped.py)
 
 
 def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | None = None) -> Summary:
@@ -132,7 +133,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
                 )
         engine = engine_line(scenario)
         reporter.started(scenario, placement.population, [engine] if engine else [])
-        config = message_config(job, pool is not None)
+        config = message_config(job, pool)
         loop = RoundLoop(
             grid,
             scenario,
@@ -183,18 +184,21 @@ def _close_failed(
         reporter.warn(f"could not write the run's results: {describe(failure)}")
 
 
-def message_config(job: Job, simulated: bool) -> dict[str, str | bytes]:
-    """What every message carries: the scenario, the data root, and in simulation the Python
-    objects a run was given as plug-ins (a SuperNode never unpickles the server's bytes)."""
+def message_config(job: Job, pool: Pool | None) -> dict[str, str | bytes]:
+    """What every message carries: the scenario, the data root, and in simulation (``pool``)
+    the Python objects a run was given as plug-ins (a SuperNode never unpickles the server's
+    bytes) and the token for the data the driver shipped, if it did."""
     scenario = job.scenario
     config: dict[str, str | bytes] = {
         keys.SCENARIO: scenario.to_toml(),
         keys.DATA_ROOT: str(job.data_root or ""),
     }
     names = (scenario.model.name, scenario.data.dataset, scenario.client.update)
-    shipped = objects.shipped(names) if simulated else None
+    shipped = objects.shipped(names) if pool is not None else None
     if shipped is not None:
         config[keys.PLUGIN_OBJECTS] = shipped
+    if pool is not None and pool.shipped is not None:
+        config[keys.SHIPPED_DATA] = pool.shipped
     return config
 
 

@@ -131,7 +131,7 @@ def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     toml, x = scenario_toml(), initial_model()
-    work = app._workload(toml, None)  # the cached workload _setup finds
+    work = app._workload(toml, None, None)  # the cached workload _setup finds (no data shipped)
     monkeypatch.setattr(work, "share", gpu.Share(0.1, 140 * 2**30))  # as claimed on a 140 GiB GPU
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     real_train, calls = training.train, []

@@ -37,3 +37,9 @@ def test_a_log_file_gets_the_line_whole(tmp_path: object) -> None:
     with ConsoleReporter(console) as reporter:
         reporter.round_done(record())
     assert describe(record()) + "\n" in out.getvalue()  # not broken at the console's width
+
+
+def test_a_round_trained_on_several_ray_nodes_says_how_many_and_one_node_says_nothing() -> None:
+    assert "Ray nodes" not in describe(record(client_nodes={"0a1b2c3d@10.0.0.1": 100}))
+    lines = describe(record(client_nodes={"0a1b2c3d@10.0.0.1": 60, "4e5f6a7b@10.0.0.2": 40}))
+    assert "on 2 Ray nodes" in lines and all(len(line) <= 80 for line in lines.split("\n"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fedsim.results.records import RoundRecord, summarize
@@ -45,3 +47,13 @@ def test_the_summary_times_the_first_evaluation_reaching_the_target() -> None:
 def test_stopping_at_a_target_needs_one_and_the_centralized_accuracy(evaluation: str, error: str) -> None:
     with pytest.raises(ScenarioError, match=error):
         parse_scenario(f"[evaluation]\n{evaluation}\n")
+
+
+def test_the_clients_per_ray_node_come_back_and_old_rows_read_as_none_named() -> None:
+    nodes = {"0a1b2c3d@10.0.0.1": 3, "4e5f6a7b@10.0.0.2": 2}
+    record = RoundRecord(1, 0.5, 1.0, 1.0, None, None, 5, 0, 0.1, 0.1, client_nodes=nodes)
+    row = record.row()
+    assert row["client_nodes"] == nodes and RoundRecord.from_row(row) == record
+    assert RoundRecord.from_row(json.loads(json.dumps(row))) == record  # as metrics.jsonl holds it
+    del row["client_nodes"]  # a row written before nodes were recorded
+    assert RoundRecord.from_row(row).client_nodes == {}
