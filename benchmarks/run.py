@@ -201,7 +201,7 @@ def run_population(args: argparse.Namespace, console: Console) -> dict[str, obje
     for s in structures:
         console.print(
             f"{s.clients} clients: partition built in {s.build_s:.3f} s, rows {s.rows_bytes / 2**20:.2f} MB, "
-            f"sizes {s.sizes_bytes / 2**20:.2f} MB, a round's 100 clients built in {s.round_s * 1e3:.1f} ms",
+            f"sizes {s.sizes_bytes / 2**20:.2f} MB, a round's rows {s.round_s * 1e3:.2f} ms",
             highlight=False,
         )
     verdicts = population.verdicts(results)
