@@ -3,7 +3,8 @@
 Each (workload, system) runs in a child process (benchmarks/child.py) while this
 process samples the memory of the child's process tree.  Prints a table and writes
 JSON (``--out``).  ``--quick`` shortens everything to a smoke run; ``--scaling`` adds
-fedsim's series over total clients and clients per round, and partitioning time.
+fedsim's series over total clients and clients per round, and partitioning time;
+``--population`` the series 1,000 to 1,000,000 clients at 100 a round (benchmarks/population.py).
 ``--client-gpus 1,0.25,0.1`` trains on the GPU: fedsim at each share (1, 4, 10 clients per
 GPU), the other systems at the last one (benchmarks/device.sh).
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from benchmarks import report, scaling
+from benchmarks import population, report, scaling
 from benchmarks.child import SYSTEMS
 from benchmarks.memory import TreeSampler
 from benchmarks.workloads import QUICKSTART_MODELS, Workload
@@ -86,6 +87,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="2NN only, 3 rounds, no 2-thread loop")
     p.add_argument("--scaling", action="store_true", help="also fedsim's scaling series (2NN)")
     p.add_argument("--scaling-only", action="store_true", help="only the scaling series")
+    p.add_argument(
+        "--population", action="store_true", help="only the series 1k, 10k, 100k, 1M clients at 100 a round"
+    )
     p.add_argument("--epochs", type=int, default=1, help="local epochs E")
     p.add_argument("--client-gpus", default="", help="comma-separated GPU shares, e.g. 1,0.25,0.1")
     p.add_argument("--child-timeout", type=float, default=None, help="seconds one system may run")
@@ -139,11 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     runs = plan(models, systems, rounds, args.epochs, [float(s) for s in args.client_gpus.split(",") if s])
     for line in skipped(models, systems):
         console.print(f"[yellow]{line}[/]", highlight=False)
+    if args.population:
+        runs = [(w, "fedsim") for w in population.workloads(args.quick, 3 if args.quick else args.rounds)]
     if args.dry_run:
         for workload, system in runs:
             console.print(f"{workload.label}: {system}  {workload.to_json()}", highlight=False)
         return
-    if not args.scaling_only:
+    if args.population:
+        output["population"] = run_population(args, console)
+    elif not args.scaling_only:
         for workload, system in runs:
             console.print(f"[dim]{workload.label}: {system}...[/]")
             try:
@@ -175,6 +183,35 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=2))
     console.print(f"written: {args.out}")
+
+
+def run_population(args: argparse.Namespace, console: Console) -> dict[str, object]:
+    results, structures = population.series(
+        args.quick,
+        3 if args.quick else args.rounds,
+        args.data_dir,
+        lambda w: measure(w, "fedsim", args.data_dir, args.child_timeout),
+    )
+    console.print(
+        report.table(results, "fedsim by population (2NN, 100 a round, 60 samples each, E=1, B=10)")
+    )
+    ratios = population.ratios(results)
+    for label, row in ratios.items():
+        console.print(f"{label}: " + ", ".join(f"{k} {v:.2f}x" for k, v in row.items()), highlight=False)
+    for s in structures:
+        console.print(
+            f"{s.clients} clients: partition built in {s.build_s:.3f} s, rows {s.rows_bytes / 2**20:.2f} MB, "
+            f"sizes {s.sizes_bytes / 2**20:.2f} MB, a round's rows {s.round_s * 1e3:.2f} ms",
+            highlight=False,
+        )
+    verdicts = population.verdicts(results)
+    console.print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdicts.items()))
+    return {
+        "results": [dataclasses.asdict(r) for r in results],
+        "ratios": ratios,
+        "structures": [dataclasses.asdict(s) for s in structures],
+        "targets": verdicts,
+    }
 
 
 if __name__ == "__main__":

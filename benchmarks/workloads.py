@@ -52,6 +52,7 @@ class Workload:
     capture: bool = False  # the cohort engine's resources.capture (on a CPU: torch.compile)
     max_grad_norm: float | None = None  # client.max_grad_norm (the LSTM's scenario clips at 5)
     max_samples: int | None = None  # data.max_samples: each client's first this many samples
+    samples_per_client: int | None = None  # data.samples_per_client: more clients than samples (IID)
     seed: int = 0
 
     @staticmethod
@@ -77,8 +78,9 @@ class Workload:
         gpu = f" gpu {self.client_gpus:g}" if self.client_gpus else ""
         epochs = f" E={self.local_epochs}" if self.local_epochs != 1 else ""
         cap = f" max {self.max_samples}" if self.max_samples else ""
+        each = f" n{self.samples_per_client}" if self.samples_per_client else ""
         # The engine is not in it: fedsim-cohort is another system on the same workload.
-        return f"{self.model} {self.num_clients}x{self.per_round}{epochs}{cap}{gpu}"
+        return f"{self.model} {self.num_clients}x{self.per_round}{epochs}{cap}{each}{gpu}"
 
     @property
     def device(self) -> torch.device:
@@ -132,6 +134,8 @@ class Workload:
             model = {"name": MODELS[self.model]}
         if self.max_samples is not None:
             data["max_samples"] = self.max_samples
+        if self.samples_per_client is not None:
+            data["samples_per_client"] = self.samples_per_client
         return {"data": data, "model": model}
 
     def to_json(self) -> str:

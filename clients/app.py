@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,21 +52,34 @@ class Workload:
     update: Callable[..., object]  # the local update (clients/update.py), and its params
     update_params: dict[str, Any]
     share: gpu.Share | None = None  # on a GPU: this process's share, its allocator capped to it
-    _splits: dict[int, Split] = field(default_factory=dict)
+    _splits: OrderedDict[int, Split] = field(default_factory=OrderedDict)
 
     def client(self, partition_id: int) -> Split:
         """The partition's samples on the training device.
 
         On the CPU they are sliced per message from the data set every process shares
         (fedsim/data/shared.py): a few MB copied per client, instead of every partition
-        an actor has trained kept in its memory.  A GPU gets each partition once.
+        an actor has trained kept in its memory.  A GPU keeps the partitions it got, up to
+        the training set's rows in all (:func:`keep_within`): every disjoint partition fits,
+        while clients drawn with replacement (``data.samples_per_client``), a million of
+        them, would hold the data set many times over.
         """
         if self.device.type == "cpu":
             return self.data.client(partition_id)
-        if partition_id not in self._splits:
+        if partition_id in self._splits:
+            self._splits.move_to_end(partition_id)
+        else:
             split = self.data.client(partition_id)
             self._splits[partition_id] = Split(split.x.to(self.device), split.y.to(self.device))
+            keep_within(self._splits, len(self.data.train))
         return self._splits[partition_id]
+
+
+def keep_within(splits: OrderedDict[int, Split], rows: int) -> None:
+    """Forget the least recently used splits until they hold at most ``rows`` rows (the last stays)."""
+    held = sum(len(s) for s in splits.values())
+    while held > rows and len(splits) > 1:
+        held -= len(splits.popitem(last=False)[1])
 
 
 @functools.lru_cache(maxsize=2)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dp_accounting as dpa
+import numpy as np
 from dp_accounting import mechanism_calibration
 from dp_accounting.rdp import RdpAccountant
 
@@ -141,33 +142,51 @@ class RoundAccountant:
 class ParticipationAccountant:
     """Local and sample mode: a client spends only in the rounds it takes part in.
 
-    ``mechanisms[k]`` is partition ``k``'s release per round; epsilon is the largest
-    over the clients.  A sampled client counts whether or not its reply arrives: it may
-    have been sent.
+    ``mechanisms[kinds[k]]`` is partition ``k``'s release per round (``kinds`` None: one
+    mechanism per partition); epsilon is the largest over the clients.  A sampled client
+    counts whether or not its reply arrives: it may have been sent.  Only the clients that
+    took part are kept, with each kind's largest count: a round costs its cohort, not the
+    population (a million clients of one size are one kind).
     """
 
-    def __init__(self, mechanisms: Sequence[Mechanism], delta: float) -> None:
+    def __init__(
+        self, mechanisms: Sequence[Mechanism], delta: float, kinds: np.ndarray | None = None
+    ) -> None:
         self.mechanisms, self.delta = list(mechanisms), delta
-        self.taken = [0] * len(self.mechanisms)  # rounds each partition took part in
+        self.kinds = np.arange(len(self.mechanisms)) if kinds is None else kinds
+        self.taken: dict[int, int] = {}  # partition -> rounds it took part in (those that did)
+        self.most: dict[int, int] = {}  # kind -> the largest count of its partitions
 
     def epsilon(self, cohort: Sequence[int] | None = None) -> float:
-        taken = list(self.taken)
+        most = dict(self.most)
         for pid in cohort or ():
-            taken[pid] += 1
-        most: dict[Mechanism, int] = {}  # epsilon grows with the count: the largest per mechanism
-        for mechanism, count in zip(self.mechanisms, taken, strict=True):
-            most[mechanism] = max(count, most.get(mechanism, 0))
-        return max((epsilon(m, count, self.delta) for m, count in most.items()), default=0.0)
+            kind = int(self.kinds[pid])
+            most[kind] = max(self.taken.get(pid, 0) + 1, most.get(kind, 0))
+        return max((epsilon(self.mechanisms[k], count, self.delta) for k, count in most.items()), default=0.0)
 
     def spend(self, cohort: Sequence[int]) -> None:
         for pid in cohort:
-            self.taken[pid] += 1
+            count = self.taken[pid] = self.taken.get(pid, 0) + 1
+            kind = int(self.kinds[pid])
+            self.most[kind] = max(count, self.most.get(kind, 0))
 
     def state(self) -> dict[str, Any]:
-        return {"taken": list(self.taken)}
+        order = sorted(self.taken)
+        return {
+            "partitions": np.array(order, dtype=np.int64),
+            "counts": np.array([self.taken[p] for p in order], dtype=np.int64),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.taken = [int(k) for k in state["taken"]]
+        if "taken" in state:  # written before 2026-11-29: one count per partition
+            pairs = [(p, int(k)) for p, k in enumerate(state["taken"]) if int(k)]
+        else:
+            pairs = [(int(p), int(k)) for p, k in zip(state["partitions"], state["counts"], strict=True)]
+        self.taken, self.most = {}, {}
+        for pid, count in pairs:
+            self.taken[pid] = count
+            kind = int(self.kinds[pid])
+            self.most[kind] = max(count, self.most.get(kind, 0))
 
 
 def calibrate(make: Any, count: int, delta: float, target: float, upper: float | None = None) -> float:

@@ -14,9 +14,11 @@ last round that stays within it and says so (``Summary.privacy_stop``).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from flwr.supercore.differential_privacy import compute_adaptive_noise_params
 
 from fedsim.scenario.privacy import PrivacyConfig, default_delta
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # loaded where used: dp-accounting and SciPy take 0.7 s, and 
     from strategies import accounting
 from fedsim.scenario.counts import cohort_size
 from strategies.plan import plan_round
+
+Sizes = Sequence[int] | np.ndarray  # each partition's training examples (FederatedData.clients.sizes())
 
 
 def central_mechanism(scenario: Scenario, population: int, noise: float) -> accounting.Mechanism:
@@ -55,8 +59,11 @@ def sample_mechanism(scenario: Scenario, examples: int, noise: float) -> account
     return accounting.sample_round(noise, rate, steps)
 
 
-def make_accountant(scenario: Scenario, sizes: Sequence[int]) -> accounting.Accountant:
-    """The accountant for the resolved scenario; ``sizes[k]``: partition ``k``'s training examples."""
+def make_accountant(scenario: Scenario, sizes: Sizes) -> accounting.Accountant:
+    """The accountant for the resolved scenario; ``sizes[k]``: partition ``k``'s training examples.
+
+    Sample mode: one mechanism per distinct client size, not per client.
+    """
     from strategies import accounting
 
     privacy = _privacy(scenario)
@@ -64,8 +71,11 @@ def make_accountant(scenario: Scenario, sizes: Sequence[int]) -> accounting.Acco
     if privacy.mode == "central":
         return accounting.RoundAccountant(central_mechanism(scenario, len(sizes), noise), delta)
     if privacy.mode == "local":
-        return accounting.ParticipationAccountant([accounting.local_round(noise)] * len(sizes), delta)
-    return accounting.ParticipationAccountant([sample_mechanism(scenario, n, noise) for n in sizes], delta)
+        one_kind = np.zeros(len(sizes), dtype=np.int8)
+        return accounting.ParticipationAccountant([accounting.local_round(noise)], delta, one_kind)
+    distinct, kinds = np.unique(np.asarray(sizes, dtype=np.int64), return_inverse=True)
+    mechanisms = [sample_mechanism(scenario, int(n), noise) for n in distinct]
+    return accounting.ParticipationAccountant(mechanisms, delta, kinds)
 
 
 def planned_cohorts(scenario: Scenario, population: int) -> list[list[int]]:
@@ -76,12 +86,12 @@ def planned_cohorts(scenario: Scenario, population: int) -> list[list[int]]:
     return [plan_round(scenario, r, 0, population).trains() for r in range(1, scenario.rounds + 1)]
 
 
-def resolve(scenario: Scenario, sizes: Sequence[int]) -> Scenario:
+def resolve(scenario: Scenario, sizes: Sizes) -> Scenario:
     """The scenario with delta, clipped-count noise and an ``"auto"`` noise multiplier filled in."""
     privacy = scenario.privacy
     if privacy is None:
         return scenario
-    units = sum(sizes) if privacy.mode == "sample" else len(sizes)
+    units = int(np.sum(sizes)) if privacy.mode == "sample" else len(sizes)
     changes: dict[str, Any] = {}
     if privacy.delta is None:
         changes["delta"] = default_delta(units)
@@ -93,7 +103,7 @@ def resolve(scenario: Scenario, sizes: Sequence[int]) -> Scenario:
     return resolved
 
 
-def calibrated_noise(scenario: Scenario, sizes: Sequence[int]) -> float:
+def calibrated_noise(scenario: Scenario, sizes: Sizes) -> float:
     """The smallest noise multiplier whose planned rounds spend at most ``target_epsilon``."""
     from strategies import accounting
 
@@ -108,25 +118,29 @@ def calibrated_noise(scenario: Scenario, sizes: Sequence[int]) -> float:
             return accounting.calibrate(
                 lambda z: central_mechanism(scenario, population, z), scenario.rounds, delta, target, upper
             )
-        taken = [0] * population
-        for cohort in planned_cohorts(scenario, population):
-            for pid in cohort:
-                taken[pid] += 1
+        most = most_taken(sizes, planned_cohorts(scenario, population))
         if privacy.mode == "local":
-            return accounting.calibrate(accounting.local_round, max(taken), delta, target)
-        most: dict[int, int] = {}  # per client size, its largest participation count
-        for n, k in zip(sizes, taken, strict=True):
-            most[n] = max(k, most.get(n, 0))
+            return accounting.calibrate(accounting.local_round, max(most.values(), default=0), delta, target)
         return max(
             accounting.calibrate(lambda z, n=n: sample_mechanism(scenario, n, z), k, delta, target)
             for n, k in most.items()
-            if k > 0
         )
     except ValueError as error:
         raise ScenarioError(
             "privacy.target_epsilon",
             f"no noise multiplier reaches {target:g} in {scenario.rounds} rounds ({error})",
         ) from None
+
+
+def most_taken(sizes: Sizes, cohorts: Sequence[Sequence[int]]) -> dict[int, int]:
+    """Per client size, the most rounds a client of that size takes part in (sizes taken by none
+    left out): over the clients that take part, not the population."""
+    taken = Counter(pid for cohort in cohorts for pid in cohort)
+    most: dict[int, int] = {}
+    for pid, count in taken.items():
+        n = int(sizes[pid])
+        most[n] = max(count, most.get(n, 0))
+    return most
 
 
 class BudgetSpent(Exception):
@@ -140,7 +154,7 @@ class Budget:
     Stateful, fedsim/sim/checkpoint.py); the rest is the scenario's.
     """
 
-    def __init__(self, scenario: Scenario, sizes: Sequence[int]) -> None:
+    def __init__(self, scenario: Scenario, sizes: Sizes) -> None:
         privacy = _privacy(scenario)
         self.accountant = make_accountant(scenario, sizes)
         self.target = privacy.target_epsilon

@@ -88,6 +88,8 @@ def federate(data: Tensors, spec: DataConfig, seed: int) -> FederatedData:
     Rows with a negative client id belong to no client; a sequential data set is split
     by position (its targets are no classes), so shards are pieces of the stream in order.
     ``partition = "natural"`` makes a client of each natural id; ``num_clients`` keeps the first.
+    The clients' rows are packed or drawn when asked (fedsim/data/client_rows.py), never one
+    array per client.
     """
     ids = data.client_ids
     rows = np.arange(len(data.train), dtype=np.int64) if ids is None else np.flatnonzero(ids >= 0)
@@ -105,14 +107,7 @@ def federate(data: Tensors, spec: DataConfig, seed: int) -> FederatedData:
     labels = np.arange(len(rows), dtype=np.int64) if data.sequential else data.train.y.numpy()[rows]
     found = len(np.unique(natural)) if natural is not None else None
     count = spec.num_clients or found or DEFAULT_NUM_CLIENTS
-    parts = partition(labels, natural, spec, generator(seed, "partition"), count)
-    if spec.partition == "natural" and spec.num_clients is not None:  # the first ones, in id order
-        if spec.num_clients > len(parts):
-            raise ScenarioError(
-                "data.num_clients", f"expected at most the {len(parts)} natural clients of {spec.dataset!r}"
-            )
-        parts = parts[: spec.num_clients]
-    clients = tuple(rows[p] for p in parts)
+    clients = partition(labels, natural, spec, generator(seed, "partition"), count).remapped(rows)
     return FederatedData(data.train, data.test, data.num_classes, clients, data.vocab)
 
 

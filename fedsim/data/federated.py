@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fedsim.data.client_rows import ClientRows
 from fedsim.data.vocab import Vocabulary
 
 
@@ -48,7 +49,8 @@ def _increasing(indices: np.ndarray) -> bool:
 class FederatedData:
     """A data set split for federated learning.
 
-    ``train`` holds every training row; ``clients[k]`` lists the rows of partition ``k``.
+    ``train`` holds every training row; ``clients[k]`` lists the rows of partition ``k``
+    (built when asked: fedsim/data/client_rows.py; ``clients.sizes()`` counts them all).
     For text, ``train`` has a row per start position in the token stream, and the
     clients list only the windows that stay inside one role or file.
     """
@@ -56,13 +58,13 @@ class FederatedData:
     train: Split
     test: Split
     num_classes: int
-    clients: tuple[np.ndarray, ...]  # training-sample indices of each partition id
+    clients: ClientRows  # training-sample indices of each partition id
     vocab: Vocabulary | None = None  # text: token id -> character
 
     def capped(self, max_samples: int) -> FederatedData:
         """Every client cut to its first ``max_samples`` rows (partitions list rows in order,
         so a text client keeps a stretch of its text, and its windows stay a view)."""
-        return dataclasses.replace(self, clients=tuple(c[:max_samples] for c in self.clients))
+        return dataclasses.replace(self, clients=self.clients.capped(max_samples))
 
     def client(self, partition_id: int) -> Split:
         return self.train.subset(self.clients[partition_id])

@@ -6,13 +6,17 @@ gives the same partition.  ``iid`` and ``shards`` follow McMahan et al. 2017
 Section 3); ``dirichlet`` follows Hsu et al. 2019 ("Measuring the Effects of
 Non-Identical Data Distribution for Federated Visual Classification").
 Given text positions in reading order as labels, ``shards`` cuts a text into
-contiguous pieces.
+contiguous pieces.  ``per_client`` gives every client ``data.samples_per_client`` rows,
+drawn with replacement across clients once the clients ask for more rows than there
+are: a million clients on MNIST's 60,000 (:func:`per_client`).
+:func:`partition` packs the result (fedsim/data/client_rows.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fedsim.data.client_rows import ClientRows, DrawnRows, PackedRows
 from fedsim.scenario.sections import DataConfig
 from fedsim.scenario.tables import ScenarioError
 
@@ -67,22 +71,54 @@ def natural(ids: np.ndarray) -> list[np.ndarray]:
     return [np.sort(p) for p in np.split(order, starts[1:])]
 
 
+def per_client(num_samples: int, num_clients: int, size: int, rng: np.random.Generator) -> ClientRows:
+    """Every client ``size`` distinct samples.
+
+    While ``num_clients * size`` samples exist, the clients' samples are disjoint: a
+    permutation cut into pieces, as :func:`iid` cuts it (the same clients where
+    ``num_clients * size == num_samples``).  Beyond, each client draws its ``size``
+    samples uniformly from all of them, independently of the others (with replacement
+    across clients), from its own stream of the seed, only when its rows are asked for.
+    """
+    if num_clients * size <= num_samples:
+        taken = rng.permutation(num_samples)[: num_clients * size].reshape(num_clients, size)
+        offsets = np.arange(0, num_clients * size + 1, size, dtype=np.int64)
+        return PackedRows(np.sort(taken, axis=1).reshape(-1).astype(np.int64), offsets)
+    seed = int(rng.integers(2**63))  # the root of every client's own stream
+    return DrawnRows(np.arange(num_samples, dtype=np.int64), num_clients, size, seed, size)
+
+
 def partition(
     labels: np.ndarray,
     natural_ids: np.ndarray | None,
     spec: DataConfig,
     rng: np.random.Generator,
     num_clients: int,
-) -> list[np.ndarray]:
+) -> ClientRows:
     """Dispatch on ``spec.partition``, checking the sizes the data allow.
 
     ``num_clients``: as the scenario or the data decide (fedsim/data/__init__.py);
-    ``natural`` makes one client per id and needs no count.
+    ``natural`` makes one client per id and needs no count, and keeps the first
+    ``spec.num_clients`` where it is set.
     """
-    n = len(labels)
     if spec.partition == "natural":
         assert natural_ids is not None, "checked by the caller"
-        return natural(natural_ids)
+        return PackedRows.pack(_first(natural(natural_ids), spec))
+    n = len(labels)
+    if spec.samples_per_client is not None:  # checked: partition = "iid"
+        if spec.samples_per_client > n:
+            raise ScenarioError(
+                "data.samples_per_client",
+                f"expected at most {n} (the samples), got {spec.samples_per_client}",
+            )
+        return per_client(n, num_clients, spec.samples_per_client, rng)
+    return PackedRows.pack(_split(labels, spec, rng, num_clients))
+
+
+def _split(
+    labels: np.ndarray, spec: DataConfig, rng: np.random.Generator, num_clients: int
+) -> list[np.ndarray]:
+    n = len(labels)
     if spec.partition == "shards":
         if num_clients * spec.shards_per_client > n:
             raise ScenarioError(
@@ -91,7 +127,23 @@ def partition(
             )
         return shards(labels, num_clients, spec.shards_per_client, rng)
     if num_clients > n:
-        raise ScenarioError("data.num_clients", f"expected at most {n} (the samples), got {num_clients}")
+        raise ScenarioError(
+            "data.num_clients",
+            f"expected at most {n} (the samples), got {num_clients}; "
+            "data.samples_per_client gives more clients than samples",
+        )
     if spec.partition == "dirichlet":
         return dirichlet(labels, num_clients, spec.alpha, spec.min_partition_size, rng)
     return iid(n, num_clients, rng)
+
+
+def _first(parts: list[np.ndarray], spec: DataConfig) -> list[np.ndarray]:
+    """The first ``spec.num_clients`` natural clients, in id order (all where unset)."""
+    count = spec.num_clients
+    if count is None:
+        return parts
+    if count > len(parts):
+        raise ScenarioError(
+            "data.num_clients", f"expected at most the {len(parts)} natural clients of {spec.dataset!r}"
+        )
+    return parts[:count]

@@ -41,7 +41,10 @@ class DataConfig:
     writer, a device) has one client per id, any other 100.  With ``partition =
     "natural"`` each id is a client, and ``num_clients`` keeps the first ones (in id order).
     ``max_samples`` cuts every client to its first samples (after partitioning): shorter
-    rounds, e.g. a benchmark's, on the same clients.
+    rounds, e.g. a benchmark's, on the same clients.  ``samples_per_client`` (``iid`` only)
+    gives each client that many samples, disjoint while the data hold enough, else drawn
+    per client with replacement across clients: more clients than samples, e.g. a million
+    on MNIST (fedsim/data/partition.py: ``per_client``).
     """
 
     dataset: str = "mnist"  # mnist, synthetic, shakespeare, text, ... or package.module:function
@@ -53,6 +56,7 @@ class DataConfig:
     shards_per_client: int = bounded(2, ge=1)  # partition = "shards"
     min_partition_size: int = bounded(1, ge=0)  # partition = "dirichlet": resample below this
     max_samples: int | None = bounded(None, ge=1)  # per client: its first this many training samples
+    samples_per_client: int | None = bounded(None, ge=1)  # partition = "iid": each client this many
 
     MOVED: ClassVar[dict[str, str]] = {
         "path": "params.path",
@@ -65,6 +69,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         plugins.check_name(plugins.DATASET, self.dataset)
         object.__setattr__(self, "params", Params(self.params))  # a dict given in Python, too
+        if self.samples_per_client is not None and self.partition != "iid":
+            raise ScenarioError(
+                "data.samples_per_client",
+                f"only with partition = 'iid' (each client a uniform draw), got {self.partition!r}",
+            )
 
 
 @dataclass(frozen=True)

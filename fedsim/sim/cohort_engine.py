@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedsim import protocol as keys
@@ -45,7 +46,7 @@ class Balance:
     """Without ``resources.cohort_size``: groups that keep every client actor busy (:func:`balanced`)."""
 
     workers: int  # Ray's client actors
-    examples: Sequence[int]  # each partition's training examples
+    examples: Sequence[int] | np.ndarray  # each partition's training examples
     client: ClientConfig  # its batch size; each client's epochs come with its message
 
 

@@ -84,7 +84,7 @@ def _prepare(
     check_memory(scenario)
     checked = preflight.check(scenario, data_dir)  # the plug-ins load and fit; the data are read
     scenario, data, root = checked.scenario, checked.data, checked.root
-    scenario = budget.resolve(scenario, [len(c) for c in data.clients])  # a resumed one is already
+    scenario = budget.resolve(scenario, data.clients.sizes())  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
     model = build_model(
         scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path

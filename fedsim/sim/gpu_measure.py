@@ -49,14 +49,15 @@ def footprint(scenario: Scenario, data: FederatedData, device: int = 0) -> gpu.F
 
 
 def data_bytes(data: FederatedData) -> int:
-    """Every partition's rows as a GPU client holds them: inputs materialized, int64 targets."""
-    rows = sum(len(c) for c in data.clients)
+    """Every partition's rows as a GPU client holds them: inputs materialized, int64 targets;
+    at most the training set's worth, where a worker's cache stops (clients/app.py)."""
+    rows = min(int(data.clients.sizes().sum()), len(data.train))
     x, y = data.train.x, data.train.y
     return rows * (x[0].numel() * x.element_size() + y.element_size())
 
 
 def _sample(scenario: Scenario, data: FederatedData, cuda: torch.device) -> Split:
-    largest = max(range(len(data.clients)), key=lambda pid: len(data.clients[pid]))
+    largest = int(np.argmax(data.clients.sizes()))
     rows = data.clients[largest][: MEASURED_BATCHES * scenario.client.batch_size]
     split = data.train.subset(np.asarray(rows))
     return Split(split.x.to(cuda), split.y.to(cuda))

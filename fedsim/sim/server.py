@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from flwr.app import Array, ArrayRecord
 from flwr.serverapp import Grid
 from torch import nn
@@ -115,7 +116,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
     stop: str | None = None  # why the privacy budget ended training early
     budget: Budget | None = None
     try:
-        examples = [len(c) for c in data.clients]  # each partition's training examples
+        examples = data.clients.sizes()  # each partition's training examples, without building any
         budget = Budget(scenario, examples) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
         placement = _place(grid, len(data.clients), pool, timeout, abort, reporter)
@@ -202,7 +203,7 @@ def message_config(job: Job, pool: Pool | None) -> dict[str, str | bytes]:
     return config
 
 
-def _balance(pool: Pool | None, scenario: Scenario, examples: list[int]) -> cohort_engine.Balance | None:
+def _balance(pool: Pool | None, scenario: Scenario, examples: np.ndarray) -> cohort_engine.Balance | None:
     """How the cohort engine groups a round's clients when the scenario gives no cohort_size."""
     if pool is None or pool.workers is None:
         return None

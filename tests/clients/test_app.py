@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from clients import app, gpu, training
 from fedsim import protocol as keys
-from fedsim.data import load_federated
+from fedsim.data import Split, load_federated
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
 from strategies.attacks import malicious_partitions
@@ -150,3 +151,19 @@ def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_t
     )
     reply = app.train(message(toml, x, 1, None), node(4))
     assert set(reply.content.array_records) == {keys.ARRAYS}
+
+
+def test_a_gpu_workers_kept_partitions_stop_at_the_training_sets_rows() -> None:
+    """Clients drawn with replacement (a million of them) would otherwise fill the GPU; the least
+    recently trained are forgotten first, and the newest is always kept."""
+
+    def rows(n: int) -> Split:
+        return Split(torch.zeros(n, 1), torch.zeros(n, dtype=torch.int64))
+
+    kept: OrderedDict[int, Split] = OrderedDict((pid, rows(60)) for pid in (1, 2, 3))
+    kept.move_to_end(1)  # trained again: now the most recent
+    app.keep_within(kept, 130)
+    assert list(kept) == [3, 1]
+    kept[4] = rows(500)
+    app.keep_within(kept, 130)
+    assert list(kept) == [4]

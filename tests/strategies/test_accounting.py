@@ -115,7 +115,31 @@ def test_accountants_restore_their_state() -> None:
     clients.spend([1, 2])
     copy = ParticipationAccountant(clients.mechanisms, delta=1e-3)
     copy.restore(clients.state())
-    assert copy.taken == [0, 1, 1, 0] and copy.epsilon() == clients.epsilon()
+    assert copy.taken == {1: 1, 2: 1} and copy.epsilon() == clients.epsilon()
+
+
+def test_a_checkpoint_of_one_count_per_partition_still_restores() -> None:
+    """Checkpoints written before the accountant kept only the clients that took part."""
+    clients = ParticipationAccountant([accounting.local_round(3.0)], 1e-3, np.zeros(4, dtype=np.int8))
+    clients.restore({"taken": [0, 2, 1, 0]})
+    assert clients.taken == {1: 2, 2: 1} and clients.most == {0: 2}
+
+
+def test_clients_of_one_kind_share_a_mechanism_and_only_participants_are_kept() -> None:
+    """A million clients of one size: one mechanism, and state the size of the cohorts so far."""
+    population = 1_000_000
+    clients = ParticipationAccountant(
+        [accounting.local_round(3.0)], 1e-3, np.zeros(population, dtype=np.int8)
+    )
+    clients.spend([5, 999_999])
+    clients.spend([5])
+    per_partition = ParticipationAccountant([accounting.local_round(3.0)] * 6, delta=1e-3)
+    per_partition.spend([5, 0])
+    per_partition.spend([5])
+    assert clients.epsilon() == per_partition.epsilon() > 0
+    assert clients.epsilon([999_999]) == clients.epsilon()  # it would reach 2, as client 5 has
+    state = clients.state()
+    assert state["partitions"].tolist() == [5, 999_999] and state["counts"].tolist() == [2, 1]
 
 
 def test_nothing_spent_is_epsilon_zero() -> None:

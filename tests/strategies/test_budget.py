@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dp_accounting as dpa
+import numpy as np
 import pytest
 from dp_accounting.rdp import RdpAccountant
 
@@ -14,6 +15,7 @@ from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
 from fedsim.sim import checkpoint
 from strategies import budget
+from strategies.accounting import ParticipationAccountant
 from strategies.placement import Placement
 from strategies.registry import build_strategy
 from strategies.sampling import SeededSampling
@@ -64,6 +66,27 @@ def test_auto_noise_for_local_dp_covers_the_busiest_client() -> None:
     for cohort in budget.planned_cohorts(resolved, 100):
         spent.spend(cohort)
     assert 4.9 < spent.epsilon() <= 5.0
+
+
+def test_sample_mode_over_a_million_clients_calibrates_and_spends_per_participant() -> None:
+    """One mechanism per client size, counts only for the clients sampled: a round costs its cohort."""
+    sizes = np.full(1_000_000, 60)
+    sizes[7] = 600  # one larger client: a second kind
+    cfg = scenario(
+        "data.num_clients=1000000",
+        "strategy.fraction_train=0.0001",
+        "rounds=5",
+        'privacy.mode="sample"',
+        'privacy.noise_multiplier="auto"',
+        "privacy.target_epsilon=3.0",
+    )
+    resolved = budget.resolve(cfg, sizes)
+    spent = budget.Budget(resolved, sizes)
+    for cohort in budget.planned_cohorts(resolved, 1_000_000):
+        spent.spend(cohort)
+    accountant = spent.accountant
+    assert isinstance(accountant, ParticipationAccountant) and len(accountant.mechanisms) == 2
+    assert len(accountant.taken) <= 5 * 100 and 2.9 < spent.epsilon() <= 3.0
 
 
 def test_an_unreachable_target_is_a_scenario_error() -> None:
