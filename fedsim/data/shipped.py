@@ -16,11 +16,13 @@ Ray is imported only when called: the rest of fedsim/data runs without it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from fedsim.data.client_rows import ClientRows
 from fedsim.data.federated import FederatedData, Split
 from fedsim.data.vocab import Vocabulary
 
@@ -32,7 +34,7 @@ class _Packed:
     train: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
     num_classes: int
-    clients: tuple[np.ndarray, ...]
+    clients: ClientRows
     vocab: Vocabulary | None
 
 
@@ -53,7 +55,7 @@ def receive(token: bytes) -> FederatedData:
     packed: _Packed = ray.get(ray.cloudpickle.loads(token))
     # The object store's arrays are read-only, and torch expects to be able to write to its
     # tensors: each worker takes a copy (as it does where the cache cannot be written).
-    clients = tuple(c.copy() for c in packed.clients)
+    clients = copy.deepcopy(packed.clients)  # its arrays too
     return FederatedData(_split(packed.train), _split(packed.test), packed.num_classes, clients, packed.vocab)
 
 
