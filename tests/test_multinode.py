@@ -201,7 +201,7 @@ def _data_root(folder: Path) -> Path:
 
 # The cohort engine sends one message per group, to one worker: groups of 2 keep both busy.
 ENGINES = {
-    "per-client": [],
+    "per-client": ["--set", "resources.engine=per_client"],
     "cohort": ["--set", "resources.engine=cohort", "--set", "resources.cohort_size=2"],
 }
 

@@ -89,7 +89,8 @@ def _prepare(
     model = build_model(
         scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
     )
-    scenario, chosen = engine_choice.resolve(scenario, data, model)  # engine = "auto"
+    joined = cluster.private_cpus() is None
+    scenario, chosen = engine_choice.resolve(scenario, data, model, joined)  # engine = "auto"
     if lock is not None:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)

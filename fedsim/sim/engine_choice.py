@@ -11,9 +11,9 @@ are in benchmarks/README.md ("Cohort engine").
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,19 +31,26 @@ MAX_SIZE_SPREAD = 1.5
 CAPTURE_COLD_ROUNDS = 100
 
 
-def resolve(scenario: Scenario, data: FederatedData, model: nn.Module) -> tuple[Scenario, str]:
+def resolve(
+    scenario: Scenario, data: FederatedData, model: nn.Module, joined: bool = False
+) -> tuple[Scenario, str]:
     """``scenario`` with ``engine`` (and ``capture``) decided, and the line saying so; an
-    engine the scenario names is kept, with no line."""
+    engine the scenario names is kept, with no line.  ``joined``: the run joins a Ray cluster
+    (RAY_ADDRESS), whose workers fedsim does not count."""
     res = scenario.resources
     if res.engine != "auto":
         return scenario, ""
-    engine, capture, why = _choose(scenario, data, model)
+    engine, capture, why = _choose(scenario, data, model, joined)
     chosen = dataclasses.replace(res, engine=engine, capture=capture)
     shown = "cohort, captured" if capture else engine.replace("_", "-")
     return dataclasses.replace(scenario, resources=chosen), f"engine chosen: {shown} ({why})"
 
 
-def _choose(scenario: Scenario, data: FederatedData, model: nn.Module) -> tuple[Engine, bool | None, str]:
+def _choose(
+    scenario: Scenario, data: FederatedData, model: nn.Module, joined: bool
+) -> tuple[Engine, bool | None, str]:
+    if joined:  # the cohort engine would size its groups blind: one group, on one node
+        return "per_client", None, "on a joined Ray cluster a message per client spreads them over its nodes"
     if scenario.resources.uses_gpu:
         return (
             "per_client",
@@ -56,8 +63,8 @@ def _choose(scenario: Scenario, data: FederatedData, model: nn.Module) -> tuple[
         return "per_client", None, f"the model cannot be stacked: {reason}"
     if not cohort.vmap_pays(model, torch.device("cpu")):
         return "per_client", None, "a convolutional model on a CPU trains one client at a time either way"
-    sizes = [len(c) for c in data.clients]
-    spread = max(sizes) / max(statistics.median(sizes), 1)
+    sizes = data.clients.sizes()  # counted, not built: a million drawn clients cost nothing here
+    spread = float(sizes.max()) / max(float(np.median(sizes)), 1.0)
     if spread > MAX_SIZE_SPREAD:
         return "per_client", None, f"the largest client holds {spread:.1f}x the median: a group waits for it"
     why = "a small model on clients of similar size: one vectorized step trains a group"

@@ -48,7 +48,9 @@ def test_auto_noise_is_the_smallest_that_keeps_the_planned_rounds_within_the_tar
     resolved = budget.resolve(cfg, SIZES)
     assert resolved.privacy is not None
     z = resolved.privacy.noise
-    assert "noise_multiplier = " in resolved.to_toml() and 'noise_multiplier = "auto"' not in resolved.to_toml()
+    assert (
+        "noise_multiplier = " in resolved.to_toml() and 'noise_multiplier = "auto"' not in resolved.to_toml()
+    )
     delta = 100**-1.1
 
     def independent(noise: float) -> float:

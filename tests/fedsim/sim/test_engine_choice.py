@@ -71,6 +71,14 @@ def test_other_runs_train_client_by_client_and_say_why(text: str, model: nn.Modu
     assert line.startswith(f"engine chosen: per-client ({why}")
 
 
+def test_a_joined_ray_cluster_gets_a_message_per_client() -> None:
+    scenario = parse_scenario(EVEN)
+    data = find_federated(scenario.data, scenario.seed)[0]
+    model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed)
+    chosen, line = engine_choice.resolve(scenario, data, model, joined=True)
+    assert engine(chosen) == ("per_client", None) and "joined Ray cluster" in line
+
+
 def test_an_engine_the_scenario_names_is_kept_without_a_word() -> None:
     scenario, line = choose(f'[resources]\nengine = "per_client"\n{EVEN}')
     assert engine(scenario) == ("per_client", None) and line == ""
