@@ -60,10 +60,14 @@ def fedsim_scenario(workload: Workload, target: float) -> dict[str, Any]:
     return table
 
 
-def run_fedsim(workload: Workload, target: float, data_dir: str, timeout: float) -> Reached:
+def run_fedsim(
+    workload: Workload, target: float, data_dir: str, timeout: float, engine: str = "auto"
+) -> Reached:
     with tempfile.TemporaryDirectory(prefix="fedsim-target-") as tmp:
         scenario, log = Path(tmp) / "scenario.toml", Path(tmp) / "console.log"
-        scenario.write_text(tomli_w.dumps(fedsim_scenario(workload, target)))
+        table = fedsim_scenario(workload, target)
+        table["resources"]["engine"] = engine
+        scenario.write_text(tomli_w.dumps(table))
         command = [sys.executable, "-m", "fedsim", "run", str(scenario), "--out", f"{tmp}/run"]
         launched = time.time()
         code = _run(command, data_dir, timeout, log)
@@ -71,13 +75,13 @@ def run_fedsim(workload: Workload, target: float, data_dir: str, timeout: float)
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text()) if code == 0 else {}
         chosen = [line for line in log.read_text().splitlines() if line.startswith("engine chosen")]
     return Reached(
-        "fedsim",
+        "fedsim" if engine == "auto" else f"fedsim@{engine}",
         workload.label,
         target,
         summary.get("round_reached_target"),
         summary.get("time_to_target_s"),
         exited if code == 0 else None,
-        chosen[0].removeprefix("engine chosen: ") if chosen else f"exit {code}",
+        chosen[0].removeprefix("engine chosen: ") if chosen else ("" if code == 0 else f"exit {code}"),
     )
 
 
@@ -176,7 +180,11 @@ def figure(results: list[Reached], path: Path) -> None:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.to_target", description=__doc__)
     p.add_argument("--models", default="2nn", help="comma-separated: 2nn, cnn")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated of {', '.join(SYSTEMS)}")
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated of {', '.join(SYSTEMS)}; fedsim@ENGINE runs fedsim on that engine",
+    )
     p.add_argument("--target", type=float, default=None, help=f"accuracy to reach; default {TARGETS}")
     p.add_argument("--max-rounds", type=int, default=200, help="give up past this many rounds")
     p.add_argument("--timeout", type=float, default=1800, help="seconds one system may run")
@@ -193,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         workload, target = Workload(model=model, rounds=args.max_rounds), args.target or TARGETS[model]
         for system in args.systems.split(","):
             print(f"{workload.label}: {system} to {target:.0%}...", file=sys.stderr, flush=True)
-            if system == "fedsim":
-                results.append(run_fedsim(workload, target, args.data_dir, args.timeout))
+            if system.startswith("fedsim"):  # fedsim@per_client, fedsim@cohort: that engine, not its pick
+                engine = system.partition("@")[2] or "auto"
+                results.append(run_fedsim(workload, target, args.data_dir, args.timeout, engine))
             else:
                 results.append(run_child(system, workload, target, args.data_dir, args.timeout))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)

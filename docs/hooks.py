@@ -41,7 +41,11 @@ def benchmarks_page() -> str:
     """benchmarks/README.md, its links to files beside it made links into the repository."""
     text = (REPO / "benchmarks" / "README.md").read_text()
     # A link to a file (not a page of this site) becomes its path in code: the site has no copy.
-    return re.sub(r"\[([^\]]+)\]\((?!https?://|#)([^)]+)\)", r"\1 (`benchmarks/\2`)", text)
+    # Images stay: on_files copies them (IMAGE).
+    return re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?://|#)([^)]+)\)", r"\1 (`benchmarks/\2`)", text)
+
+
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+\.png)\)")
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -52,4 +56,6 @@ def on_files(files: Files, config: Any) -> Files:
         reference = markdown(meanings(), scenario_summaries())
     files.append(File.generated(config, "reference.md", content=reference))
     files.append(File.generated(config, "benchmarks.md", content=benchmarks_page()))
+    for image in IMAGE.findall((REPO / "benchmarks" / "README.md").read_text()):  # the figures it shows
+        files.append(File.generated(config, image, abs_src_path=str(REPO / "benchmarks" / image)))
     return files
