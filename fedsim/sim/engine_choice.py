@@ -71,6 +71,7 @@ def _choose(
     mu = float(scenario.strategy.params.get("proximal_mu", 0.0))
     if compile_cache.marked(compile_cache.step_key(model, scenario.client, mu)):
         return "cohort", True, f"{why}; its step compiled from the on-disk cache"
-    if scenario.rounds >= CAPTURE_COLD_ROUNDS:
+    # A run that stops at its target may end long before its rounds: they promise nothing.
+    if scenario.rounds >= CAPTURE_COLD_ROUNDS and not scenario.evaluation.stop_at_target:
         return "cohort", True, f"{why}; {scenario.rounds} rounds repay a first compile"
     return "cohort", False, f"{why}; eager steps: a first compile would not pay in {scenario.rounds} rounds"

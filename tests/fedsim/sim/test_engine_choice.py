@@ -47,6 +47,8 @@ def test_a_small_model_on_clients_of_similar_size_trains_in_cohorts_eagerly_on_a
 
 def test_a_step_compiled_before_or_many_rounds_turn_capture_on() -> None:
     assert engine(choose(f"rounds = 100\n{EVEN}")[0]) == ("cohort", True)
+    stops = "[evaluation]\ntarget_accuracy = 0.9\nstop_at_target = true\n"
+    assert engine(choose(f"rounds = 100\n{stops}{EVEN}")[0]) == ("cohort", False)  # may end at round 3
     model = nn.Sequential(nn.Flatten(), nn.Linear(60, 10))
     compile_cache.mark(compile_cache.step_key(model, parse_scenario(EVEN).client, 0.0))  # as a worker does
     scenario, line = choose(EVEN, model)
