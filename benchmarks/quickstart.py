@@ -21,6 +21,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
@@ -59,20 +60,32 @@ def _raw(workload_json: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, tup
 
 
 client_app = ClientApp()
+cached_client_app = ClientApp()
+
+
+def _received(msg: Message) -> tuple[Workload, ConfigRecord, nn.Module]:
+    """What either client does first: its workload and threads, the global model on its device."""
+    config = msg.content.config_records["config"]
+    workload = Workload.from_json(str(config["workload"]))
+    torch.set_num_threads(max(1, int(workload.client_cpus)))
+    model = build_model(workload.scenario().model, (1, 28, 28), 10, workload.seed)
+    model = model.to(workload.device)  # the tutorial's DEVICE: cuda:0, the GPU Ray gave this actor
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    return workload, config, model
+
+
+def _reply(msg: Message, model: nn.Module, train_loss: float, examples: int) -> Message:
+    metrics = MetricRecord({"train_loss": train_loss, "num-examples": examples})
+    return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
 
 
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
-    config = msg.content.config_records["config"]
-    workload = Workload.from_json(str(config["workload"]))
-    torch.set_num_threads(max(1, int(workload.client_cpus)))
+    workload, config, model = _received(msg)
     images, labels, parts = _raw(str(config["workload"]), str(config["data-dir"]))
     rows = parts[int(context.node_config["partition-id"])]
     loader = DataLoader(Images(images[rows], labels[rows]), batch_size=workload.batch_size, shuffle=True)
-    scenario = workload.scenario()
-    device = workload.device  # the tutorial's DEVICE: cuda:0, the GPU Ray gave this actor
-    model = build_model(scenario.model, (1, 28, 28), 10, scenario.seed).to(device)
-    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    device = workload.device
     optimizer = torch.optim.SGD(model.parameters(), lr=workload.lr)
     model.train()
     losses = []
@@ -84,11 +97,7 @@ def train(msg: Message, context: Context) -> Message:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    metrics = MetricRecord({"train_loss": float(np.mean(losses)), "num-examples": len(rows)})
-    return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
-
-
-cached_client_app = ClientApp()
+    return _reply(msg, model, float(np.mean(losses)), len(rows))
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,28 +111,23 @@ def _tensors(workload_json: str, data_dir: str) -> tuple[torch.Tensor, torch.Ten
 @cached_client_app.train()
 def train_cached(msg: Message, context: Context) -> Message:
     """The same training from cached tensors: minibatches are index slices, no DataLoader."""
-    config = msg.content.config_records["config"]
-    workload = Workload.from_json(str(config["workload"]))
-    torch.set_num_threads(max(1, int(workload.client_cpus)))
+    workload, config, model = _received(msg)
     images, labels, parts = _tensors(str(config["workload"]), str(config["data-dir"]))
     rows = torch.from_numpy(parts[int(context.node_config["partition-id"])])
-    x, y = images[rows], labels[rows]
-    model = build_model(workload.scenario().model, (1, 28, 28), 10, workload.seed)
-    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    x, y = images[rows].to(workload.device), labels[rows].to(workload.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=workload.lr)
     model.train()
-    total = torch.zeros(())
+    total = torch.zeros((), device=workload.device)
     steps = 0
     for _ in range(workload.local_epochs):
-        for batch in torch.randperm(len(y)).split(workload.batch_size):
+        for batch in torch.randperm(len(y), device=workload.device).split(workload.batch_size):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x[batch]), y[batch])
             loss.backward()
             optimizer.step()
             total += loss.detach()
             steps += 1
-    metrics = MetricRecord({"train_loss": float(total) / steps, "num-examples": len(rows)})
-    return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
+    return _reply(msg, model, float(total) / steps, len(rows))
 
 
 class TimedFedAvg(FedAvg):

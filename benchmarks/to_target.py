@@ -53,10 +53,11 @@ class Reached:
     notes: str = ""
 
 
-def fedsim_scenario(workload: Workload, target: float) -> dict[str, Any]:
-    table = to_table(dataclasses.replace(workload, engine="auto").scenario())
+def fedsim_scenario(workload: Workload, target: float, engine: str = "auto") -> dict[str, Any]:
+    """The workload as fedsim's scenario, run to ``target`` on ``engine`` (capture: its default)."""
+    table = to_table(dataclasses.replace(workload, engine="auto").scenario())  # no capture key
     table["evaluation"] = {"centralized": True, "every": 1, "target_accuracy": target, "stop_at_target": True}
-    table["resources"] = {k: v for k, v in table["resources"].items() if k != "capture"} | {"engine": "auto"}
+    table["resources"]["engine"] = engine
     return table
 
 
@@ -65,9 +66,7 @@ def run_fedsim(
 ) -> Reached:
     with tempfile.TemporaryDirectory(prefix="fedsim-target-") as tmp:
         scenario, log = Path(tmp) / "scenario.toml", Path(tmp) / "console.log"
-        table = fedsim_scenario(workload, target)
-        table["resources"]["engine"] = engine
-        scenario.write_text(tomli_w.dumps(table))
+        scenario.write_text(tomli_w.dumps(fedsim_scenario(workload, target, engine)))
         command = [sys.executable, "-m", "fedsim", "run", str(scenario), "--out", f"{tmp}/run"]
         launched = time.time()
         code = _run(command, data_dir, timeout, log)

@@ -297,7 +297,7 @@ def _run_job(
     resume: bool,
     console: Console,
     verbose: bool,
-    timing: Timing | None = None,
+    timing: Timing,
 ) -> RunResult:
     from fedsim.results.progress import describe_data, print_summary, reporter
     from fedsim.sim import engine  # here: Flower and Ray import slowly, and Ray is starting meanwhile
@@ -305,7 +305,6 @@ def _run_job(
     from fedsim.sim.exchange import RunError
 
     try:
-        timing = timing or Timing(time.perf_counter())
         job = engine.prepare(scenario, out, _text(data_dir), resume, timing.started_at)
     except ScenarioError:
         raise

@@ -86,11 +86,8 @@ def _prepare(
     scenario, data, root = checked.scenario, checked.data, checked.root
     scenario = budget.resolve(scenario, data.clients.sizes())  # a resumed one is already
     scenario = gpu_measure.resolve(scenario, data, cluster.private_cpus())  # client_gpus = "auto"
-    model = build_model(
-        scenario.model, data.input_shape, data.num_classes, scenario.seed, scenario.python_path
-    )
     joined = cluster.private_cpus() is None
-    scenario, chosen = engine_choice.resolve(scenario, data, model, joined)  # engine = "auto"
+    scenario, chosen = engine_choice.resolve(scenario, data, checked.model, joined)  # engine = "auto"
     if lock is not None:
         assert out_dir is not None
         saved = load_checkpoint(out_dir, scenario, data)

@@ -33,6 +33,7 @@ class Checked:
     scenario: Scenario  # plug-in params with their defaults filled in; the client count recorded
     data: FederatedData
     root: Path | None  # the data root the data came from (None: generated)
+    model: nn.Module  # built from the seed on the data's shape: what the run's engine choice inspects
 
 
 def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
@@ -48,7 +49,7 @@ def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     check_forward(scenario.model.name, model, data)
     make_strategy(scenario, len(data.clients))  # built once and dropped: the server builds its own
-    return Checked(scenario, data, root)
+    return Checked(scenario, data, root, model)
 
 
 def resolved(scenario: Scenario, population: int) -> Scenario:
