@@ -52,32 +52,56 @@ def train(
     of FedAvg and FedProx runs compare directly.  ``correction`` holds one tensor per
     parameter, added to its gradient before every step.
     """
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else None
+    params = list(model.parameters())
+    momentum: list[torch.Tensor | None] = [None] * len(params)
+    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
     model.train()
     total = torch.zeros((), device=data.x.device)  # summed on device: no sync per step
     steps = 0
     for _ in range(cfg.local_epochs):
         order = torch.randperm(len(data), generator=generator).to(data.x.device)
         for batch in order.split(cfg.batch_size):
-            optimizer.zero_grad(set_to_none=True)
+            for param in params:
+                param.grad = None
             x, y = data.batch(batch)
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             if anchor is not None:
-                add_proximal_gradient(list(model.parameters()), anchor, proximal_mu)
+                add_proximal_gradient(params, anchor, proximal_mu)
             if correction is not None:
-                for param, offset in zip(model.parameters(), correction, strict=True):
+                for param, offset in zip(params, correction, strict=True):
                     if param.grad is not None:  # None: unused by this batch, so SGD skips it
                         param.grad.add_(offset)
             if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            sgd_step(params, momentum, cfg)
             total += loss.detach()
             steps += 1
     return float(total) / steps
+
+
+@torch.no_grad()
+def sgd_step(params: Sequence[torch.Tensor], momentum: list[torch.Tensor | None], cfg: ClientConfig) -> None:
+    """``torch.optim.SGD``'s step (no dampening, no Nesterov), in place; ``momentum`` holds its buffers.
+
+    The same arithmetic as the optimizer's single-tensor path, without the optimizer: its
+    first use imports ``torch._dynamo`` (about 1 s of a fresh worker's first round, on the
+    path to the first reply).  A parameter without a gradient is skipped, as SGD skips it.
+    """
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None:
+            continue
+        if cfg.weight_decay:
+            g = g.add(p, alpha=cfg.weight_decay)
+        if cfg.momentum:
+            buf = momentum[i]
+            if buf is None:  # SGD starts the buffer at the first gradient
+                buf = momentum[i] = g.detach().clone()
+            else:
+                buf.mul_(cfg.momentum).add_(g)
+            g = buf
+        p.add_(g, alpha=-cfg.lr)
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from fedsim.results.run_dir import SCENARIO_FILE, RunDirectory, default_out_dir
 from fedsim.results.runlock import RunLock
 from fedsim.scenario.sections import ResourcesConfig, Scenario
 from fedsim.scenario.tables import ScenarioError
-from fedsim.sim import checkpoint, cluster, engine_choice, failures, gpu_measure, limits, preflight
+from fedsim.sim import checkpoint, cluster, engine_choice, failures, gpu_measure, handover, limits, preflight
 from fedsim.sim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
 from strategies.plan import largest_stage
@@ -232,6 +232,7 @@ def run(job: Job, reporter: Reporter, verbose: bool = False, wait_for_shutdown: 
 
     def simulate() -> None:
         cluster.ensure(cluster.Spec(plan.cpus, plan.gpus, verbose))  # Flower's backend uses it as it is
+        handover.install()  # messages to the clients and back without Flower's 0.1 s poll
         with flower_logs(verbose):
             run_simulation(app, client_app, pool.nodes, "ray", backend, verbose_logging=verbose)
 

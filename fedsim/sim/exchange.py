@@ -14,8 +14,9 @@ from flwr.app import Message
 from flwr.serverapp import Grid
 
 from fedsim import protocol as keys
+from fedsim.sim import handover
 
-POLL_S = 0.02  # between pulls for replies; cheap on the in-memory grid
+POLL_S = 0.02  # the longest between pulls for replies; in a simulation a reply wakes it at once
 # Clients answer their first message only once started (Ray workers import torch and
 # Flower), which can outlast a round timeout set short to simulate dropouts.
 MIN_STARTUP_S = 120.0
@@ -57,6 +58,7 @@ def exchange(
     _push(grid, list(messages), waiting)
     while (waiting or again) and time.monotonic() < deadline and not abort.is_set():
         now = time.monotonic()
+        handover.expect_replies()
         for reply in grid.pull_messages(list(waiting)):
             message = waiting.pop(reply.metadata.reply_to_message_id)
             if not_delivered(reply) and now + RESEND_PAUSE_S < deadline:
@@ -66,7 +68,7 @@ def exchange(
         _push(grid, [m for when, m, _ in again if when <= now], waiting)
         again = [entry for entry in again if entry[0] > now]
         if waiting or again:
-            abort.wait(POLL_S)
+            handover.wait_for_reply(POLL_S)  # Ctrl-C and a failed engine: seen within POLL_S
     replies.extend(reply for _, _, reply in again)  # the deadline came first: they count as failed
     if linger and not abort.is_set():
         abort.wait(max(0.0, deadline - time.monotonic()))
@@ -94,6 +96,7 @@ def _push(grid: Grid, messages: list[Message], waiting: dict[str, Message]) -> N
         for m in messages
     ]
     stored = set(grid.push_messages(fresh))  # a message Flower refuses gets no reply to wait for
+    handover.pushed()
     for message, original in zip(fresh, messages, strict=True):
         if message.metadata.message_id in stored:
             waiting[message.metadata.message_id] = original

@@ -79,6 +79,24 @@ def test_training_learns_a_separable_problem() -> None:
     assert after[0] < before[0] and after[1] >= 0.95 and loss > 0
 
 
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.0, 0.0), (0.9, 0.0), (0.5, 0.01)])
+def test_training_takes_torch_optim_sgds_steps_exactly(momentum: float, weight_decay: float) -> None:
+    """The in-place step equals the textbook loop with ``torch.optim.SGD``, bit for bit."""
+    cfg = ClientConfig(local_epochs=2, batch_size=7, lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    data = separable()
+    ours, theirs = classifier(), classifier()
+    train(ours, data, cfg, 0.0, torch.Generator().manual_seed(3))
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(cfg.local_epochs):
+        for batch in torch.randperm(len(data), generator=generator).split(cfg.batch_size):
+            optimizer.zero_grad()
+            F.cross_entropy(theirs(data.x[batch]), data.y[batch]).backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_same_generator_seed_same_weights() -> None:
     cfg = ClientConfig(local_epochs=2, batch_size=7, lr=0.1, momentum=0.9)
     results = []
