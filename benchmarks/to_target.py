@@ -57,7 +57,9 @@ def fedsim_scenario(workload: Workload, target: float, engine: str = "auto") -> 
     """The workload as fedsim's scenario, run to ``target`` on ``engine`` (capture: its default)."""
     table = to_table(dataclasses.replace(workload, engine="auto").scenario())  # no capture key
     table["evaluation"] = {"centralized": True, "every": 1, "target_accuracy": target, "stop_at_target": True}
-    table["resources"]["engine"] = engine
+    if engine == "captured":  # fedsim@captured: the cohort engine with its step compiled
+        table["resources"]["capture"] = True
+    table["resources"]["engine"] = "cohort" if engine == "captured" else engine
     return table
 
 
@@ -182,7 +184,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
-        help=f"comma-separated of {', '.join(SYSTEMS)}; fedsim@ENGINE runs fedsim on that engine",
+        help=f"comma-separated of {', '.join(SYSTEMS)}; fedsim@ENGINE runs fedsim on that engine "
+        "(per_client, cohort, captured: cohort with capture on)",
     )
     p.add_argument("--target", type=float, default=None, help=f"accuracy to reach; default {TARGETS}")
     p.add_argument("--max-rounds", type=int, default=200, help="give up past this many rounds")

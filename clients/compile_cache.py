@@ -4,8 +4,12 @@
 the C++ it built) in ``TORCHINDUCTOR_CACHE_DIR``, by default a folder in /tmp.  fedsim points
 it at its own cache folder, ``$XDG_CACHE_HOME/fedsim/compile/torch-<version>``, so that the
 workers of a run, and every later run of the same step, share it, and a cleaned /tmp does
-not cost a cold compile.  What the cache cannot save is Dynamo's trace of the step in each
-new process: on 2 cores the 2NN's step compiled in 17.7 s cold and 2.2 s from the cache.
+not cost a cold compile.  What inductor's cache cannot save is Dynamo's trace of the step in
+each new process (~3 s of a 2NN worker's first round on 2 cores): so the step is compiled ahead
+(``aot_compile``, torch's precompile) and saved whole (:func:`compile_step`), and a later process
+loads it without tracing (:func:`load_step`; the 2NN's: ~2 s, most of it importing Dynamo and
+inductor, against 13-18 s cold).  Where torch cannot precompile a step, it compiles as
+``torch.compile`` does, at the first call, with inductor's cache.
 
 A user's own ``TORCHINDUCTOR_CACHE_DIR`` wins.  The counters tell whether a compile came
 from the cache: each worker's report says so (fedsim/sim/cohort_engine.py logs it).  Each
@@ -17,9 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +36,11 @@ from fedsim.data.roots import cache_dir
 from fedsim.scenario.sections import ClientConfig
 
 ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+log = logging.getLogger(__name__)
+
+STEP_SOURCES = ("cohort.py", "capture.py")  # this package's files whose code a compiled step holds
+_steps = {"loaded": 0, "compiled": 0}  # whole steps found on disk and compiled ahead, in this process
 
 
 def folder() -> Path:
@@ -60,18 +73,37 @@ class Lookups:
 
     @classmethod
     def now(cls) -> Lookups:
+        """Whole steps loaded and compiled ahead, with inductor's graph cache's own answers."""
         from torch._dynamo.utils import counters
 
-        return cls(counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
+        fx = counters["inductor"]
+        return cls(fx["fxgraph_cache_hit"] + _steps["loaded"], fx["fxgraph_cache_miss"] + _steps["compiled"])
 
     def __sub__(self, before: Lookups) -> Lookups:
         return Lookups(self.hits - before.hits, self.misses - before.misses)
 
 
 def step_key(model: nn.Module, cfg: ClientConfig, mu: float) -> str:
-    """What identifies a cohort step across processes: the model's layers, the update's constants."""
-    text = f"{torch.__version__}|{model}|{cfg}|{mu!r}"
+    """What identifies a cohort step across processes: the model's layers and their code, the
+    update's constants, and the code of the step itself (a changed ``forward`` or a new fedsim
+    must not load a step compiled from the old one)."""
+    text = f"{torch.__version__}|{model}|{cfg}|{mu!r}|{_code(model)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _code(model: nn.Module) -> str:
+    """The source of every module class in ``model`` and of the cohort step's own modules; a class
+    without source (built at run time) makes the key this process's own."""
+    digest = hashlib.sha256()
+    classes = {type(m) for m in model.modules()}
+    for cls in sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        try:
+            digest.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):
+            digest.update(f"{cls.__qualname__}@{id(cls)}@{os.getpid()}".encode())
+    for name in STEP_SOURCES:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()
 
 
 def mark(key: str) -> None:
@@ -85,3 +117,59 @@ def mark(key: str) -> None:
 def marked(key: str) -> bool:
     """Whether the step ``key`` compiled before on this machine (:func:`mark`)."""
     return (folder() / "fedsim-steps" / key).exists()
+
+
+def step_file(key: str, shape: str) -> Path:
+    """Where the step ``key`` (:func:`step_key`) compiled for ``shape`` (its inputs, its device) is kept."""
+    digest = hashlib.sha256(f"{key}|{shape}".encode()).hexdigest()[:20]
+    return folder() / "fedsim-compiled" / f"{digest}.bin"
+
+
+def load_step(path: Path, model: nn.Module) -> Callable[..., Any] | None:
+    """The step saved at ``path`` by :func:`compile_step`, ready to call; None if there is none
+    this torch can load (then it is compiled again, and saved over)."""
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as stream:
+            step = torch.compiler.load_compiled_function(stream, external_data={"model": model})
+    except Exception as error:  # another torch build's, or cut short: not worth failing a run for
+        log.info(
+            "compiled step %s not loaded (%s: %s); compiling it again", path, type(error).__name__, error
+        )
+        return None
+    _steps["loaded"] += 1
+    return step
+
+
+def compile_step(
+    step: Callable[..., None], args: tuple[Any, ...], path: Path, model: nn.Module
+) -> Callable[..., Any]:
+    """``step`` compiled for ``args`` (fixed shapes, one graph), saved at ``path`` where torch can.
+
+    ``model`` is the module ``step`` closes over: saved by reference, given again at load.  If
+    torch cannot compile ahead, the step compiles at its first call, as ``torch.compile``'s do.
+    """
+    compiled = torch.compile(step, fullgraph=True, dynamic=False)
+    ahead = getattr(compiled, "aot_compile", None)  # torch's precompile (2.9 on), still experimental
+    try:
+        if ahead is None:
+            return compiled
+        done: Any = ahead((args, {}))
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # an op or a closure precompile cannot take: torch.compile may still
+        log.info(
+            "compiling the step ahead failed (%s: %s); compiling at its first call",
+            type(error).__name__,
+            error,
+        )
+        return compiled
+    _steps["compiled"] += 1
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done.save_compiled_function(str(path), external_data={"model": model})  # written whole, renamed
+    except Exception as error:  # a read-only cache, or an object in the step that cannot be saved
+        log.info("compiled step not saved to %s (%s: %s)", path, type(error).__name__, error)
+    compiled_step: Callable[..., Any] = done
+    return compiled_step

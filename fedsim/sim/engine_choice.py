@@ -27,11 +27,11 @@ Engine = Literal["per_client", "cohort"]
 # A group takes as many steps as its longest client: past this spread (longest / median
 # client) the others idle (the quickstart's synthetic devices: 56 s a cohort against 36 s).
 MAX_SIZE_SPREAD = 1.5
-# Capture saves ~0.05 s a round on the 2NN (0.125 s against 0.171 s eager, 2 cores); compiling
-# costs ~18 s cold and still ~3 s with the step on disk (Dynamo traces the step in every
-# worker: only the compiled code is cached).  So it pays over this many rounds (benchmarks/README.md).
-CAPTURE_COLD_ROUNDS = 400
-CAPTURE_WARM_ROUNDS = 60
+# Capture saves ~0.07 s a round on the 2NN (0.11 s against 0.18 s, 2 cores); compiling costs
+# 13-18 s cold, and loading the compiled step from disk still ~2 s a worker (importing Dynamo
+# and inductor).  So it pays over this many rounds (benchmarks/README.md, "Compile once").
+CAPTURE_COLD_ROUNDS = 300
+CAPTURE_WARM_ROUNDS = 40
 
 
 def resolve(

@@ -88,27 +88,70 @@ def test_an_out_of_memory_error_while_compiling_is_raised(monkeypatch: pytest.Mo
     assert capture._REFUSED == {}  # not refused: a smaller chunk may still be captured
 
 
-def test_a_compiled_step_is_kept_on_disk_and_found_by_a_new_process(tmp_path: Path) -> None:
-    """Two fresh processes compile the same step into one cache folder: the second finds it."""
+def test_a_compiled_step_is_kept_on_disk_and_loaded_by_a_new_process_without_tracing(tmp_path: Path) -> None:
+    """Two fresh processes train with the same step in one cache folder: the first compiles it
+    ahead and saves it, the second loads it (Dynamo traces nothing) and trains the same."""
     probe = (
+        "import torch\n"
+        "from torch._dynamo.utils import counters\n"
         "from clients import capture, compile_cache\n"
         "from tests.clients.test_capture import CFG, MU, members\n"
         "from tests.clients.test_cohort import model_for\n"
         "before = compile_cache.Lookups.now()\n"
         "done = capture.train_captured(model_for('mlp'), members(3), CFG, MU, slots=3)\n"
         "looked = compile_cache.Lookups.now() - before\n"
-        "print(compile_cache.folder(), looked.hits, looked.misses)\n"
+        "weights = torch.cat([p.flatten() for r in done.results for p in r.params.values()])\n"
+        "print(compile_cache.folder(), looked.hits, looked.misses, counters['stats']['unique_graphs'])\n"
+        "print(*weights.tolist())\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     env.pop(compile_cache.ENV, None)
-    answers = [
+    outputs = [
         subprocess.run(
             [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=True
-        ).stdout.split()
+        ).stdout.splitlines()
         for _ in range(2)
     ]
+    answers = [out[0].split() for out in outputs]
     folder = str(tmp_path / "fedsim" / "compile" / f"torch-{torch.__version__}")
-    assert answers[0][0] == answers[1][0] == folder and any(Path(folder).iterdir())
-    assert [int(n) for n in answers[0][1:]] == [0, 1]  # cold: built and saved
-    assert [int(n) for n in answers[1][1:]] == [1, 0]  # found
+    assert answers[0][0] == answers[1][0] == folder
+    assert [int(n) for n in answers[0][1:]] == [0, 1, 1]  # cold: compiled (one graph traced) and saved
+    assert [int(n) for n in answers[1][1:]] == [1, 0, 0]  # loaded: nothing traced
+    assert outputs[0][1] == outputs[1][1]  # the same training, to the bit
     assert len(list((Path(folder) / "fedsim-steps").iterdir())) == 1  # the mark the engine choice reads
+    assert len(list((Path(folder) / "fedsim-compiled").iterdir())) == 1  # the step itself
+
+
+def test_a_step_file_that_cannot_be_loaded_is_compiled_again(tmp_path: Path) -> None:
+    broken = tmp_path / "step.bin"
+    broken.write_bytes(b"not a compiled step")
+    assert compile_cache.load_step(broken, model_for("mlp")) is None
+    assert compile_cache.load_step(tmp_path / "absent.bin", model_for("mlp")) is None
+
+
+def test_a_changed_forward_or_update_gets_another_step_key() -> None:
+    """Layers print alike, code differs: a step compiled from the old code must not be loaded."""
+    first, second = _doubling(), _tripling()
+    assert str(first) == str(second) == "Net()"
+    key = compile_cache.step_key(first, CFG, MU)
+    assert key == compile_cache.step_key(_doubling(), CFG, MU)
+    assert key != compile_cache.step_key(second, CFG, MU)
+    assert (
+        key != compile_cache.step_key(first, CFG, MU + 1) != compile_cache.step_key(first, ClientConfig(), MU)
+    )
+
+
+def _doubling() -> torch.nn.Module:
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    return Net()
+
+
+def _tripling() -> torch.nn.Module:
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 3
+
+    return Net()
