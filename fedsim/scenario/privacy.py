@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fedsim.scenario.tables import ScenarioError, bounded
+from fedsim.scenario.tables import ScenarioError, bounded, fill_choice_defaults
 
 PrivacyMode = Literal["central", "local", "sample"]
 
@@ -72,15 +72,7 @@ class PrivacyConfig:
     max_grad_norm: float | None = bounded(None, gt=0)  # sample: per-example clipping
 
     def __post_init__(self) -> None:
-        own = OWN_KEYS[self.variant]
-        for key in MODE_KEYS:
-            if key in own and getattr(self, key) is None:
-                object.__setattr__(self, key, own[key])  # frozen: set once, while building
-            elif key not in own and getattr(self, key) is not None:
-                users = [v for v, keys in OWN_KEYS.items() if key in keys]
-                raise ScenarioError(
-                    f"privacy.{key}", f"only used by {' or '.join(map(repr, users))}, not {self.variant!r}"
-                )
+        fill_choice_defaults(self, "privacy", self.variant, MODE_KEYS, OWN_KEYS, noun="")
         if self.noise_multiplier == "auto" and self.target_epsilon is None:
             raise ScenarioError(
                 "privacy.noise_multiplier", "'auto' calibrates the noise to privacy.target_epsilon: set it"

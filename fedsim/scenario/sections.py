@@ -17,7 +17,7 @@ import tomli_w
 from fedsim.scenario import plugins
 from fedsim.scenario.counts import cohort_size, expected_malicious, malicious_count, straggler_count
 from fedsim.scenario.privacy import CENTRAL_STRATEGIES, PrivacyConfig
-from fedsim.scenario.tables import Params, ScenarioError, bounded, to_table
+from fedsim.scenario.tables import Params, ScenarioError, bounded, fill_choice_defaults, to_table
 
 PartitionName = Literal["iid", "dirichlet", "shards", "natural"]
 AttackKind = Literal["sign_flip", "gaussian_noise", "scale", "label_flip"]
@@ -154,15 +154,7 @@ class AttackConfig:
     noise_std: float | None = bounded(None, gt=0)  # gaussian_noise: update + N(0, noise_std^2)
 
     def __post_init__(self) -> None:
-        own = ATTACK_PARAMS[self.kind]
-        for key in ("scale", "noise_std"):
-            if key in own and getattr(self, key) is None:
-                object.__setattr__(self, key, own[key])  # frozen: set once, while building
-            elif key not in own and getattr(self, key) is not None:
-                users = [k for k, keys in ATTACK_PARAMS.items() if key in keys]
-                raise ScenarioError(
-                    f"attack.{key}", f"only used by kind {' or '.join(map(repr, users))}, not {self.kind!r}"
-                )
+        fill_choice_defaults(self, "attack", self.kind, ("scale", "noise_std"), ATTACK_PARAMS, noun="kind ")
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,28 @@ def bounded(
     return dataclasses.field(default=default, metadata=Bounds(ge, gt, le, lt).limits())
 
 
+def fill_choice_defaults(
+    obj: Any,
+    section: str,
+    choice: str,
+    keys: Sequence[str],
+    owners: Mapping[str, Mapping[str, Any]],
+    noun: str,
+) -> None:
+    """For a frozen config whose optional ``keys`` belong to some of its choices (``owners``:
+    choice -> its keys and their defaults): give the chosen one's unset keys their defaults, and
+    refuse a key set that the choice does not use, naming the choices that do."""
+    own = owners[choice]
+    for key in keys:
+        if key in own and getattr(obj, key) is None:
+            object.__setattr__(obj, key, own[key])  # frozen: set once, while building
+        elif key not in own and getattr(obj, key) is not None:
+            users = [c for c, theirs in owners.items() if key in theirs]
+            raise ScenarioError(
+                f"{section}.{key}", f"only used by {noun}{' or '.join(map(repr, users))}, not {choice!r}"
+            )
+
+
 def from_table(cls: type[T], table: Mapping[str, Any], path: str = "") -> T:
     """Build ``cls`` from a parsed TOML table; raise ScenarioError on the first bad key."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
