@@ -108,7 +108,7 @@ class Runner:
         compile_cache.use()
         key = compile_cache.step_key(model, cfg, mu)
         path = compile_cache.step_file(key, f"{shape.x}|{shape.x_dtype}|{shape.corrections}|{shape.device}")
-        compiled = compile_cache.load_step(path, model) or compile_cache.compile_step(
+        compiled = compile_cache.load_step(path, model, args) or compile_cache.compile_step(
             _step(model, cfg, mu), args, path, model
         )
 

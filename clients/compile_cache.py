@@ -120,23 +120,29 @@ def marked(key: str) -> bool:
 
 
 def step_file(key: str, shape: str) -> Path:
-    """Where the step ``key`` (:func:`step_key`) compiled for ``shape`` (its inputs, its device) is kept."""
-    digest = hashlib.sha256(f"{key}|{shape}".encode()).hexdigest()[:20]
+    """Where the step ``key`` (:func:`step_key`) compiled for ``shape`` (its inputs, its device) is
+    kept; one file per torch thread count too, which the compiled code is specialised to."""
+    digest = hashlib.sha256(f"{key}|{shape}|{torch.get_num_threads()}".encode()).hexdigest()[:20]
     return folder() / "fedsim-compiled" / f"{digest}.bin"
 
 
-def load_step(path: Path, model: nn.Module) -> Callable[..., Any] | None:
-    """The step saved at ``path`` by :func:`compile_step`, ready to call; None if there is none
-    this torch can load (then it is compiled again, and saved over)."""
+def load_step(path: Path, model: nn.Module, args: tuple[Any, ...]) -> Callable[..., Any] | None:
+    """The step saved at ``path`` by :func:`compile_step`, ready to call with ``args``; None if
+    there is none this torch can load, or its guards refuse ``args`` or this process's state
+    (torch's thread count, grad mode...): then it is compiled again, and saved over."""
     if not path.exists():
         return None
     try:
         with path.open("rb") as stream:
             step = torch.compiler.load_compiled_function(stream, external_data={"model": model})
+        fits = bool(step.guard_check(*args))  # type: ignore[attr-defined]
     except Exception as error:  # another torch build's, or cut short: not worth failing a run for
         log.info(
             "compiled step %s not loaded (%s: %s); compiling it again", path, type(error).__name__, error
         )
+        return None
+    if not fits:
+        log.info("compiled step %s was compiled for another state of torch; compiling it again", path)
         return None
     _steps["loaded"] += 1
     return step

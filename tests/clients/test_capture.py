@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clients import capture, compile_cache
+from clients import capture, cohort, compile_cache
 from clients.cohort import train_cohort
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
@@ -125,8 +125,34 @@ def test_a_compiled_step_is_kept_on_disk_and_loaded_by_a_new_process_without_tra
 def test_a_step_file_that_cannot_be_loaded_is_compiled_again(tmp_path: Path) -> None:
     broken = tmp_path / "step.bin"
     broken.write_bytes(b"not a compiled step")
-    assert compile_cache.load_step(broken, model_for("mlp")) is None
-    assert compile_cache.load_step(tmp_path / "absent.bin", model_for("mlp")) is None
+    assert compile_cache.load_step(broken, model_for("mlp"), ()) is None
+    assert compile_cache.load_step(tmp_path / "absent.bin", model_for("mlp"), ()) is None
+
+
+def test_a_saved_step_compiled_for_another_thread_count_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inductor's code is specialised to torch's thread count: a worker with another one
+    compiles its own step (its own file), and a step whose guards refuse is compiled again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(compile_cache.ENV, raising=False)
+    threads = torch.get_num_threads()
+    model = model_for("mlp")
+    assert capture.train_captured(model, members(2), CFG, MU, slots=2) is not None
+    (saved,) = (tmp_path / "fedsim" / "compile").rglob("fedsim-compiled/*.bin")
+    state = cohort.prepare(model, members(2), CFG, 2)
+    x, y = state.batch(0)
+    batch = (x, y, state.plan.weight[0], state.plan.active[0])
+    s = state.stack
+    args = (s.params, s.anchor, s.corrections, s.momentum, s.totals, batch)
+    assert compile_cache.load_step(saved, model, args) is not None
+    path = compile_cache.step_file("key", "shape")
+    try:
+        torch.set_num_threads(threads + 1)
+        assert compile_cache.load_step(saved, model, args) is None  # its guards refuse this process
+        assert compile_cache.step_file("key", "shape") != path
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_a_changed_forward_or_update_gets_another_step_key() -> None:
