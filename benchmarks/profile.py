@@ -1,4 +1,4 @@
-"""Where a run's time goes: ``python -m benchmarks.profile [cnn|2nn] [--rounds N]``.
+"""Where a run's time goes: ``python -m benchmarks.profile [cnn|2nn] [--rounds N] [--engine E --capture]``.
 
 Runs fedsim (benchmarks/child.py) under py-spy, sampling the driver and every Ray
 process (``--subprocesses``), then sorts the samples of each process into categories
@@ -26,9 +26,12 @@ CATEGORIES = (
     ("compute: backward", ("backward (torch/_tensor.py", "torch/autograd")),
     ("compute: forward", ("torch/nn/modules",)),
     ("compute: optimizer", ("torch/optim",)),
+    ("compile: Dynamo and inductor", ("torch/_dynamo", "torch/_inductor")),
+    ("client: cohort step", ("clients/cohort", "clients/capture.py")),
     ("client: train loop", ("clients/training.py",)),
     ("client: data", ("fedsim/data", "clients/app.py:client")),
-    ("imports and start-up", ("_find_and_load", "<module>", "init_ray")),
+    # Not "<module>": a Ray worker runs its whole loop inside default_worker.py's.
+    ("imports and start-up", ("_find_and_load", "init_ray")),
     ("serialization", ("serde", "ArrayRecord", "to_torch_state_dict", "array_record", "pickle", "numpy")),
     ("server: rounds", ("fedsim/sim/rounds.py", "fedsim/sim/server.py", "strategies/")),
     ("flower: link state", ("linkstate", "vce_api")),
@@ -44,13 +47,14 @@ def categorize(stack: str) -> str:
 
 
 def summarize(raw: str) -> dict[str, dict[str, int]]:
-    """Samples per process (the stack's first frame, as py-spy names it) and category."""
+    """Samples per process (as py-spy names it) and category."""
     table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        process = stack.split(";", 1)[0]
+        # py-spy names each process on the way down from the root: the last one is the sampled one.
+        process = [frame for frame in stack.split(";") if frame.startswith("process ")][-1]
         table[process][categorize(stack)] += int(count)
     return {p: dict(c.most_common()) for p, c in table.items()}
 
@@ -59,11 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     p.add_argument("model", choices=("cnn", "2nn"), nargs="?", default="2nn")
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--engine", choices=("per_client", "cohort"), default="per_client")
+    p.add_argument("--capture", action="store_true", help="the cohort engine's captured step")
     p.add_argument("--data-dir", default=os.environ.get("FEDSIM_DATA_DIR", ""))
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    workload = Workload(model=args.model, rounds=args.rounds)
+    workload = Workload(model=args.model, rounds=args.rounds, engine=args.engine, capture=args.capture)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.out / f"profile-{args.model}.txt"
     timeline = args.out / f"profile-{args.model}-timeline.json"

@@ -32,6 +32,8 @@ lr = 0.05
 [strategy]
 fraction_train = 1.0
 fraction_evaluate = 0.4
+[resources]
+client_cpus = 2  # one actor: each run starts one worker process, not two
 """
 
 # Ten clients holding an even share of the synthetic data; the first two are malicious.
