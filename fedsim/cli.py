@@ -289,10 +289,11 @@ def _common(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
     """Load the data and every plug-in once, as a run would before Ray starts."""
+    table = files.scenario_table(args.scenario, args.overrides)
+    scenario = from_table(Scenario, table)  # a file that fails here fails before torch is imported
     from fedsim.sim import preflight
 
-    table = files.scenario_table(args.scenario, args.overrides)
-    checked = preflight.check(from_table(Scenario, table), args.data_dir)
+    checked = preflight.check(scenario, args.data_dir)
     scenario, population = checked.scenario, len(checked.data.clients)
     console.print(
         f"ok: {scenario.name}: {count(population, 'client')}, {scenario.strategy.name}, "
