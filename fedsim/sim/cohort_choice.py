@@ -45,7 +45,7 @@ def engine_line(scenario: Scenario) -> str | None:
         groups = f"groups of {res.cohort_size} clients"
     capture = {
         None: "graph capture on CUDA workers",
-        True: "graph capture on (compiled once per worker and shape)",
+        True: "graph capture on (compiled once per machine and shape, loaded by later workers)",
         False: "no graph capture",
     }[res.capture]
     together = (
