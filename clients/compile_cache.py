@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -158,10 +158,10 @@ def compile_step(
     """
     compiled = torch.compile(step, fullgraph=True, dynamic=False)
     ahead = getattr(compiled, "aot_compile", None)  # torch's precompile (2.9 on), still experimental
+    if ahead is None:
+        return compiled
     try:
-        if ahead is None:
-            return compiled
-        done: Any = ahead((args, {}))
+        done = cast(Callable[..., Any], ahead((args, {})))
     except torch.OutOfMemoryError:
         raise
     except Exception as error:  # an op or a closure precompile cannot take: torch.compile may still
@@ -173,9 +173,8 @@ def compile_step(
         return compiled
     _steps["compiled"] += 1
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done.save_compiled_function(str(path), external_data={"model": model})  # written whole, renamed
+        path.parent.mkdir(parents=True, exist_ok=True)  # torch writes it whole and renames it
+        done.save_compiled_function(str(path), external_data={"model": model})  # type: ignore[attr-defined]
     except Exception as error:  # a read-only cache, or an object in the step that cannot be saved
         log.info("compiled step not saved to %s (%s: %s)", path, type(error).__name__, error)
-    compiled_step: Callable[..., Any] = done
-    return compiled_step
+    return done

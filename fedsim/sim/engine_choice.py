@@ -72,13 +72,12 @@ def _choose(
         return "per_client", None, f"the largest client holds {spread:.1f}x the median: a group waits for it"
     why = "a small model on clients of similar size: one vectorized step trains a group"
     mu = float(scenario.strategy.params.get("proximal_mu", 0.0))
-    warm = compile_cache.marked(compile_cache.step_key(model, scenario.client, mu))
     # A run that stops at its target may end long before its rounds: they promise nothing.
-    rounds = 0 if scenario.evaluation.stop_at_target else scenario.rounds
-    if rounds >= (CAPTURE_WARM_ROUNDS if warm else CAPTURE_COLD_ROUNDS):
-        cached = "its step compiled from the on-disk cache" if warm else "a first compile"
-        return "cohort", True, f"{why}; {rounds} rounds repay {cached}"
     if scenario.evaluation.stop_at_target:
         return "cohort", False, f"{why}; eager steps: a run that stops at its target may not repay a compile"
+    warm = compile_cache.marked(compile_cache.step_key(model, scenario.client, mu))
+    if scenario.rounds >= (CAPTURE_WARM_ROUNDS if warm else CAPTURE_COLD_ROUNDS):
+        cached = "its step compiled from the on-disk cache" if warm else "a first compile"
+        return "cohort", True, f"{why}; {scenario.rounds} rounds repay {cached}"
     cached = " from the on-disk cache" if warm else ""
     return "cohort", False, f"{why}; eager steps: a compile{cached} would not pay in {scenario.rounds} rounds"

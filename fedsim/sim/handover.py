@@ -4,7 +4,7 @@ Flower's simulation runtime (``flwr/server/superlink/fleet/vce/vce_api.py``) mov
 messages a ServerApp pushed from its link state to the Ray workers in a loop that looks
 every 0.1 s (``add_messages_to_queue``): every round waited on average 50 ms, up to 100 ms,
 before a client saw its message.  On the 2NN, whose round trains in about 0.1 s, that was
-half the round (benchmarks/README.md, "Where a round's time went").  And the server only
+half the round (benchmarks/README.md, "Where a 2NN round's time goes").  And the server only
 learns of a reply when it next pulls (fedsim/sim/exchange.py).
 
 :func:`install` swaps in the same two loops, woken by events: :func:`pushed` (the server
