@@ -54,7 +54,7 @@ def per_client(model: nn.Module, data: list[Split], cfg: ClientConfig) -> list[d
     results = []
     for split, rng in zip(data, streams(len(data)), strict=True):
         local = copy.deepcopy(model)
-        training.train(local, split, cfg, 0.0, rng)
+        training.train(local, split, cfg, rng)
         results.append({n: p.detach() for n, p in local.named_parameters()})
     return results
 
@@ -63,14 +63,14 @@ def cohort(model: nn.Module, data: list[Split], cfg: ClientConfig) -> list[dict[
     members = [
         Member(split, rng, cfg.local_epochs) for split, rng in zip(data, streams(len(data)), strict=True)
     ]
-    return [r.params for r in train_cohort(model, members, cfg, 0.0)]
+    return [r.params for r in train_cohort(model, members, cfg)]
 
 
 def captured(model: nn.Module, data: list[Split], cfg: ClientConfig) -> list[dict[str, torch.Tensor]]:
     members = [
         Member(split, rng, cfg.local_epochs) for split, rng in zip(data, streams(len(data)), strict=True)
     ]
-    done = capture.train_captured(model, members, cfg, 0.0, len(members))
+    done = capture.train_captured(model, members, cfg, len(members))
     if done is None:
         raise RuntimeError("torch.compile could not compile the cohort step (see the log)")
     return [r.params for r in done.results]

@@ -72,7 +72,7 @@ def one_round(
         split = Split(split.x.to(device), split.y.to(device))  # a no-op on the CPU
         model.load_state_dict(global_state)
         rng = torch_generator(scenario.seed, "train", server_round, pid)
-        training.train(model, split, scenario.client, 0.0, rng)
+        training.train(model, split, scenario.client, rng)
         steps += scenario.client.local_steps(len(split))
         for k, v in model.state_dict().items():
             total[k] += v * len(split)

@@ -3,10 +3,11 @@
 Each message carries the resolved scenario; a worker process builds the data set,
 partition and model for it once and reuses them for every later message
 (``_workload`` is cached per process), so a round costs training, not set-up.
-What must outlive a message for one client (SCAFFOLD's ``c_i``) lives in its node's
-``Context.state``, which Flower keeps per node across rounds; a simulated node of a pool
-stands in for a different client each round, so its messages name the client and carry
-that state, whose copy the server keeps (strategies/placement.py, fedsim/sim/clientstate.py).
+
+A client's round is its algorithm's (strategies/algorithm.py) around the local update:
+``begin`` gives the update its gradient terms, ``finish`` the reply's extra arrays and the
+client's new state, which stays in its node's ``Context.state`` (clients/client_state.py: a
+pooled node's message brings it and its reply takes it back).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from clients import cohort_group, faults, gpu, node, privacy, scaffold_client, training, update
+from clients import client_state, cohort_group, faults, gpu, node, privacy, training, update
 from clients.cohort_schedule import Member
 from fedsim import protocol as keys
 from fedsim.data import FederatedData, Split
@@ -35,7 +36,8 @@ from fedsim.scenario import objects, plugins, signatures
 from fedsim.scenario.files import parse_scenario
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.seeding import generator, torch_generator
-from strategies import attacks, scaffold
+from strategies import attacks
+from strategies.algorithm import PLAIN, Algorithm, Arrays, ClientStart, Finished, Local, declared
 
 app = ClientApp()
 
@@ -51,6 +53,7 @@ class Workload:
     malicious: frozenset[int]  # partition ids under [attack]
     update: Callable[..., object]  # the local update (clients/update.py), and its params
     update_params: dict[str, Any]
+    algorithm: Algorithm  # what the strategy declares for its clients (strategies/algorithm.py)
     share: gpu.Share | None = None  # on a GPU: this process's share, its allocator capped to it
     _splits: OrderedDict[int, Split] = field(default_factory=OrderedDict)
 
@@ -83,34 +86,38 @@ def keep_within(splits: OrderedDict[int, Split], rows: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _workload(scenario_toml: str, data_root: str | None, shipped: bytes | None = None) -> Workload:
-    """``shipped``: the driver's data in Ray's object store, for a node without ``data_root``."""
+def _workload(scenario_toml: str, data_root: str | None, driver_data: bytes | None = None) -> Workload:
+    """``driver_data``: the driver's data in Ray's object store, for a node without ``data_root``."""
     scenario = parse_scenario(scenario_toml)
     torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
     paths = scenario.python_path
-    data = node.load_data(scenario, Path(data_root) if data_root else None, shipped)
+    data = node.load_data(scenario, Path(data_root) if data_root else None, driver_data)
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     cfg = scenario.client
     local_update = plugins.resolve(plugins.UPDATE, cfg.update, paths)
     update_params = signatures.bind(plugins.UPDATE, cfg.update, local_update, cfg.params)
+    strategy = plugins.resolve(plugins.STRATEGY, scenario.strategy.name, paths)
     use_gpu = scenario.resources.uses_gpu and torch.cuda.is_available()
     # Ray sets an actor's CUDA_VISIBLE_DEVICES to the one GPU it reserved for it, so that GPU
     # is cuda:0 here (on a SuperNode: the first GPU the node's process sees).
     device = torch.device("cuda", 0) if use_gpu else torch.device("cpu")
     share = gpu.claim(scenario.resources.gpu_share, device) if use_gpu else None
     attack = attacks.malicious_partitions(scenario.seed, len(data.clients), scenario.attack.fraction)
-    return Workload(scenario, data, model.to(device), device, attack, local_update, update_params, share)
+    algorithm = declared(strategy) or PLAIN
+    return Workload(
+        scenario, data, model.to(device), device, attack, local_update, update_params, algorithm, share
+    )
 
 
 def _setup(msg: Message, context: Context) -> tuple[Workload, int, ConfigRecord]:
     """The cached workload, with the global model loaded, and this node's partition id."""
     config = msg.content.config_records[keys.CONFIG]
-    shipped = config.get(keys.PLUGIN_OBJECTS)
-    if isinstance(shipped, bytes) and _in_simulation():  # Python objects given to fedsim.run
-        objects.install(shipped)
+    pickled = config.get(keys.PLUGIN_OBJECTS)
+    if isinstance(pickled, bytes) and _in_simulation():  # Python objects given to fedsim.run
+        objects.install(pickled)
     node_dir = context.node_config.get(keys.NODE_DATA_DIR)
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
-    token = config.get(keys.SHIPPED_DATA)  # the driver's data, for a Ray node without the root
+    token = config.get(keys.DRIVER_DATA)  # the driver's data, for a Ray node without the root
     data_copy = token if isinstance(token, bytes) and _in_simulation() else None
     work = _workload(keys.text(config, keys.SCENARIO), data_root, data_copy)
     work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
@@ -125,8 +132,9 @@ def _in_simulation() -> bool:
     return ray is not None and bool(ray.is_initialized())
 
 
-# Central DP, clipped on the client (Flower's mods); around it, the reply names its Ray node.
-@app.train(mods=[node.naming_mod, privacy.clipping_mod])
+# Central DP, clipped on the client (Flower's mods); around it, a pooled node's client state
+# comes in and goes back (clients/client_state.py); around all, the reply names its Ray node.
+@app.train(mods=[node.naming_mod, client_state.state_mod, privacy.clipping_mod])
 def train(msg: Message, context: Context) -> Message:
     work, pid, config = _setup(msg, context)
     # The cohort engine sends a group's partition ids: this node trains them all (sim/cohort_engine.py).
@@ -138,7 +146,7 @@ def train(msg: Message, context: Context) -> Message:
 
 
 def _train_client(msg: Message, context: Context, work: Workload, pid: int, config: ConfigRecord) -> Message:
-    """One client's local training, its reply as the strategy expects it."""
+    """One client's round: its algorithm's begin, the local update, its algorithm's finish."""
     faults.act_out(keys.text(config, keys.FAULT))
     scenario = work.scenario
     # A straggler runs fewer epochs than the scenario's (strategies/plan.py).
@@ -146,9 +154,18 @@ def _train_client(msg: Message, context: Context, work: Workload, pid: int, conf
     client_cfg = dataclasses.replace(scenario.client, local_epochs=epochs)
     server_round = int(keys.number(config, keys.SERVER_ROUND))
     data = _training_data(work, pid)
-    x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
-    kept = scaffold_client.kept_state(msg, context)
-    control = scaffold_client.Control.received(msg, kept, work.model)
+    x = keys.to_numpy(msg.content.array_records[keys.ARRAYS])
+    algorithm = work.algorithm
+    start = ClientStart(
+        model=work.model,
+        global_weights=x,
+        received=client_state.received(msg.content.array_records.get, algorithm),
+        state=client_state.read(context.state.array_records.get, algorithm, work.model, x),
+        config=client_cfg,
+        server_config=dict(config),
+        device=work.device,
+    )
+    local = algorithm.begin(start) if algorithm.begin else Local()
     ctx = update.UpdateContext(
         config=client_cfg,
         global_weights={k: torch.from_numpy(v) for k, v in x.items()},
@@ -158,19 +175,41 @@ def _train_client(msg: Message, context: Context, work: Workload, pid: int, conf
         server_config=dict(config),
         scenario=scenario,
         device=work.device,
-        correction=control.correction(work.model, work.device) if control is not None else None,
+        terms=local.terms,
+        objective=local.objective,
+        state=start.state,
     )
-    name = scenario.client.update
     returned = work.update(work.model, data, ctx, **work.update_params)
-    own = update.metrics_of(name, returned)
+    own = update.metrics_of(scenario.client.update, returned)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
-    metrics = MetricRecord({**own, keys.NUM_EXAMPLES: float(len(data))})
-    released = _release(work, x, y, pid, server_round)
-    content = RecordDict({keys.ARRAYS: scaffold.to_record(released), keys.METRICS: metrics})
-    if control is not None:
-        steps = client_cfg.local_steps(len(data))
-        content[keys.CONTROL_DELTA] = control.update(kept, x, y, steps, scenario.client.lr)
+    finished = _finish(algorithm, start, y, client_cfg.local_steps(len(data)))
+    content = _reply(work, x, y, pid, server_round, finished, own, len(data))
+    for name, record in client_state.records("replies", finished.replies, algorithm.replies).items():
+        content[name] = record
+    state = start.state if finished.state is None else finished.state
+    client_state.keep(context.state, client_state.records("state", state, algorithm.state))
     return Message(content, reply_to=msg)
+
+
+def _finish(algorithm: Algorithm, start: ClientStart, y: Arrays, steps: int) -> Finished:
+    return algorithm.finish(start, y, steps) if algorithm.finish else Finished()
+
+
+def _reply(
+    work: Workload,
+    x: Arrays,
+    y: Arrays,
+    pid: int,
+    server_round: int,
+    finished: Finished,
+    own: dict[str, float],
+    examples: int,
+) -> RecordDict:
+    """The reply's model (as released: an algorithm's, an attacker's, under local DP) and metrics."""
+    sent = y if finished.model is None else finished.model
+    released = _release(work, x, sent, pid, server_round)
+    metrics = MetricRecord({**own, **finished.metrics, keys.NUM_EXAMPLES: float(examples)})
+    return RecordDict({keys.ARRAYS: keys.to_record(released), keys.METRICS: metrics})
 
 
 def _training_data(work: Workload, pid: int) -> Split:
@@ -197,10 +236,12 @@ def _release(
 
 
 def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: list[int]) -> Message:
-    """Train the group's clients together; one ArrayRecord and MetricRecord per client.
+    """Train the group's clients together; each one's records under its own names.
 
-    Each client's data, shuffling stream, attack and local-DP noise are its own, as in
-    :func:`train`; fedsim/sim/cohort_choice.py sends groups only when nothing else differs.
+    Each client's data, shuffling stream, state, terms, attack and local-DP noise are its own, as
+    in :func:`_train_client`; fedsim/sim/cohort_choice.py sends groups only when nothing else
+    differs.  The message holds what its clients share once, the rest per member
+    (fedsim/sim/cohort_engine.py).
     """
     scenario = work.scenario
     server_round = int(keys.number(config, keys.SERVER_ROUND))
@@ -208,30 +249,65 @@ def _train_group(msg: Message, work: Workload, config: ConfigRecord, partitions:
     epochs = [e for e in given if isinstance(e, int)] if isinstance(given, list) else []
     if len(epochs) != len(partitions):
         raise ValueError(f"{keys.COHORT_EPOCHS}: expected one epoch count per client, got {given!r}")
-    members = [
-        Member(
-            _training_data(work, pid),
-            torch_generator(scenario.seed, "train", server_round, pid),
-            own_epochs,
-        )
-        for pid, own_epochs in zip(partitions, epochs, strict=True)
-    ]
-    mu = keys.number(config, keys.PROXIMAL_MU, 0.0)
+    x = keys.to_numpy(msg.content.array_records[keys.ARRAYS])
+    algorithm = work.algorithm
+    starts, members = [], []
+    for pid, own_epochs in zip(partitions, epochs, strict=True):
+        start = _member_start(msg, work, config, x, pid, own_epochs)
+        local = algorithm.begin(start) if algorithm.begin else Local()
+        if local.objective is not None:
+            raise ValueError(
+                "an algorithm with an objective of its own must declare Requires(per_client=True)"
+            )
+        generator_ = torch_generator(scenario.seed, "train", server_round, pid)
+        starts.append(start)
+        members.append(Member(_training_data(work, pid), generator_, own_epochs, local.terms))
     res = scenario.resources
     # Capture unset: on where it pays, a CUDA worker (clients/capture.py).
     captured = res.capture if res.capture is not None else work.device.type == "cuda"
     share = res.gpu_share if res.uses_gpu else 0.0
     options = cohort_group.Options(captured, res.cohort_size, res.client_cpus, share)
-    trained = cohort_group.train_group(work.model, members, scenario.client, mu, options)
-    x = scaffold.to_numpy(msg.content.array_records[keys.ARRAYS])
+    trained = cohort_group.train_group(work.model, members, scenario.client, options)
     content = RecordDict({keys.COHORT_REPORT: _report_record(trained.report)})
-    for pid, member, result in zip(partitions, members, trained.results, strict=True):
+    for pid, start, member, result in zip(partitions, starts, members, trained.results, strict=True):
         y = {name: result.params[name].cpu().numpy() for name in x}  # the model's state-dict order
-        released = _release(work, x, y, pid, server_round)
-        content[keys.member_record(keys.ARRAYS, pid)] = scaffold.to_record(released)
-        metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(member.data)), keys.TRAIN_LOSS: result.loss})
-        content[keys.member_record(keys.METRICS, pid)] = metrics
+        steps = scenario.client.local_steps(len(member.data), member.local_epochs)
+        finished = _finish(algorithm, start, y, steps)
+        own = _reply(
+            work, x, y, pid, server_round, finished, {keys.TRAIN_LOSS: result.loss}, len(member.data)
+        )
+        state = start.state if finished.state is None else finished.state
+        for name, record in [
+            *own.items(),
+            *client_state.records("replies", finished.replies, algorithm.replies).items(),
+            *(
+                (keys.state_record(n), r)
+                for n, r in client_state.records("state", state, algorithm.state).items()
+            ),
+        ]:
+            content[keys.member_record(name, pid)] = record
     return Message(content, reply_to=msg)
+
+
+def _member_start(
+    msg: Message, work: Workload, config: ConfigRecord, x: Arrays, pid: int, epochs: int
+) -> ClientStart:
+    """A group member's start: its own records where the message has them, else the shared ones."""
+    records = msg.content.array_records
+
+    def found(name: str) -> Any:
+        own = records.get(keys.member_record(name, pid))
+        return own if own is not None else records.get(name)
+
+    return ClientStart(
+        model=work.model,
+        global_weights=x,
+        received=client_state.received(found, work.algorithm),
+        state=client_state.read(found, work.algorithm, work.model, x),
+        config=dataclasses.replace(work.scenario.client, local_epochs=epochs),
+        server_config=dict(config),
+        device=work.device,
+    )
 
 
 def _report_record(report: cohort_group.Report) -> MetricRecord:
@@ -265,13 +341,7 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    """Tell the server which partition this node holds, so it can sample reproducibly.
-
-    A resumed run's query also hands back the state this node kept between rounds.
-    """
-    for name, record in msg.content.array_records.items():
-        if name in keys.CLIENT_STATE:
-            context.state[name] = record
+    """Tell the server which partition this node holds, so it can sample reproducibly."""
     node = context.node_config
     metrics = MetricRecord(
         {

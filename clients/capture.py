@@ -28,9 +28,10 @@ a later process loads it (clients/compile_cache.py; the numbers are in benchmark
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ from clients import cohort, compile_cache
 from clients.cohort import Params, Prepared, Stack
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
+from strategies.algorithm import Term
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,8 @@ class Shape:
     model: int  # id() of the workload's model; its runner keeps it alive, so the id stays its own
     x: tuple[int, ...]  # one step's inputs: (slots, B, ...)
     x_dtype: torch.dtype
-    corrections: bool
+    terms: tuple[tuple[object, ...], ...]  # each gradient term's kind and constants (FedProx's mu)
     cfg: ClientConfig  # lr, momentum, weight decay, clipping: constants of the program
-    mu: float
     device: str
 
 
@@ -66,20 +67,25 @@ class Captured:
     compile_s: float  # spent compiling (and recording) for this call; 0 if the shape was ready
 
 
-def _step(model: nn.Module, cfg: ClientConfig, mu: float) -> Callable[..., None]:
+def _step(model: nn.Module, cfg: ClientConfig, templates: Sequence[Term]) -> Callable[..., None]:
+    """The step as a function of tensors only: the terms come in as their tensor fields and are
+    rebuilt on ``templates`` (their kinds and constants), so their tensors are the program's inputs."""
     grads_of = cohort.grad_step(model)
 
     def step(
         params: Params,
-        anchor: Params,
-        corrections: Params | None,
+        term_tensors: tuple[dict[str, Params], ...],
         momentum: Params,
         totals: torch.Tensor,
         batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     ) -> None:
         x, y, weight, active = batch
         grads, (_, loss) = grads_of(params, x, y, weight)
-        cohort.update(Stack(params, anchor, corrections, momentum, totals), grads, loss, active, cfg, mu)
+        terms = tuple(
+            dataclasses.replace(t, **fields)  # type: ignore[type-var]
+            for t, fields in zip(templates, term_tensors, strict=True)
+        )
+        cohort.update(Stack(params, terms, momentum, totals), grads, loss, active, cfg)
 
     return step
 
@@ -87,29 +93,21 @@ def _step(model: nn.Module, cfg: ClientConfig, mu: float) -> Callable[..., None]
 class Runner:
     """The static buffers of one :class:`Shape` and its compiled (CPU) or recorded (CUDA) step."""
 
-    def __init__(
-        self, model: nn.Module, template: Prepared, cfg: ClientConfig, mu: float, shape: Shape
-    ) -> None:
-        s = template.stack
-        self.stack = Stack(
-            {n: t.clone() for n, t in s.params.items()},
-            {n: t.clone() for n, t in s.anchor.items()},
-            None if s.corrections is None else {n: t.clone() for n, t in s.corrections.items()},
-            {n: t.clone() for n, t in s.momentum.items()},
-            s.totals.clone(),
-        )
+    def __init__(self, model: nn.Module, template: Prepared, cfg: ClientConfig, shape: Shape) -> None:
+        self.stack = b = template.stack.clone()
         x, y = template.batch(0)
         weight, active = template.plan.weight[0], template.plan.active[0]
         self.batch = tuple(torch.zeros_like(t) for t in (x, y, weight, active))
-        b = self.stack
-        args = (b.params, b.anchor, b.corrections, b.momentum, b.totals, self.batch)
+        args = (b.params, tuple(map(cohort.term_tensors, b.terms)), b.momentum, b.totals, self.batch)
         started = time.perf_counter()
         # Compiled once per machine, not once per process (clients/compile_cache.py).
         compile_cache.use()
-        key = compile_cache.step_key(model, cfg, mu)
-        path = compile_cache.step_file(key, f"{shape.x}|{shape.x_dtype}|{shape.corrections}|{shape.device}")
+        key = compile_cache.step_key(model, cfg)
+        terms = compile_cache.terms_text(shape.terms)  # their kinds, constants and code
+        path = compile_cache.step_file(key, f"{shape.x}|{shape.x_dtype}|{terms}|{shape.device}")
+        templates = [dataclasses.replace(t, **{f: {} for f in cohort.term_tensors(t)}) for t in b.terms]  # type: ignore[type-var]
         compiled = compile_cache.load_step(path, model, args) or compile_cache.compile_step(
-            _step(model, cfg, mu), args, path, model
+            _step(model, cfg, templates), args, path, model
         )
 
         def call() -> None:
@@ -162,9 +160,7 @@ _RUNNERS: dict[Shape, Runner] = {}
 _REFUSED: dict[Shape, str] = {}  # shapes that failed to compile: trained eagerly, said once
 
 
-def train_captured(
-    model: nn.Module, members: list[Member], cfg: ClientConfig, mu: float, slots: int
-) -> Captured | None:
+def train_captured(model: nn.Module, members: list[Member], cfg: ClientConfig, slots: int) -> Captured | None:
     """Train ``members`` in ``slots`` (>= their number) with the captured step of that shape.
 
     None if the step of this shape cannot be compiled (the caller trains eagerly); the
@@ -172,14 +168,13 @@ def train_captured(
     """
     state = cohort.prepare(model, members, cfg, slots)
     x, _ = state.batch(0)
-    shape = Shape(
-        id(model), tuple(x.shape), x.dtype, state.stack.corrections is not None, cfg, mu, str(x.device)
-    )
+    terms = tuple(map(cohort.term_constants, state.stack.terms))
+    shape = Shape(id(model), tuple(x.shape), x.dtype, terms, cfg, str(x.device))
     if shape in _REFUSED:
         return None
     compile_s, runner = 0.0, _RUNNERS.get(shape)
     if runner is None:
-        runner = _build(model, state, cfg, mu, shape)
+        runner = _build(model, state, cfg, shape)
         if runner is None:
             return None
         compile_s = runner.compile_s
@@ -188,11 +183,11 @@ def train_captured(
     return Captured(state.results(len(members)), compile_s)
 
 
-def _build(model: nn.Module, state: Prepared, cfg: ClientConfig, mu: float, shape: Shape) -> Runner | None:
+def _build(model: nn.Module, state: Prepared, cfg: ClientConfig, shape: Shape) -> Runner | None:
     if len(_RUNNERS) >= MAX_RUNNERS:  # the oldest shape goes: its buffers and graph are freed
         del _RUNNERS[next(iter(_RUNNERS))]
     try:
-        runner = Runner(model, state, cfg, mu, shape)
+        runner = Runner(model, state, cfg, shape)
     except torch.OutOfMemoryError:
         raise
     except Exception as error:  # a model or an op torch.compile cannot take: eager still can

@@ -12,8 +12,9 @@ then one SGD update of the whole stack.  The training is the one of
   loss stop changing while the others go on;
 * a short batch (the last of an epoch) is padded to ``B`` rows whose loss weight is
   zero, and the loss is divided by the client's real rows: the batch mean;
-* FedProx's ``mu/2 * ||w - w_global||^2``, SCAFFOLD's per-step correction, gradient
-  norm clipping, momentum and weight decay follow ``training.train`` and PyTorch's SGD.
+* the algorithm's gradient terms (a proximal pull ``mu (w - w_global)``, an offset ``c - c_i``:
+  each member's own, stacked along the client axis, :func:`stack_terms`), gradient norm clipping,
+  momentum and weight decay follow ``training.train`` and PyTorch's SGD.
 
 Only models whose rows are independent can be batched this way: the image models
 here have no dropout and no batch norm, so no RNG or batch statistics are involved.
@@ -23,6 +24,7 @@ trained one after another by the caller (clients/cohort_group.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +35,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from clients.cohort_schedule import Member, Schedule, schedule
 from fedsim.scenario.sections import ClientConfig
+from strategies.algorithm import Term
 
 Params = dict[str, torch.Tensor]
 
@@ -76,7 +79,7 @@ Objective = Callable[[Params, torch.Tensor, torch.Tensor, torch.Tensor], tuple[t
 def _objective(model: nn.Module) -> Objective:
     """One client's loss on its batch (differentiated, and reported as the aux value).
 
-    FedProx's term is not in it: :func:`update` adds its known gradient in place.
+    The algorithm's gradient terms are not in it: :func:`update` adds them in place.
     """
 
     def objective(
@@ -103,13 +106,38 @@ def _per_client(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _corrections(members: Sequence[Member], params: Params) -> Params | None:
-    if all(m.correction is None for m in members):
-        return None
-    if any(m.correction is None for m in members):
-        raise ValueError("SCAFFOLD corrections must be given for every member of a cohort or none")
-    stacked = zip(*(m.correction for m in members if m.correction is not None), strict=True)
-    return {n: torch.stack(list(c)).to(params[n]) for n, c in zip(params, stacked, strict=True)}
+def term_tensors(term: Term) -> dict[str, Params]:
+    """A term's tensor fields (dicts of tensors by parameter name), by field name."""
+    if not dataclasses.is_dataclass(term):
+        raise TypeError(f"the cohort engine stacks terms that are dataclasses, not {type(term).__name__}")
+    return {f.name: v for f in dataclasses.fields(term) if isinstance(v := getattr(term, f.name), dict)}
+
+
+def term_constants(term: Term) -> tuple[object, ...]:
+    """What a stacked term shares across clients: its type and every field that is not tensors."""
+    tensors = term_tensors(term)
+    fields = dataclasses.fields(term)  # type: ignore[arg-type]
+    return (type(term), *(getattr(term, f.name) for f in fields if f.name not in tensors))
+
+
+def stack_terms(members: Sequence[Member], slots: int) -> tuple[Term, ...]:
+    """The members' terms with each tensor stacked along a leading client axis of ``slots``.
+
+    Every member must have terms of the same kinds and constants (FedProx's one ``mu``); only
+    their tensors differ.  Idle slots past the members repeat the first member's (they are masked).
+    """
+    first = members[0].terms
+    if any(tuple(map(term_constants, m.terms)) != tuple(map(term_constants, first)) for m in members):
+        raise ValueError("a cohort's members must have terms of the same kinds and constants")
+    padded = [*members, *([members[0]] * (slots - len(members)))]
+    stacked = []
+    for i, term in enumerate(first):
+        fields = {
+            field: {n: torch.stack([term_tensors(m.terms[i])[field][n] for m in padded]) for n in tensors}
+            for field, tensors in term_tensors(term).items()
+        }
+        stacked.append(dataclasses.replace(term, **fields))  # type: ignore[type-var]
+    return tuple(stacked)
 
 
 @dataclass(frozen=True)
@@ -120,14 +148,29 @@ class Stack:
     """
 
     params: Params
-    anchor: Params  # the global model, stacked: FedProx's w_global
-    corrections: Params | None  # SCAFFOLD's c - c_i
+    terms: tuple[Term, ...]  # the algorithm's gradient terms, stacked (:func:`stack_terms`)
     momentum: Params
     totals: torch.Tensor
 
+    def clone(self) -> Stack:
+        """A copy of every tensor (a captured step's static buffers, clients/capture.py)."""
+
+        def copied(group: Params) -> Params:
+            return {n: t.clone() for n, t in group.items()}
+
+        terms = tuple(
+            dataclasses.replace(term, **{f: copied(g) for f, g in term_tensors(term).items()})  # type: ignore[type-var]
+            for term in self.terms
+        )
+        return Stack(copied(self.params), terms, copied(self.momentum), self.totals.clone())
+
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor, in a fixed order (to copy one stack into another of the same shapes)."""
-        groups = [self.params, self.anchor, self.corrections or {}, self.momentum]
+        groups = [
+            self.params,
+            *(t for term in self.terms for t in term_tensors(term).values()),
+            self.momentum,
+        ]
         return [t for group in groups for t in group.values()] + [self.totals]
 
 
@@ -176,8 +219,7 @@ def prepare(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, slot
         plan=schedule(members, cfg.batch_size, slots, device),
         stack=Stack(
             params=params,
-            anchor={n: p.clone() for n, p in params.items()},
-            corrections=_corrections(members, params),
+            terms=stack_terms(members, slots),
             momentum={n: torch.zeros_like(p) for n, p in params.items()},
             totals=torch.zeros(slots, device=device),
         ),
@@ -190,28 +232,19 @@ def grad_step(model: nn.Module) -> Callable[..., tuple[Params, tuple[torch.Tenso
 
 
 def update(
-    stack: Stack,
-    grads: Params,
-    loss: torch.Tensor,
-    active: torch.Tensor | None,
-    cfg: ClientConfig,
-    proximal_mu: float,
+    stack: Stack, grads: Params, loss: torch.Tensor, active: torch.Tensor | None, cfg: ClientConfig
 ) -> None:
-    """One step's update of the stack: FedProx's ``mu * (w - w_global)``, SCAFFOLD's correction,
-    clipping, SGD, the loss totals (in the order of ``training.train``)."""
-    if proximal_mu > 0:
-        grads = {n: g.add(stack.params[n] - stack.anchor[n], alpha=proximal_mu) for n, g in grads.items()}
-    if stack.corrections is not None:
-        grads = {n: g + stack.corrections[n] for n, g in grads.items()}
+    """One step's update of the stack: the algorithm's gradient terms, clipping, SGD, the loss
+    totals (in the order of ``training.train``)."""
+    for term in stack.terms:
+        term.add_to(grads, stack.params)
     if cfg.max_grad_norm is not None:
         grads = _clip(grads, cfg.max_grad_norm)
     _sgd(stack.params, grads, stack.momentum, active, cfg)
     stack.totals.add_(loss.detach() if active is None else loss.detach() * active)
 
 
-def train_cohort(
-    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, proximal_mu: float
-) -> list[Result]:
+def train_cohort(model: nn.Module, members: Sequence[Member], cfg: ClientConfig) -> list[Result]:
     """Train every member from ``model``'s parameters; ``model`` itself is left unchanged.
 
     ``cfg.local_epochs`` is ignored in favour of each member's own (a straggler's are fewer).
@@ -225,7 +258,7 @@ def train_cohort(
         x, y = state.batch(t)
         grads, (_, loss) = step(state.stack.params, x, y, state.plan.weight[t])
         active = None if state.plan.everyone[t] else state.plan.active[t]
-        update(state.stack, grads, loss, active, cfg, proximal_mu)
+        update(state.stack, grads, loss, active, cfg)
     return state.results(len(members))
 
 
@@ -236,8 +269,7 @@ def _sgd(
 
     ``active`` (None: all) is 1 or 0 per client.  A masked client's step is multiplied by
     0: its momentum becomes ``buf * 1 + 0`` and its parameters ``p + 0``, so both stay exactly
-    as they are (its gradient is finite: its batch weighs 0, the FedProx and SCAFFOLD terms are
-    finite).
+    as they are (its gradient is finite: its batch weighs 0, the algorithm's terms are finite).
     """
     for n, p in params.items():
         g = grads[n]

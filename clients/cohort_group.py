@@ -62,26 +62,22 @@ class Trained:
 _CEILING: dict[tuple[int, int], int] = {}  # (model id, B) -> the chunk an out-of-memory error left
 
 
-def train_group(
-    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, options: Options
-) -> Trained:
+def train_group(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, options: Options) -> Trained:
     """Every member's training, as :func:`clients.cohort.train_cohort` gives it, chunk by chunk;
     the report says whether a compile came from the on-disk cache (clients/compile_cache.py)."""
     before = compile_cache.Lookups.now()
-    trained = _train_group(model, members, cfg, mu, options)
+    trained = _train_group(model, members, cfg, options)
     looked = compile_cache.Lookups.now() - before
     report = dataclasses.replace(trained.report, cache_hits=looked.hits, cache_misses=looked.misses)
     return Trained(trained.results, report)
 
 
-def _train_group(
-    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, options: Options
-) -> Trained:
+def _train_group(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, options: Options) -> Trained:
     device = next(model.parameters()).device
     if cohort.not_vectorizable(model) is not None:  # rows interact: each client's own batches
-        return _in_turn(model, members, cfg, mu, captured=False)
+        return _in_turn(model, members, cfg, captured=False)
     if not cohort.vmap_pays(model, device):
-        return _in_turn(model, members, cfg, mu, options.capture)
+        return _in_turn(model, members, cfg, options.capture)
     need = _footprint(model, members, cfg, options.capture)
     available = cohort_memory.available_bytes(device, options.client_cpus, options.client_gpus)
     fit = cohort_memory.group_size(len(members), available, need.total)
@@ -94,7 +90,7 @@ def _train_group(
         part = list(members[len(results) : len(results) + chunk])
         wound = [m.generator.get_state() for m in part]
         try:
-            done, spent = _train_chunk(model, part, cfg, mu, chunk if captured else 0)
+            done, spent = _train_chunk(model, part, cfg, chunk if captured else 0)
         except torch.OutOfMemoryError:
             if chunk == 1:
                 raise
@@ -115,9 +111,7 @@ def _train_group(
     return Trained(results, report)
 
 
-def _in_turn(
-    model: nn.Module, members: Sequence[Member], cfg: ClientConfig, mu: float, captured: bool
-) -> Trained:
+def _in_turn(model: nn.Module, members: Sequence[Member], cfg: ClientConfig, captured: bool) -> Trained:
     """Each member on its own from the group's start, one after another, in one message:
     :func:`clients.training.train` itself, or captured, the compiled step of one slot (vmap
     over a single client leaves its convolutions plain)."""
@@ -126,12 +120,12 @@ def _in_turn(
     results: list[Result] = []
     compile_s = 0.0
     for member in members:
-        done = _captured(model, [member], cfg, mu, 1) if captured else None
+        done = _captured(model, [member], cfg, 1) if captured else None
         if done is None:  # eager, also from here on if the step could not be compiled
             captured = False
             _load(model, start)
             own = dataclasses.replace(cfg, local_epochs=member.local_epochs)
-            loss = training.train(model, member.data, own, mu, member.generator, member.correction)
+            loss = training.train(model, member.data, own, member.generator, member.terms)
             results.append(Result({name: t.detach().clone() for name, t in model.state_dict().items()}, loss))
         else:
             results.extend(done.results)
@@ -147,20 +141,18 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def _train_chunk(
-    model: nn.Module, part: list[Member], cfg: ClientConfig, mu: float, slots: int
+    model: nn.Module, part: list[Member], cfg: ClientConfig, slots: int
 ) -> tuple[list[Result], float | None]:
     """The chunk's results and compile time; None for the time when it trained eagerly."""
-    if slots and (done := _captured(model, part, cfg, mu, slots)) is not None:
+    if slots and (done := _captured(model, part, cfg, slots)) is not None:
         return done.results, done.compile_s
-    return cohort.train_cohort(model, part, cfg, mu), None
+    return cohort.train_cohort(model, part, cfg), None
 
 
-def _captured(
-    model: nn.Module, part: list[Member], cfg: ClientConfig, mu: float, slots: int
-) -> capture.Captured | None:
+def _captured(model: nn.Module, part: list[Member], cfg: ClientConfig, slots: int) -> capture.Captured | None:
     """The captured step's training; None, the generators wound back, if it cannot compile."""
     wound = [m.generator.get_state() for m in part]
-    done = capture.train_captured(model, part, cfg, mu, slots)
+    done = capture.train_captured(model, part, cfg, slots)
     if done is None:  # it drew the batch schedule before trying to compile: drawn again eagerly
         for member, state in zip(part, wound, strict=True):
             member.generator.set_state(state)

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 import torch
 
 from fedsim.data import Split
+from strategies.algorithm import Term
 
 
 @dataclass(frozen=True)
 class Member:
-    """One client of a cohort: its data, its own shuffling stream, its epochs."""
+    """One client of a cohort: its data, its own shuffling stream, its epochs, its algorithm's terms."""
 
     data: Split
     generator: torch.Generator
     local_epochs: int
-    correction: Sequence[torch.Tensor] | None = None  # SCAFFOLD's c - c_i, in parameter order
+    terms: tuple[Term, ...] = ()  # the gradient terms of its steps (strategies/algorithm.py)
 
 
 @dataclass(frozen=True)

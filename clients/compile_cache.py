@@ -24,7 +24,7 @@ import hashlib
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -83,26 +83,35 @@ class Lookups:
         return Lookups(self.hits - before.hits, self.misses - before.misses)
 
 
-def step_key(model: nn.Module, cfg: ClientConfig, mu: float) -> str:
+def step_key(model: nn.Module, cfg: ClientConfig) -> str:
     """What identifies a cohort step across processes: the model's layers and their code, the
     update's constants, and the code of the step itself (a changed ``forward`` or a new fedsim
-    must not load a step compiled from the old one)."""
-    text = f"{torch.__version__}|{model}|{cfg}|{mu!r}|{_code(model)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    must not load a step compiled from the old one).  The algorithm's gradient terms are in the
+    step's file name (:func:`terms_text`), not here: a mark (:func:`mark`) says that a step of this
+    model and these settings compiled here, whatever its terms."""
+    text = f"{torch.__version__}|{model}|{cfg}|{_code({type(m) for m in model.modules()})}"
+    digest = hashlib.sha256(text.encode())
+    for name in STEP_SOURCES:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
-def _code(model: nn.Module) -> str:
-    """The source of every module class in ``model`` and of the cohort step's own modules; a class
-    without source (built at run time) makes the key this process's own."""
+def terms_text(terms: Iterable[tuple[object, ...]]) -> str:
+    """The gradient terms a step holds, each as its kind and constants (clients/cohort.py:
+    ``term_constants``, FedProx's ``(Proximal, mu)``): those and the kinds' code."""
+    terms = list(terms)
+    return f"{terms!r}|{_code({t[0] for t in terms if isinstance(t[0], type)})}"
+
+
+def _code(classes: set[type]) -> str:
+    """The source of every class given; a class without source (built at run time) makes the key
+    this process's own."""
     digest = hashlib.sha256()
-    classes = {type(m) for m in model.modules()}
     for cls in sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
         try:
             digest.update(inspect.getsource(cls).encode())
         except (OSError, TypeError):
             digest.update(f"{cls.__qualname__}@{id(cls)}@{os.getpid()}".encode())
-    for name in STEP_SOURCES:
-        digest.update(Path(__file__).with_name(name).read_bytes())
     return digest.hexdigest()
 
 

@@ -10,27 +10,30 @@ noise drawn from ``(seed, "dp", round, partition id)``).  LSTM and GRU layers be
 Opacus's ``DPLSTM``/``DPGRU`` (``ModuleValidator.fix``), which keep ``nn.LSTM``'s
 parameter names, so the weights go back into the client's model unchanged.
 
-A round takes ``local_epochs * ceil(n / B)`` steps, as plain training does.  Terms
-that do not read the data (FedProx's proximal gradient, SCAFFOLD's correction,
-``client.max_grad_norm``, weight decay) are applied to the private gradient after
-the noise: post-processing, which costs no privacy.
+A round takes ``local_epochs * ceil(n / B)`` steps, as plain training does.  The
+algorithm's gradient terms (a proximal pull, an offset: they do not read the data),
+``client.max_grad_norm`` and weight decay are applied to the private gradient after the noise,
+by the same code as plain training's (clients/training.py): post-processing, which costs no
+privacy.  An algorithm's own objective (a loss that reads the data) is the loss whose
+per-example gradients are clipped.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
 
+from clients.training import add_terms, cross_entropy
 from fedsim.data import Split
 from fedsim.scenario.sections import ClientConfig
+from strategies.algorithm import Objective, Term
 
 
 def private_copy(model: nn.Module) -> nn.Module:
@@ -46,10 +49,10 @@ def train(
     cfg: ClientConfig,
     max_grad_norm: float,
     noise_multiplier: float,
-    proximal_mu: float,
     sampling: torch.Generator,
     noise: torch.Generator,
-    correction: Sequence[torch.Tensor] | None = None,
+    terms: Sequence[Term] = (),
+    objective: Objective | None = None,
 ) -> float:
     """DP-SGD on ``data``; ``model`` gets the result.  Returns the mean loss of the non-empty steps."""
     private = private_copy(model)
@@ -58,12 +61,10 @@ def train(
     sampled, optimizer = make_private(
         private, cfg, max(1, round(rate * n)), max_grad_norm, noise_multiplier, noise
     )
-    names = [name for name, p in private.named_parameters() if p.requires_grad]
-    params = [p for p in private.parameters() if p.requires_grad]
-    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
-    if correction is not None:  # given in the model's parameter order; DPLSTM orders its own
-        by_name = dict(zip((name for name, _ in model.named_parameters()), correction, strict=True))
-        correction = [by_name[name] for name in names]
+    # By name, as the terms are (DPLSTM keeps nn.LSTM's parameter names, in its own order).
+    named = {name: p for name, p in private.named_parameters() if p.requires_grad}
+    params = list(named.values())
+    loss_of = objective or cross_entropy
     sampled.train()
     losses = []
     for _ in range(cfg.local_steps(n)):
@@ -71,15 +72,15 @@ def train(
         rows = torch.nonzero(torch.rand(n, generator=sampling) < rate).squeeze(1).to(data.x.device)
         if len(rows):
             x, y = data.batch(rows)
-            loss = F.cross_entropy(sampled(x), y)
+            loss, shown = loss_of(sampled, x, y)
             with warnings.catch_warnings():  # Opacus's hooks on a first layer whose input needs no grad
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
                 loss.backward()
-            losses.append(loss.detach())
+            losses.append(shown.detach())
         else:  # an empty sample still takes a noisy step, as the accounting assumes
             no_examples(params)
         optimizer.pre_step()  # per-example clipping, noise, division by the expected batch
-        _post_process(params, anchor, proximal_mu, correction, cfg.max_grad_norm)
+        _post_process(named, terms, cfg.max_grad_norm)
         optimizer.original_optimizer.step()
     state = private.state_dict()  # DPLSTM lists nn.LSTM's names beside its own: take the model's
     model.load_state_dict({k: state[k] for k in model.state_dict()})
@@ -115,20 +116,8 @@ def no_examples(params: Sequence[nn.Parameter]) -> None:
         setattr(p, "grad_sample", torch.zeros((0, *p.shape), device=p.device))  # noqa: B010
 
 
-def _post_process(
-    params: list[nn.Parameter],
-    anchor: list[torch.Tensor] | None,
-    mu: float,
-    correction: Sequence[torch.Tensor] | None,
-    max_norm: float | None,
-) -> None:
-    """Data-independent terms on the private gradient: ``mu (w - w_global)``, ``c - c_i``, clipping."""
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        if anchor is not None:
-            p.grad.add_(p.detach() - anchor[i], alpha=mu)
-        if correction is not None:
-            p.grad.add_(correction[i])
+def _post_process(params: Mapping[str, nn.Parameter], terms: Sequence[Term], max_norm: float | None) -> None:
+    """Data-independent steps on the private gradient: the algorithm's terms, then clipping."""
+    add_terms(terms, params)
     if max_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm)

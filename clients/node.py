@@ -2,9 +2,9 @@
 
 A train reply names the node (``RAY_NODE``), so a run's rows show that a cluster's nodes
 all trained (fedsim/sim/nodes.py).  A node without the data root the driver found takes
-the driver's copy from Ray's object store (fedsim/data/shipped.py) where the driver shipped
+the driver's copy from Ray's object store (fedsim/data/object_store.py) where the driver put
 one, and otherwise fails its clients with one line naming the node and the path.
-On a SuperNode (no Ray) there is no node name and no shipped copy: the data root is the node's.
+On a SuperNode (no Ray) there is no node name and no driver's copy: the data root is the node's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 
 from fedsim import protocol as keys
-from fedsim.data import FederatedData, load_federated, shipped
+from fedsim.data import FederatedData, load_federated, object_store
 from fedsim.scenario.sections import Scenario
 
 
@@ -52,7 +52,7 @@ def naming_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> 
 def load_data(scenario: Scenario, root: Path | None, token: bytes | None) -> FederatedData:
     """The scenario's data from ``root`` on this node, else from the driver's copy ``token``."""
     if token is not None and root is not None and not root.is_dir():
-        return shipped.receive(token)
+        return object_store.fetch(token)
     try:
         return load_federated(scenario.data, scenario.seed, root, scenario.python_path)
     except FileNotFoundError as error:
@@ -61,10 +61,10 @@ def load_data(scenario: Scenario, root: Path | None, token: bytes | None) -> Fed
             raise
         if token is None:
             raise FileNotFoundError(
-                f"Ray node {here}: {_missing(error)} (data root {root}), and the driver shipped no copy "
+                f"Ray node {here}: {_missing(error)} (data root {root}), and the driver put no copy "
                 "of its data"
             ) from None
-        return shipped.receive(token)
+        return object_store.fetch(token)
 
 
 def _missing(error: FileNotFoundError) -> str:

@@ -1,17 +1,16 @@
 """Local training and evaluation: plain tensor slicing, no DataLoader, no per-sample work.
 
-FedProx (Li et al. 2020, "Federated Optimization in Heterogeneous Networks"):
-with ``proximal_mu > 0`` the local objective gains ``mu/2 * ||w - w_global||^2``.
-``max_grad_norm`` clips each step's gradient norm: recurrent models' gradients
-can explode on long sequences (Pascanu et al. 2013, "On the difficulty of
-training recurrent neural networks").
-SCAFFOLD (Karimireddy et al. 2020) passes a ``correction`` ``c - c_i`` that every step
-adds to the gradient, so the step is ``w -= lr * (g - c_i + c)``.
+A step is: the loss on a minibatch (cross-entropy, or the algorithm's own objective), its
+gradient, then the algorithm's gradient terms (strategies/algorithm.py: a proximal pull
+``mu (w - w_global)``, an offset ``c - c_i``, ...), clipping, and SGD.  The cohort engine
+(clients/cohort.py) and DP-SGD (clients/dpsgd.py) take the same steps with the same terms.
+``max_grad_norm`` clips each step's gradient norm: recurrent models' gradients can explode on
+long sequences (Pascanu et al. 2013, "On the difficulty of training recurrent neural networks").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,63 +18,66 @@ from torch import nn
 
 from fedsim.data import Split
 from fedsim.scenario.sections import ClientConfig
+from strategies.algorithm import Objective, Term
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default objective: the batch's mean cross-entropy, differentiated and reported."""
+    loss = F.cross_entropy(model(x), y)
+    return loss, loss
 
 
 @torch.no_grad()
-def add_proximal_gradient(params: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor], mu: float) -> None:
-    """Add the gradient of ``mu/2 * ||w - anchor||^2``, ``mu * (w - anchor)``, to every ``.grad``.
+def add_terms(terms: Sequence[Term], params: Mapping[str, nn.Parameter]) -> None:
+    """Add the algorithm's gradient terms to every ``.grad``, in order.
 
-    In place rather than through autograd: the term is a sum of squares whose gradient is
-    known, and differentiating it costs a graph node, a square and a backward pass per
-    parameter each step (FedProx on Synthetic(1,1): 101.7 s with the autograd term against
-    61.2 s without it over the same steps).  A parameter the batch left without a gradient
-    gets the proximal one alone, as autograd would give it.
+    A parameter the batch left without a gradient gets the terms alone (as autograd would give
+    a term that is part of the loss); without terms it keeps none, and SGD skips it.
     """
-    for p, a in zip(params, anchor, strict=True):
+    if not terms:
+        return
+    grads = {}
+    for name, p in params.items():
         if p.grad is None:
-            p.grad = (p - a).mul_(mu)
-        else:
-            p.grad.add_(p - a, alpha=mu)
+            p.grad = torch.zeros_like(p)
+        grads[name] = p.grad
+    for term in terms:
+        term.add_to(grads, params)
 
 
 def train(
     model: nn.Module,
     data: Split,
     cfg: ClientConfig,
-    proximal_mu: float,
     generator: torch.Generator,
-    correction: Sequence[torch.Tensor] | None = None,
+    terms: Sequence[Term] = (),
+    objective: Objective | None = None,
 ) -> float:
-    """Run ``cfg.local_epochs`` of minibatch SGD; return the mean cross-entropy over steps.
+    """Run ``cfg.local_epochs`` of minibatch SGD; return the mean reported loss over steps.
 
-    The proximal term is optimized but not included in the returned loss, so losses
-    of FedAvg and FedProx runs compare directly.  ``correction`` holds one tensor per
-    parameter, added to its gradient before every step.
+    The terms are optimized but not in the reported loss, so losses of FedAvg and FedProx runs
+    compare directly (an objective of its own says what it reports).
     """
-    params = list(model.parameters())
-    momentum: list[torch.Tensor | None] = [None] * len(params)
-    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    tensors = list(params.values())
+    momentum: list[torch.Tensor | None] = [None] * len(tensors)
+    loss_of = objective or cross_entropy
     model.train()
     total = torch.zeros((), device=data.x.device)  # summed on device: no sync per step
     steps = 0
     for _ in range(cfg.local_epochs):
         order = torch.randperm(len(data), generator=generator).to(data.x.device)
         for batch in order.split(cfg.batch_size):
-            for param in params:
+            for param in tensors:
                 param.grad = None
             x, y = data.batch(batch)
-            loss = F.cross_entropy(model(x), y)
+            loss, shown = loss_of(model, x, y)
             loss.backward()
-            if anchor is not None:
-                add_proximal_gradient(params, anchor, proximal_mu)
-            if correction is not None:
-                for param, offset in zip(params, correction, strict=True):
-                    if param.grad is not None:  # None: unused by this batch, so SGD skips it
-                        param.grad.add_(offset)
+            add_terms(terms, params)
             if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            sgd_step(params, momentum, cfg)
-            total += loss.detach()
+                torch.nn.utils.clip_grad_norm_(tensors, cfg.max_grad_norm)
+            sgd_step(tensors, momentum, cfg)
+            total += shown.detach()
             steps += 1
     return float(total) / steps
 

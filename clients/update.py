@@ -15,16 +15,20 @@ It returns a dict of metrics (numbers) or None.  They go to the strategy with th
 Shuffle with ``ctx.generator`` only: it depends on (seed, round, client), never on the
 worker that runs the client, so runs repeat.
 
-The built-in :func:`sgd` is minibatch SGD (clients/training.py), with FedProx's proximal
-term when the strategy sends one, SCAFFOLD's correction, and DP-SGD under ``privacy.mode
-= "sample"``.  Privacy that works on the released model (local DP, central DP) and the
-attacks apply around any update.
+The algorithm's part (strategies/algorithm.py) reaches the update through ``ctx``: the
+gradient terms of its steps (``ctx.terms``: add them after each backward pass with
+``fedsim.add_terms(ctx.terms, params)``), its own objective, if any, and the client's kept state
+(``ctx.state``, which the update may change: what it leaves there is kept).
+
+The built-in :func:`sgd` is minibatch SGD (clients/training.py) with the algorithm's terms and
+objective, and DP-SGD under ``privacy.mode = "sample"``.  Privacy that works on the released
+model (local DP, central DP) and the attacks apply around any update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +39,7 @@ from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.scenario.sections import ClientConfig, Scenario
 from fedsim.scenario.seeding import torch_generator
+from strategies.algorithm import Arrays, Objective, Term
 
 CPU = torch.device("cpu")
 
@@ -51,12 +56,13 @@ class UpdateContext:
     server_config: Mapping[str, Any]  # what the strategy sent in the round's config (e.g. "proximal-mu")
     scenario: Scenario  # the whole resolved scenario
     device: torch.device = CPU
-    correction: Sequence[torch.Tensor] | None = None  # SCAFFOLD's c - c_i, in model.parameters() order
+    terms: tuple[Term, ...] = ()  # the algorithm's gradient terms, by parameter name
+    objective: Objective | None = None  # the algorithm's own loss; None: cross-entropy
+    state: dict[str, Arrays] = field(default_factory=dict)  # the client's kept state: read it, change it
 
 
 def sgd(model: nn.Module, data: Split, ctx: UpdateContext) -> dict[str, float]:
-    """The built-in update: ``config.local_epochs`` of minibatch SGD on cross-entropy."""
-    mu = float(ctx.server_config.get(keys.PROXIMAL_MU, 0.0))
+    """The built-in update: ``config.local_epochs`` of minibatch SGD with the algorithm's terms."""
     dp = ctx.scenario.privacy
     if dp is not None and dp.mode == "sample":  # DP-SGD, noise from its own stream
         # Imported here: Opacus calls logging.basicConfig on import, and a handler on the
@@ -66,10 +72,10 @@ def sgd(model: nn.Module, data: Split, ctx: UpdateContext) -> dict[str, float]:
         noise = torch_generator(ctx.scenario.seed, "dp", ctx.server_round, ctx.partition_id)
         max_norm = dp.max_grad_norm or 0.0
         loss = dpsgd.train(
-            model, data, ctx.config, max_norm, dp.noise, mu, ctx.generator, noise, ctx.correction
+            model, data, ctx.config, max_norm, dp.noise, ctx.generator, noise, ctx.terms, ctx.objective
         )
     else:
-        loss = training.train(model, data, ctx.config, mu, ctx.generator, ctx.correction)
+        loss = training.train(model, data, ctx.config, ctx.generator, ctx.terms, ctx.objective)
     return {keys.TRAIN_LOSS: loss}
 
 

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from clients.training import add_terms as add_terms
     from clients.update import UpdateContext as UpdateContext
     from fedsim.api import Comparison as Comparison
     from fedsim.api import Interrupted as Interrupted
@@ -29,6 +30,17 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedsim.scenario.sections import VariantConfig as VariantConfig
     from fedsim.scenario.tables import Bounds as Bounds
     from fedsim.scenario.tables import ScenarioError as ScenarioError
+    from strategies.algorithm import Algorithm as Algorithm
+    from strategies.algorithm import ArraysLike as ArraysLike
+    from strategies.algorithm import ArraySpec as ArraySpec
+    from strategies.algorithm import ClientStart as ClientStart
+    from strategies.algorithm import Finished as Finished
+    from strategies.algorithm import Local as Local
+    from strategies.algorithm import Offset as Offset
+    from strategies.algorithm import Proximal as Proximal
+    from strategies.algorithm import Requires as Requires
+    from strategies.algorithm import Term as Term
+    from strategies.algorithm import algorithm as algorithm
     from strategies.context import StrategyContext as StrategyContext
 
 _WHERE = {
@@ -46,7 +58,25 @@ _WHERE = {
     "Dataset": "fedsim.data.dataset",
     "Split": "fedsim.data.federated",
     "UpdateContext": "clients.update",
+    "add_terms": "clients.training",
     "StrategyContext": "strategies.context",
+    # An algorithm of your own (strategies/algorithm.py, docs/algorithms.md).
+    **dict.fromkeys(
+        (
+            "algorithm",
+            "Algorithm",
+            "ArraysLike",
+            "ArraySpec",
+            "ClientStart",
+            "Local",
+            "Finished",
+            "Requires",
+            "Proximal",
+            "Offset",
+            "Term",
+        ),
+        "strategies.algorithm",
+    ),
 }
 __all__ = sorted(_WHERE)
 

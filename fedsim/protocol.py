@@ -8,10 +8,12 @@ MetricRecord under ``METRICS``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only annotations: the command line imports this module without Flower
-    from flwr.app import ConfigRecord, MetricRecord
+if TYPE_CHECKING:  # only annotations: the command line imports this module without Flower or NumPy
+    import numpy as np
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
 # Record names inside a message's RecordDict (Flower's strategies use the same).
 ARRAYS = "arrays"
@@ -23,21 +25,20 @@ SCENARIO = "scenario"  # resolved scenario, TOML text
 DATA_ROOT = "data-root"  # where the server found the data (a node's data-dir wins)
 # Python objects given to fedsim.run as plug-ins, pickled (fedsim/scenario/plugins.py); simulation only.
 PLUGIN_OBJECTS = "plugin-objects"
-# On a joined Ray cluster, the driver's data in Ray's object store (fedsim/data/shipped.py): a
+# On a joined Ray cluster, the driver's data in Ray's object store (fedsim/data/object_store.py): a
 # node without the data root trains on this copy instead.  Simulation only; absent when the data
 # were generated or Ray is private to the run (one machine, which has the root).
-SHIPPED_DATA = "shipped-data"
+DRIVER_DATA = "driver-data"
 SERVER_ROUND = "server-round"  # set by Flower's strategies
-PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 # Per client, from the round's plan (strategies/plan.py); absent for a plain client.
 LOCAL_EPOCHS = "local-epochs"  # a straggler's epochs, fewer than client.local_epochs
 FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the process exits)
 # A simulated node of a pool stands in for any client (strategies/placement.py): its messages
-# name the client (PARTITION_ID) and carry the client's kept state (CLIENT_STATE records).
+# name the client (PARTITION_ID) and carry the client's kept state (records named STATE + name).
 PARTITION_ID = "partition-id"  # also the query reply's metric: the partition a SuperNode holds
 # The cohort engine (fedsim/sim/cohort_engine.py): one train message per group of clients, to the
-# group's first node, naming the partitions to train; the reply holds each one's records
-# under member_record(ARRAYS, pid) and member_record(METRICS, pid).
+# group's first node, naming the partitions to train; what differs between its clients (their
+# state) is under member_record(name, pid), and the reply holds each one's records so too.
 COHORT_PARTITIONS = "cohort-partitions"  # list of partition ids
 COHORT_EPOCHS = "cohort-epochs"  # each one's local epochs (a straggler's are fewer), in that order
 # A group reply also carries one MetricRecord saying how the worker trained the group
@@ -57,13 +58,10 @@ REPORT_CACHE_HITS = "compile-cache-hits"  # compiled graphs loaded from the on-d
 REPORT_CACHE_MISSES = "compile-cache-misses"  # compiled graphs built (and saved to it)
 REPORT_IN_TURN = "in-turn"  # 1: the clients trained one after another (clients/cohort.py: vmap_pays)
 
-# SCAFFOLD's control variates (strategies/scaffold.py), as ArrayRecords beside ARRAYS.
-CONTROL = "scaffold-c"  # server -> client: the global control variate c
-CONTROL_DELTA = "scaffold-delta-c"  # client -> server: the change of the client's c_i
-CLIENT_CONTROL = "scaffold-c-i"  # the client's own c_i, kept in its Context.state
-# Records a client keeps in its Context.state, which a query message may set (a resumed run
-# hands back the server's copies, fedsim/sim/clientstate.py); a pooled node's messages carry them.
-CLIENT_STATE = frozenset({CLIENT_CONTROL})
+# What a client keeps between its rounds (strategies/algorithm.py: an algorithm's ``state``), as
+# ArrayRecords named STATE + the state's name: in a SuperNode's Context.state; in simulation in the
+# messages of a pooled node, which keeps nothing (clients/client_state.py, fedsim/sim/client_store.py).
+STATE = "state:"
 
 # Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
 DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adaptive", the mod to run
@@ -93,8 +91,33 @@ NODE_DATA_DIR = "data-dir"
 
 
 def member_record(name: str, partition_id: int) -> str:
-    """The name of a group reply's record ``name`` (ARRAYS, METRICS) for one of its clients."""
-    return f"{name}-{partition_id}"
+    """The name of a group message's or reply's record ``name`` (ARRAYS, METRICS, a client's state)
+    for one of its clients (an algorithm's names hold no '@': strategies/algorithm.py)."""
+    return f"{name}@{partition_id}"
+
+
+def member_of(record: str) -> tuple[str, int] | None:
+    """``(name, partition id)`` of a :func:`member_record` name; None for any other name."""
+    name, at, pid = record.rpartition("@")
+    return (name, int(pid)) if at and pid.isdigit() else None
+
+
+def state_record(name: str) -> str:
+    """The record holding the client state ``name`` (in a message, a reply or a Context.state)."""
+    return STATE + name
+
+
+def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
+    """An ArrayRecord's arrays by name, as NumPy arrays."""
+    return {k: array.numpy() for k, array in record.items()}
+
+
+def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
+    """Named NumPy arrays as an ArrayRecord."""
+    import numpy as np
+    from flwr.app import Array, ArrayRecord
+
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
 
 
 def number(record: ConfigRecord | MetricRecord, key: str, default: float | None = None) -> float:

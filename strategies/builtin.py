@@ -1,8 +1,11 @@
-"""The built-in strategies: plug-ins like a user's (fedsim/scenario/plugins.py), one factory per name.
+"""Flower's server-side strategies as built-ins: plug-ins like a user's (fedsim/scenario/plugins.py),
+one factory per name.  The algorithms with a client half of their own have a file each in this
+package (strategies/fedavg.py, fedprox.py and the others the registry names).
 
-Each factory takes its own parameters as keywords, checked against its signature when
-the scenario is set up (types, and bounds from ``Bounds``), so ``[strategy.params]`` of
-a built-in and of a user's strategy meet the same checks.  ``**flower`` is Flower's
+Each factory declares (strategies/algorithm.py) whether central DP may wrap it: the ones whose
+aggregate is a mean of the clients' models.  Each takes its own parameters as keywords, checked
+against its signature when the scenario is set up (types, and bounds from ``Bounds``), so
+``[strategy.params]`` of a built-in and of a user's strategy meet the same checks.  ``**flower`` is Flower's
 sampling settings: fedsim samples, and the strategy uses every node it is shown
 (strategies/sampling.py).  ``context`` gives the scenario and the population.
 Defaults are Flower 1.42's unless a comment says otherwise.  Client-side learning rates
@@ -19,10 +22,8 @@ from flwr.serverapp.strategy import (
     Bulyan,
     FedAdagrad,
     FedAdam,
-    FedAvg,
     FedAvgM,
     FedMedian,
-    FedProx,
     FedTrimmedAvg,
     FedYogi,
     Krum,
@@ -32,29 +33,21 @@ from flwr.serverapp.strategy import (
 )
 
 from fedsim.scenario.tables import Bounds, ScenarioError
+from strategies.algorithm import algorithm
 from strategies.context import StrategyContext
-from strategies.scaffold import Scaffold
 
 Rate = Annotated[float, Bounds(gt=0)]  # a learning rate, a step
 Decay = Annotated[float, Bounds(ge=0, lt=1)]  # a momentum or moment decay
 Malicious = Annotated[int | None, Bounds(ge=0)]  # f; None: the attackers expected per round
 
 
-def fedavg(**flower: Any) -> Strategy:
-    """McMahan et al. 2017."""
-    return FedAvg(**flower)
-
-
-def fedprox(*, proximal_mu: Annotated[float, Bounds(ge=0)] = 0.0, **flower: Any) -> Strategy:
-    """Li et al. 2020: clients add ``mu/2 * ||w - w_global||^2`` to their loss."""
-    return FedProx(proximal_mu=proximal_mu, **flower)
-
-
+@algorithm(central_dp=True)
 def fedavgm(*, server_learning_rate: Rate = 1.0, server_momentum: Decay = 0.0, **flower: Any) -> Strategy:
     """Hsu et al. 2019: server momentum on the averaged update (with 1 and 0: plain FedAvg)."""
     return FedAvgM(server_learning_rate=server_learning_rate, server_momentum=server_momentum, **flower)
 
 
+@algorithm(central_dp=True)
 def fedadam(
     *,
     eta: Rate = 0.1,
@@ -70,6 +63,7 @@ def fedadam(
     return FedAdam(eta=eta, eta_l=lr, beta_1=beta_1, beta_2=beta_2, tau=tau, **flower)
 
 
+@algorithm(central_dp=True)
 def fedyogi(
     *,
     eta: Rate = 0.01,
@@ -84,33 +78,39 @@ def fedyogi(
     return FedYogi(eta=eta, eta_l=lr, beta_1=beta_1, beta_2=beta_2, tau=tau, **flower)
 
 
+@algorithm(central_dp=True)
 def fedadagrad(*, eta: Rate = 0.1, tau: Rate = 1e-3, context: StrategyContext, **flower: Any) -> Strategy:
     """Reddi et al. 2021: Adagrad on the server."""
     return FedAdagrad(eta=eta, eta_l=context.scenario.client.lr, tau=tau, **flower)
 
 
+@algorithm()
 def qfedavg(*, q: Annotated[float, Bounds(ge=0)] = 0.1, context: StrategyContext, **flower: Any) -> Strategy:
     """Li et al. 2020, Fair Resource Allocation: q = 0 is FedAvg, larger q favours worse-off
     clients.  The Lipschitz constant is estimated as 1 / (the clients' learning rate)."""
     return QFedAvg(client_learning_rate=context.scenario.client.lr, q=q, **flower)
 
 
+@algorithm()
 def fedmedian(**flower: Any) -> Strategy:
     """Yin et al. 2018: coordinate-wise median."""
     return FedMedian(**flower)
 
 
+@algorithm()
 def fedtrimmedavg(*, beta: Annotated[float, Bounds(ge=0, lt=0.5)] = 0.2, **flower: Any) -> Strategy:
     """Yin et al. 2018: coordinate-wise mean after cutting ``beta`` of the values at each end."""
     return FedTrimmedAvg(beta=beta, **flower)
 
 
+@algorithm()
 def krum(*, num_malicious_nodes: Malicious = None, context: StrategyContext, **flower: Any) -> Strategy:
     """Blanchard et al. 2017: the one update closest to its ``n - f - 2`` nearest neighbours."""
     f = _tolerated("krum", num_malicious_nodes, context)
     return Krum(num_malicious_nodes=f, **flower)
 
 
+@algorithm()
 def multikrum(
     *,
     num_malicious_nodes: Malicious = None,
@@ -130,18 +130,10 @@ def multikrum(
     return MultiKrum(num_malicious_nodes=f, num_nodes_to_select=m, **flower)
 
 
+@algorithm()
 def bulyan(*, num_malicious_nodes: Malicious = None, context: StrategyContext, **flower: Any) -> Strategy:
     """El Mhamdi et al. 2018: Multi-Krum selection, then a coordinate-wise trimmed mean."""
     return Bulyan(num_malicious_nodes=_tolerated("bulyan", num_malicious_nodes, context), **flower)
-
-
-def scaffold(*, server_learning_rate: Rate = 1.0, context: StrategyContext, **flower: Any) -> Strategy:
-    """Karimireddy et al. 2020: control variates correct the clients' drift (eta_g of the paper)."""
-    if context.scenario.client.momentum > 0:  # option II's control-variate update assumes plain SGD
-        raise ScenarioError("client.momentum", "'scaffold' assumes plain SGD; expected 0")
-    if context.scenario.client.update != "sgd":
-        raise ScenarioError("client.update", "'scaffold' corrects the built-in 'sgd' update's steps")
-    return Scaffold(context.num_clients, server_learning_rate=server_learning_rate, **flower)
 
 
 def _tolerated(name: str, given: int | None, context: StrategyContext) -> int:

@@ -16,3 +16,6 @@ class StrategyContext:
 
     scenario: Scenario  # the resolved scenario (its client.lr, attack, ...)
     num_clients: int  # the population the strategy samples from
+    # The model's parameter names (state-dict names of its named_parameters, in order): the
+    # arrays of an algorithm's ArraysLike("parameters"); () where the model is not known.
+    parameters: tuple[str, ...] = ()

@@ -1,13 +1,16 @@
-"""The scenario's strategy, built through the plug-in door and wrapped for sampling and privacy.
+"""The scenario's strategy, built through the plug-in door and wrapped for sampling and privacy,
+and what its algorithm declares (strategies/algorithm.py), checked against the scenario.
 
 A strategy is a plug-in (fedsim/scenario/plugins.py): a Flower ``Strategy`` subclass, or a
 function returning one, called with ``[strategy.params]`` as keywords plus the
 settings below that make it use every node it is shown; :class:`SeededSampling`
-decides which nodes those are.  The built-ins are plug-ins too (strategies/builtin.py).
+decides which nodes those are.  The built-ins are plug-ins too (strategies/builtin.py and a
+file per algorithm).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flwr.serverapp.strategy import FedAvg, Strategy
@@ -15,6 +18,8 @@ from flwr.serverapp.strategy import FedAvg, Strategy
 from fedsim.scenario import plugins, signatures
 from fedsim.scenario.counts import cohort_size
 from fedsim.scenario.sections import Scenario
+from fedsim.scenario.tables import ScenarioError
+from strategies.algorithm import PLAIN, Algorithm, declared
 from strategies.context import StrategyContext
 from strategies.placement import Placement
 from strategies.privacy import wrap_central
@@ -30,12 +35,61 @@ TAKE_ALL: dict[str, Any] = {
 }
 
 
-def make_strategy(scenario: Scenario, population: int) -> Strategy:
-    """The strategy ``strategy.name`` names, built with its params for ``population`` clients."""
+def algorithm_of(scenario: Scenario) -> Algorithm:
+    """What the scenario's strategy declares for its clients (:data:`PLAIN`: nothing)."""
+    return declared(plugins.resolve(plugins.STRATEGY, scenario.strategy.name, scenario.python_path)) or PLAIN
+
+
+def check_requirements(scenario: Scenario) -> None:
+    """What the strategy's algorithm declares it needs of the scenario, refused before a run starts."""
+    name = scenario.strategy.name
+    spec = declared(plugins.resolve(plugins.STRATEGY, name, scenario.python_path))
+    algorithm = spec or PLAIN
+    needs, client = algorithm.requires, scenario.client
+    if needs.plain_sgd and client.momentum > 0:
+        raise ScenarioError("client.momentum", f"{name!r} assumes plain SGD steps; expected 0")
+    if needs.builtin_update and client.update != "sgd":
+        raise ScenarioError("client.update", f"{name!r} corrects the built-in 'sgd' update's steps")
+    privacy = scenario.privacy
+    if privacy is None:
+        return
+    if privacy.mode == "local" and algorithm.replies:
+        raise ScenarioError(
+            "privacy.mode",
+            f"'local' noises the model update only; {name!r} also sends {sorted(algorithm.replies)}, "
+            "which it would leak",
+        )
+    if privacy.mode == "central" and spec is not None and not spec.central_dp:
+        raise ScenarioError(
+            "privacy.mode",
+            f"'central' noises the mean of the clipped updates, which {', '.join(averaging())} apply; "
+            f"{name!r} aggregates otherwise (use mode 'local' or 'sample', or one of those)",
+        )
+    if privacy.mode == "central" and privacy.where == "client" and algorithm.sends:
+        raise ScenarioError(
+            "privacy.where",
+            f"Flower's client-side clipping takes messages with the model alone; {name!r} also sends "
+            f"{sorted(algorithm.sends)} (use where = 'server')",
+        )
+
+
+def averaging() -> list[str]:
+    """The built-in strategies that central DP may wrap (they declare so)."""
+    return [
+        name
+        for name in plugins.REGISTRY["strategy"]
+        if (spec := declared(plugins.resolve(plugins.STRATEGY, name))) is not None and spec.central_dp
+    ]
+
+
+def make_strategy(scenario: Scenario, population: int, parameters: Sequence[str] = ()) -> Strategy:
+    """The strategy ``strategy.name`` names, built with its params for ``population`` clients
+    (``parameters``: the model's parameter names, for the algorithms whose arrays cover those)."""
     cfg = scenario.strategy
     target = plugins.resolve(plugins.STRATEGY, cfg.name, scenario.python_path)
     params = signatures.bind(plugins.STRATEGY, cfg.name, target, cfg.params)
-    given = signatures.given(target, {**TAKE_ALL, "context": StrategyContext(scenario, population)})
+    context = StrategyContext(scenario, population, tuple(parameters))
+    given = signatures.given(target, {**TAKE_ALL, "context": context})
     strategy = plugins.call(plugins.STRATEGY, cfg.name, target, **params, **given)
     if not isinstance(strategy, Strategy):
         raise plugins.PluginError(
@@ -44,7 +98,8 @@ def make_strategy(scenario: Scenario, population: int) -> Strategy:
             "(e.g. a subclass of FedAvg)",
         )
     privacy = scenario.privacy
-    if privacy is not None and privacy.mode == "central" and not isinstance(strategy, FedAvg):
+    undeclared = declared(target) is None  # a declared one was checked by check_requirements
+    if privacy is not None and privacy.mode == "central" and undeclared and not isinstance(strategy, FedAvg):
         raise plugins.PluginError(
             "privacy.mode",
             f"'central' noises the mean of the clipped updates: {cfg.name!r} must aggregate as "
@@ -53,7 +108,9 @@ def make_strategy(scenario: Scenario, population: int) -> Strategy:
     return strategy
 
 
-def build_strategy(scenario: Scenario, placement: Placement) -> SeededSampling:
+def build_strategy(
+    scenario: Scenario, placement: Placement, parameters: Sequence[str] = ()
+) -> SeededSampling:
     """The scenario's strategy over ``placement``'s partitions and nodes.
 
     With central differential privacy it sits behind the DP mechanism (strategies/privacy.py);
@@ -61,7 +118,7 @@ def build_strategy(scenario: Scenario, placement: Placement) -> SeededSampling:
     """
     cfg = scenario.strategy
     population = placement.population
-    strategy = make_strategy(scenario, population)
+    strategy = make_strategy(scenario, population, parameters)
     privacy = scenario.privacy
     if privacy is not None and privacy.mode == "central":
         strategy = wrap_central(scenario, strategy, population)

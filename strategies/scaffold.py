@@ -1,36 +1,51 @@
-"""SCAFFOLD: Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging for
-Federated Learning" (ICML), Algorithm 1 with the control-variate update of option II.
+"""SCAFFOLD: Karimireddy, Kale, Mohri, Reddi, Stich and Suresh 2020, "SCAFFOLD: Stochastic
+Controlled Averaging for Federated Learning" (ICML), Algorithm 1 with the control-variate
+update of option II.
 
-The server keeps the global model ``x`` and control variate ``c``; client ``i`` keeps
-its own ``c_i`` (in its ``Context.state``, see clients/app.py).  A round:
+The server keeps the global model ``x`` and control variate ``c``; client ``i`` keeps its own
+``c_i`` (its state, zero at first).  A round:
 
 - the server sends ``x`` and ``c``;
-- the client takes ``K`` steps ``y <- y - lr * (g(y) - c_i + c)`` from ``y = x``, then
-  sets ``c_i+ = c_i - c + (x - y) / (K * lr)`` (option II), keeps ``c_i+`` and replies
-  with ``y`` and ``dc_i = c_i+ - c_i``;
+- the client takes ``K`` steps ``y <- y - lr * (g(y) - c_i + c)`` from ``y = x`` (the term
+  ``c - c_i`` is an :class:`~strategies.algorithm.Offset`), then sets
+  ``c_i+ = c_i - c + (x - y) / (K * lr)`` (option II), keeps it and replies with ``y`` and
+  ``dc_i = c_i+ - c_i``;
 - the server forms ``dy_i = y_i - x`` and updates ``x <- x + eta_g * mean(dy_i)`` and
-  ``c <- c + sum(dc_i) / N``, N being all clients, so that ``c`` stays the mean of
-  every client's ``c_i`` (clients not sampled keep theirs).
+  ``c <- c + sum(dc_i) / N``, N being all clients, so that ``c`` stays the mean of every
+  client's ``c_i`` (clients not sampled keep theirs).
 
-The paper averages ``dy_i`` uniformly; here the mean is weighted by examples, as
-FedAvg's is (the same for equal partitions), so that with ``eta_g = 1`` SCAFFOLD
-differs from FedAvg by the correction alone.  Control variates exist for trainable
-parameters only; the aggregation below is pure and checked by hand in the tests.
+The paper averages ``dy_i`` uniformly; here the mean is weighted by examples, as FedAvg's is
+(the same for equal partitions), so that with ``eta_g = 1`` SCAFFOLD differs from FedAvg by
+the correction alone.  Control variates exist for the model's parameters only.  Option II
+assumes the ``K`` steps were plain SGD with the correction: the built-in update, no momentum.
+The math is in pure functions, checked by hand in tests/strategies/test_scaffold.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedsim import protocol as keys
+from fedsim.scenario.tables import Bounds
+from strategies.algorithm import (
+    Arrays,
+    ArraysLike,
+    ClientStart,
+    Finished,
+    Local,
+    Offset,
+    Requires,
+    algorithm,
+)
+from strategies.context import StrategyContext
 
-Arrays = dict[str, np.ndarray]
+C, DELTA_C, C_I = "c", "delta_c", "c_i"  # the server's c, a reply's dc_i, a client's kept c_i
 
 
 def client_control_update(
@@ -43,7 +58,7 @@ def client_control_update(
 ) -> tuple[Arrays, Arrays]:
     """Option II: ``c_i+ = c_i - c + (x - y) / (steps * lr)``; returns ``(c_i+, c_i+ - c_i)``.
 
-    Over the keys of ``c_i`` (the trainable parameters).
+    Over the keys of ``c_i`` (the parameters).
     """
     new = {k: (c_i[k] - c[k] + (x[k] - y[k]) / (steps * lr)).astype(c_i[k].dtype) for k in c_i}
     return new, {k: new[k] - c_i[k] for k in c_i}
@@ -70,24 +85,54 @@ def server_update(
     return new_x, new_c
 
 
-def to_numpy(record: ArrayRecord) -> Arrays:
-    return {k: array.numpy() for k, array in record.items()}
+# --- The client half --------------------------------------------------------------------------
 
 
-def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+def begin(start: ClientStart) -> Local:
+    """Every step's gradient gains ``c - c_i``."""
+    c, c_i = start.received[C], start.state[C_I]
+    return Local(terms=(Offset(start.tensors({k: c[k] - c_i[k] for k in c_i})),))
 
 
+def finish(start: ClientStart, y: Arrays, steps: int) -> Finished:
+    """Keep ``c_i + dc_i`` and reply with ``dc_i``.
+
+    The kept value is ``c_i`` plus the very change the server adds to ``c``, not option II's
+    ``c_i+`` itself (the two differ in the last bits): so ``c`` stays the mean of the ``c_i``.
+    """
+    c, c_i = start.received[C], start.state[C_I]
+    _, delta = client_control_update(c_i, c, start.global_weights, y, steps, start.config.lr)
+    return Finished(replies={DELTA_C: delta}, state={C_I: {k: c_i[k] + delta[k] for k in c_i}})
+
+
+# --- The server half --------------------------------------------------------------------------
+
+
+@algorithm(
+    begin=begin,
+    finish=finish,
+    state={C_I: ArraysLike("parameters")},
+    sends={C: ArraysLike("parameters")},
+    replies={DELTA_C: ArraysLike("parameters")},
+    requires=Requires(plain_sgd=True, builtin_update=True),
+)
 class Scaffold(FedAvg):
     """SCAFFOLD on Flower's FedAvg: its sampling, messages and metric averaging, our aggregation.
 
-    ``num_clients`` is N of the paper, the whole population the control variate ``c``
-    averages over; ``server_learning_rate`` is its ``eta_g``.
+    ``server_learning_rate`` is the paper's ``eta_g``; ``c`` averages over the whole population
+    (``context.num_clients``, the paper's N).
     """
 
-    def __init__(self, num_clients: int, server_learning_rate: float = 1.0, **fedavg: Any) -> None:
+    def __init__(
+        self,
+        *,
+        server_learning_rate: Annotated[float, Bounds(gt=0)] = 1.0,
+        context: StrategyContext,
+        **fedavg: Any,
+    ) -> None:
         super().__init__(**fedavg)
-        self.num_clients = num_clients
+        self.num_clients = context.num_clients
+        self.parameters = context.parameters
         self.server_learning_rate = server_learning_rate
         self.x: Arrays = {}
         self.c: Arrays = {}
@@ -104,13 +149,14 @@ class Scaffold(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self.x = to_numpy(arrays)
+        self.x = keys.to_numpy(arrays)
         if not self.c:  # c starts at zero, as every c_i does
-            self.c = {k: np.zeros_like(v) for k, v in self.x.items()}
+            names = self.parameters or list(self.x)
+            self.c = {k: np.zeros_like(self.x[k]) for k in names}
         messages = list(super().configure_train(server_round, arrays, config, grid))
-        control = to_record(self.c)
+        control = keys.to_record(self.c)
         for message in messages:
-            message.content[keys.CONTROL] = control
+            message.content[C] = control
         return messages
 
     def aggregate_train(
@@ -121,12 +167,12 @@ class Scaffold(FedAvg):
         if not valid:
             return None, None
         contents = [m.content for m in valid]
-        ys = [to_numpy(content.array_records[self.arrayrecord_key]) for content in contents]
-        delta_cs = [to_numpy(content.array_records[keys.CONTROL_DELTA]) for content in contents]
+        ys = [keys.to_numpy(content.array_records[self.arrayrecord_key]) for content in contents]
+        delta_cs = [keys.to_numpy(content.array_records[DELTA_C]) for content in contents]
         weights = [
             keys.number(content.metric_records[keys.METRICS], keys.NUM_EXAMPLES) for content in contents
         ]
         self.x, self.c = server_update(
             self.x, self.c, ys, weights, delta_cs, self.num_clients, self.server_learning_rate
         )
-        return to_record(self.x), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        return keys.to_record(self.x), self.train_metrics_aggr_fn(contents, self.weighted_by_key)

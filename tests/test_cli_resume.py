@@ -57,7 +57,7 @@ def stopped_run(folder: Path, rounds_done: int) -> tuple[Scenario, dict[str, np.
         state = ckpt.Checkpoint(
             k, model, {}, {}, ckpt.rng_state(), run.metrics_bytes, 2.0 * k, scenario_digest(folder)
         )
-        writer.save(state, [])
+        writer.save(state)
     run.close()  # the process stops: its lock on the folder goes
     return scenario, model
 

@@ -156,6 +156,30 @@ def test_launch_with_fedsim_certs_matches_the_simulation_and_leaves_no_process(
     ]
 
 
+def test_a_users_algorithm_with_client_state_runs_on_supernodes_as_in_the_simulation(
+    tmp_path: Path, fleet: Fleet, ray_cluster: str
+) -> None:
+    """examples/error_feedback: each SuperNode keeps its client's residual in its own state, the
+    simulation in the server's store; every client trains every round, so each round after the
+    first starts from the state the last one left, and both give the same rows."""
+    scenario = REPO / "examples" / "error_feedback" / "scenario.toml"
+    overrides = ["rounds=3", "data.params.devices=3", "strategy.fraction_train=1.0"]
+    out = tmp_path / "run"
+    args = ["launch", str(scenario), "--clients", "3", "--insecure", "--out", str(out)]
+    run = fleet.start(*args, *(a for o in overrides for a in ("--set", o)))
+    assert fleet.wait(run) == 0, run.output()
+    assert not fleet.left_running()
+    rows = read_metrics(out)
+    assert [r["round"] for r in rows] == [1, 2, 3] and all(r["residual_norm"] > 0 for r in rows)
+    simulate(
+        scenario.read_text(), tmp_path / "sim", overrides=(f"python_path=['{scenario.parent}']", *overrides)
+    )
+    metrics = ("accuracy", "loss", "train_loss", "residual_norm", "clients_sampled")
+    assert [[r[k] for k in metrics] for r in rows] == [
+        [r[k] for k in metrics] for r in read_metrics(tmp_path / "sim")
+    ]
+
+
 def test_server_clients_and_submit_as_on_separate_machines_an_extra_node_left_idle(
     tmp_path: Path, fleet: Fleet
 ) -> None:

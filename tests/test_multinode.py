@@ -5,7 +5,7 @@ RAY_ADDRESS with ``resources.client_cpus = 1``, so Ray places one client actor o
 Its data exist only for the driver: the loader (written below, next to the scenario)
 deletes its data root once it has read it, so no node's workers find the root, as on a
 cluster whose other machines never had it.  They train on the copy the driver shipped
-through Ray's object store (fedsim/data/shipped.py), and every round's ``client_nodes``
+through Ray's object store (fedsim/data/object_store.py), and every round's ``client_nodes``
 says which node trained how many clients.
 
 The cluster is this module's own, not the session's (tests/conftest.py): every process its

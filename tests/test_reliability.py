@@ -17,8 +17,10 @@ import torch
 
 from fedsim.results.records import RoundRecord
 from fedsim.results.run_dir import read_metrics
+from fedsim.scenario import plugins
 from fedsim.scenario.files import parse_scenario
 from fedsim.sim import checkpoint, engine
+from strategies.algorithm import PLAIN, Algorithm, declared
 from strategies.plan import plan_round
 from tests.conftest import REPO, RecordingReporter, simulate
 
@@ -29,6 +31,10 @@ QUICKSTART = (REPO / "fedsim" / "quickstart.toml").read_text()
 SMALL = ("rounds=2", "client.local_epochs=1", "data.params.devices=10", "strategy.fraction_train=1.0")
 POPULATION = 10
 WALL_CLOCK = ("round_time_s", "eval_time_s", "elapsed_s")  # everything else must repeat exactly
+
+
+def algorithm_of_name(name: str) -> Algorithm:
+    return declared(plugins.resolve(plugins.STRATEGY, name)) or PLAIN
 
 
 def comparable(run_dir: Path) -> list[dict[str, Any]]:
@@ -54,19 +60,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_as_an_uninterrupted_one(tmp_
     assert whole.returncode == 0, whole.stderr
 
     killed_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "fedsim", "run", "--out", str(killed_dir), *scenario]
-    process = subprocess.Popen(
-        command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("round   2"):  # printed once round 2's checkpoint is committed
-            process.send_signal(signal.SIGKILL)
-            break
-    try:
-        assert process.wait(timeout=120) == -signal.SIGKILL  # a bound against hanging, not a speed check
-    finally:
-        process.kill()
+    run_killed_after_round_2(killed_dir, scenario)
     assert checkpoint.load(killed_dir).round in (2, 3)  # killed mid-run
     assert not (killed_dir / "summary.json").exists()  # nothing ran after the kill
 
@@ -79,6 +73,23 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_as_an_uninterrupted_one(tmp_
     expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final_accuracy"] == expected["final_accuracy"]
     assert same_model(killed_dir, tmp_path / "whole")
+
+
+def run_killed_after_round_2(out: Path, scenario: list[str]) -> None:
+    """``fedsim run --out out *scenario``, sent SIGKILL as soon as it prints round 2's line."""
+    command = [sys.executable, "-m", "fedsim", "run", "--out", str(out), *scenario]
+    process = subprocess.Popen(
+        command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("round   2"):  # printed once round 2's checkpoint is committed
+            process.send_signal(signal.SIGKILL)
+            break
+    try:
+        assert process.wait(timeout=120) == -signal.SIGKILL  # a bound against hanging, not a speed check
+    finally:
+        process.kill()
 
 
 class StopAfter(RecordingReporter):
@@ -94,20 +105,30 @@ class StopAfter(RecordingReporter):
             raise RuntimeError("stopped for the test")
 
 
-def test_scaffold_clients_get_their_control_variates_back_on_resume(tmp_path: Path) -> None:
-    """The clients' c_i live in the engine's process; the resumed run must hand them back."""
-    overrides = ("rounds=3", "strategy.name=scaffold", *SMALL[1:3], "strategy.fraction_train=0.5")
+# Every built-in algorithm whose clients keep state, and the example written against the public
+# interface alone (examples/error_feedback): named by what they declare, not one by one.
+STATEFUL = [
+    *(f"strategy.name={name}" for name in plugins.REGISTRY["strategy"] if algorithm_of_name(name).state),
+    f"strategy.name=topk:TopK python_path=['{REPO / 'examples' / 'error_feedback'}']",
+]
+
+
+@pytest.mark.parametrize("algorithm", STATEFUL, ids=lambda s: s.split()[0].removeprefix("strategy.name="))
+def test_each_clients_state_survives_a_sigkill_and_the_resume_ends_as_an_uninterrupted_run(
+    tmp_path: Path, algorithm: str
+) -> None:
+    """Half the clients a round, so a client's state waits rounds for its next turn; killed after
+    round 2's checkpoint, resumed: the same rows and model as a run never stopped."""
+    overrides = ("rounds=4", *algorithm.split(), *SMALL[1:3], "strategy.fraction_train=0.5")
     simulate(QUICKSTART, tmp_path / "whole", overrides=overrides)
-    scenario = parse_scenario(QUICKSTART, overrides)
-    with pytest.raises(RuntimeError, match="stopped for the test"):
-        engine.run(engine.prepare(scenario, tmp_path / "stopped", None), StopAfter(2))
-    job = engine.prepare(scenario, tmp_path / "stopped", None, resume=True)
-    assert job.resume is not None and job.resume.round == 2 and job.resume.clients  # c_i of the first rounds
-    reporter = RecordingReporter()
-    engine.run(job, reporter)
-    assert [r.round for r in reporter.rounds] == [3]
-    assert comparable(tmp_path / "stopped") == comparable(tmp_path / "whole")
-    assert same_model(tmp_path / "stopped", tmp_path / "whole")
+    killed_dir = tmp_path / "killed"
+    run_killed_after_round_2(killed_dir, [arg for override in overrides for arg in ("--set", override)])
+    assert checkpoint.load(killed_dir).clients  # the clients' states of the first rounds
+    resumed = fedsim("run", "--resume", str(killed_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["round"] for r in read_metrics(killed_dir)] == [1, 2, 3, 4]
+    assert comparable(killed_dir) == comparable(tmp_path / "whole")
+    assert same_model(killed_dir, tmp_path / "whole")
 
 
 @pytest.mark.parametrize(

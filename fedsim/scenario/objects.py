@@ -1,5 +1,5 @@
 """Python objects given to ``fedsim.run(model=...)``: named by their import path, found before
-any module is imported (fedsim/scenario/plugins.py), and shipped pickled to the simulation's
+any module is imported (fedsim/scenario/plugins.py), and sent pickled to the simulation's
 workers, which register them again (clients/app.py).
 """
 
@@ -28,11 +28,7 @@ def register_object(obj: object) -> str:
     return name
 
 
-def registeredOBJECTS() -> dict[str, object]:
-    return dict(OBJECTS)
-
-
-def shipped(names: Iterable[str]) -> bytes | None:
+def pickled(names: Iterable[str]) -> bytes | None:
     """The registered objects among ``names``, pickled for the simulation's workers; None if none.
 
     A function from a script, a notebook or a module the workers could not import (one
@@ -68,7 +64,7 @@ _installed: set[str] = set()
 
 
 def install(blob: bytes) -> None:
-    """Register the objects :func:`shipped` pickled (once per process).  Only a simulation's
+    """Register the objects :func:`pickled` pickled (once per process).  Only a simulation's
     worker may: on a real SuperNode, unpickling the server's bytes would run its code."""
     digest = hashlib.sha256(blob).hexdigest()
     if digest in _installed:

@@ -8,7 +8,7 @@ under its own import path (:func:`register_object`) and found first.
 
 Every plug-in takes its keyword arguments from the ``params`` table beside its name,
 checked against its signature (fedsim/scenario/signatures.py).  Python objects given to
-the API are kept, and shipped to the simulation's workers, by fedsim/scenario/objects.py.
+the API are kept, and sent to the simulation's workers, by fedsim/scenario/objects.py.
 
 Free of torch and Flower: the command line checks names before either loads.
 """
@@ -90,22 +90,27 @@ REGISTRY: dict[str, dict[str, str]] = {
         "text": "fedsim.data.text:load",
     },
     "strategy": {
-        name: f"strategies.builtin:{name}"
-        for name in (
-            "fedavg",
-            "fedprox",
-            "fedavgm",
-            "fedadam",
-            "fedyogi",
-            "fedadagrad",
-            "qfedavg",
-            "fedmedian",
-            "fedtrimmedavg",
-            "krum",
-            "multikrum",
-            "bulyan",
-            "scaffold",
-        )
+        # The algorithms with a client half, one file each (strategies/algorithm.py)...
+        "fedavg": "strategies.fedavg:fedavg",
+        "fedprox": "strategies.fedprox:fedprox",
+        "scaffold": "strategies.scaffold:Scaffold",
+        "fednova": "strategies.fednova:FedNova",
+        # ... and Flower's server-side strategies (strategies/builtin.py).
+        **{
+            name: f"strategies.builtin:{name}"
+            for name in (
+                "fedavgm",
+                "fedadam",
+                "fedyogi",
+                "fedadagrad",
+                "qfedavg",
+                "fedmedian",
+                "fedtrimmedavg",
+                "krum",
+                "multikrum",
+                "bulyan",
+            )
+        },
     },
     "update": {"sgd": "clients.update:sgd"},
 }

@@ -46,7 +46,6 @@ MODE_KEYS = sorted({key for keys in OWN_KEYS.values() for key in keys})
 
 # The strategies whose aggregate is the mean of the updates (then, at most, a server
 # optimizer step on it): the mean is what central mode's noise is calibrated to.
-CENTRAL_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad")
 DELTA_EXPONENT = 1.1  # default delta = 1 / n**1.1, n the protected units: below 1/n
 
 

@@ -16,7 +16,7 @@ import tomli_w
 
 from fedsim.scenario import plugins
 from fedsim.scenario.counts import cohort_size, expected_malicious, malicious_count, straggler_count
-from fedsim.scenario.privacy import CENTRAL_STRATEGIES, PrivacyConfig
+from fedsim.scenario.privacy import PrivacyConfig
 from fedsim.scenario.tables import Params, ScenarioError, bounded, fill_choice_defaults, to_table
 
 PartitionName = Literal["iid", "dirichlet", "shards", "natural"]
@@ -102,8 +102,8 @@ class ClientConfig:
     momentum: float = bounded(0.0, ge=0, lt=1)
     weight_decay: float = bounded(0.0, ge=0)
     max_grad_norm: float | None = bounded(None, gt=0)  # clip each step's gradient norm (RNNs)
-    # The local update: "sgd" (minibatch SGD with the FedProx term, SCAFFOLD's correction and
-    # DP-SGD where the scenario asks), or package.module:function (clients/training.py).
+    # The local update: "sgd" (minibatch SGD with the algorithm's gradient terms, and DP-SGD
+    # where the scenario asks), or package.module:function (clients/update.py).
     update: str = "sgd"
     params: Params = field(default_factory=Params)  # the update's keyword arguments
 
@@ -308,8 +308,6 @@ class Scenario:
             raise ScenarioError(
                 "name", f"expected at most {MAX_NAME_LENGTH} printable characters, got {self.name[:120]!r}"
             )
-        if self.privacy is not None:
-            _check_privacy(self)
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
 
@@ -351,24 +349,6 @@ class Scenario:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(to_table(self))
-
-
-def _check_privacy(scenario: Scenario) -> None:
-    """Rules that involve other sections; ``privacy`` must be set."""
-    privacy = scenario.privacy
-    assert privacy is not None
-    name = scenario.strategy.name
-    # A user's strategy (an import path) is checked when it is built: it must subclass FedAvg.
-    if privacy.mode == "central" and ":" not in name and name not in CENTRAL_STRATEGIES:
-        raise ScenarioError(
-            "privacy.mode",
-            f"'central' noises the mean of the clipped updates, which {', '.join(CENTRAL_STRATEGIES)} "
-            f"apply; {name!r} aggregates otherwise (use mode 'local' or 'sample', or one of those)",
-        )
-    if privacy.mode == "local" and name == "scaffold":
-        raise ScenarioError(
-            "privacy.mode", "'local' noises the model update only; SCAFFOLD's control variate would leak"
-        )
 
 
 def _check_privacy_population(scenario: Scenario, population: int) -> None:

@@ -4,8 +4,9 @@
 
 - ``round-<k>.npz``: the global model, every strategy component's state, the server
   process's global random generators (Python's, NumPy's, torch's);
-- ``clients/p<id>-r<k>.npz``: the server's copy of one client's kept state (SCAFFOLD's
-  ``c_i``, fedsim/sim/clientstate.py), rewritten only in rounds where it changed;
+- ``clients/r<j>.npz``: the clients' kept state (an algorithm's ``state``, in simulation), one
+  file per round j <= k holding the states that changed in it, as long as some client's
+  latest state is in it (fedsim/sim/client_store.py writes and reads them);
 - ``checkpoint.json``: the commit record: the round, which files make it up with their
   SHA-256, the JSON around their arrays, ``metrics.jsonl``'s length with that round's row,
   and the SHA-256 of its own content: the JSON says which array is which layer, so an
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 import random
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -43,7 +44,7 @@ from fedsim.scenario.seeding import generator
 from strategies.state import adapter_for
 
 CHECKPOINT_DIR, MANIFEST, CLIENTS_DIR = "checkpoint", "checkpoint.json", "clients"
-FORMAT = 2  # 2: checkpoint.json carries its own checksum
+FORMAT = 3  # 2: checkpoint.json carries its own checksum; 3: clients' states in one file per round
 
 
 @runtime_checkable
@@ -140,31 +141,32 @@ class Checkpoint:
     round: int  # the last complete round; 0 before the first
     model: dict[str, np.ndarray]  # the global model's arrays, in the ArrayRecord's order
     strategy: dict[str, dict[str, Any]]  # component path -> its state (see collect)
-    clients: dict[str, Any]  # ClientStates.state(): partition id -> kept state
+    clients: dict[str, str]  # the clients' state files (ClientStore.commit): name -> SHA-256
     rng: dict[str, Any]  # rng_state()
     metrics_bytes: int  # metrics.jsonl's length with this round's row
     wall_time_s: float  # of all sessions of the run until this checkpoint
     scenario_sha256: str  # of scenario.toml: a resume must continue the same scenario
 
 
+def clients_folder(run_dir: Path) -> Path:
+    """Where the clients' state files are (fedsim/sim/client_store.py)."""
+    return run_dir / CHECKPOINT_DIR / CLIENTS_DIR
+
+
 class CheckpointWriter:
-    """Writes one run's checkpoints, keeping the client files of earlier rounds that still hold."""
+    """Writes one run's checkpoints; the clients' state files are the client store's, already written."""
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir / CHECKPOINT_DIR
+        for folder in (self.dir, self.dir / CLIENTS_DIR):
+            if folder.is_symlink():  # its files are deleted below: never through a link to elsewhere
+                raise CheckpointError(f"{folder}: a symbolic link; a run folder's checkpoint must be its own")
         (self.dir / CLIENTS_DIR).mkdir(parents=True, exist_ok=True)
-        manifest = self.dir / MANIFEST
-        self.client_entries: dict[str, dict[str, Any]] = (
-            json.loads(manifest.read_text(encoding="utf-8"))["clients"] if manifest.exists() else {}
-        )
 
-    def save(self, checkpoint: Checkpoint, changed: Iterable[str]) -> None:
+    def save(self, checkpoint: Checkpoint) -> None:
         k = checkpoint.round
         state = {"model": checkpoint.model, "strategy": checkpoint.strategy, "rng": checkpoint.rng}
         main = self._write(self.dir / f"round-{k:06d}.npz", state)
-        for partition in changed:
-            path = self.dir / CLIENTS_DIR / f"p{int(partition):06d}-r{k:06d}.npz"
-            self.client_entries[partition] = self._write(path, checkpoint.clients[partition])
         manifest = {
             "format": FORMAT,
             "round": k,
@@ -172,11 +174,11 @@ class CheckpointWriter:
             "wall_time_s": checkpoint.wall_time_s,
             "scenario_sha256": checkpoint.scenario_sha256,
             "state": main,
-            "clients": self.client_entries,
+            "clients": checkpoint.clients,
         }
         sealed = {**manifest, "sha256": _digest(manifest)}
         write_atomic(self.dir / MANIFEST, json.dumps(sealed).encode())  # the commit
-        self._delete_unreferenced({main["file"], *(e["file"] for e in self.client_entries.values())})
+        self._delete_unreferenced({main["file"], *(f"{CLIENTS_DIR}/{name}" for name in checkpoint.clients)})
 
     def _write(self, path: Path, tree: Any) -> dict[str, Any]:
         arrays: dict[str, np.ndarray] = {}
@@ -188,7 +190,7 @@ class CheckpointWriter:
     def _delete_unreferenced(self, keep: set[str]) -> None:
         for path in [*self.dir.iterdir(), *(self.dir / CLIENTS_DIR).iterdir()]:
             name = str(path.relative_to(self.dir))
-            if path.is_file() and name != MANIFEST and name not in keep:
+            if path.is_file() and not path.is_symlink() and name != MANIFEST and name not in keep:
                 path.unlink()
 
 
@@ -200,12 +202,18 @@ def load(run_dir: Path) -> Checkpoint:
         raise CheckpointError(f"{manifest_path}: missing (the run stopped before its first checkpoint?)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
+        found = manifest.get("format")
+        if isinstance(found, int) and found != FORMAT:
+            raise CheckpointError(
+                f"{manifest_path}: checkpoint format {found}, written by another fedsim version "
+                f"(this one reads format {FORMAT}); go on with the version that wrote it"
+            )
+        if found != FORMAT:
+            raise ValueError(f"format {found!r}, expected {FORMAT}")
         if manifest.pop("sha256", None) != _digest(manifest):
             raise ValueError(f"{MANIFEST}: content does not match its checksum (edited or damaged)")
         state = _read(folder, manifest["state"])
-        clients = {str(int(p)): _read(folder, entry) for p, entry in manifest["clients"].items()}
+        clients = _client_files(manifest["clients"])
         return Checkpoint(
             round=_count(manifest["round"]),
             model=dict(state["model"]),
@@ -216,6 +224,8 @@ def load(run_dir: Path) -> Checkpoint:
             wall_time_s=float(manifest["wall_time_s"]),
             scenario_sha256=str(manifest["scenario_sha256"]),
         )
+    except CheckpointError:
+        raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise CheckpointError(f"{folder}: unreadable or corrupt ({reason})") from None
@@ -231,6 +241,16 @@ def _read(folder: Path, entry: dict[str, Any]) -> Any:
     if file.is_absolute() or ".." in file.parts:  # the manifest names files inside the folder only
         raise ValueError(f"file {entry['file']!r} is outside the checkpoint folder")
     return unpack(entry["tree"], read_npz(folder / file, entry["sha256"]))
+
+
+def _client_files(entries: Any) -> dict[str, str]:
+    """The manifest's client state files: plain names in the clients folder, each with its SHA-256."""
+    if not isinstance(entries, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and Path(k).name == k and k not in ("", ".", "..")
+        for k, v in entries.items()
+    ):
+        raise ValueError(f"clients: expected file names and their SHA-256, got {str(entries)[:80]}")
+    return dict(entries)
 
 
 def _count(value: Any) -> int:

@@ -1,6 +1,6 @@
 """Whether a run trains in cohorts (``[resources] engine = "cohort"``), and the line saying so.
 
-Free of torch and Flower, so the command line can print it before either loads.
+Free of torch and Flower when imported: the command line loads it (for_deployment) before either.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from fedsim.scenario.tables import ScenarioError
 
 def fallback_reason(scenario: Scenario) -> str | None:
     """Why ``engine = "cohort"`` trains client by client in this scenario; None if it need not."""
+    from strategies.registry import algorithm_of  # what the strategy declares: loads it, and torch
+
     privacy = scenario.privacy
     if scenario.client.update != "sgd":
         return f"client.update {scenario.client.update!r} trains each client on its own"
-    if scenario.strategy.name == "scaffold":
-        return "SCAFFOLD's control variates travel with each client's own message, not a group's"
+    if algorithm_of(scenario).requires.per_client:
+        return f"{scenario.strategy.name!r}'s local step is each client's own (not stacked over clients)"
     if privacy is not None and privacy.mode == "sample":
         return "DP-SGD clips and noises per example in each client (Opacus)"
     if privacy is not None and privacy.mode == "central" and privacy.where == "client":

@@ -3,10 +3,11 @@
 With ``[resources] engine = "cohort"`` the strategy still configures one train message
 per sampled client.  The round loop then cuts the sample (in partition order) into
 groups of ``resources.cohort_size`` (default: groups of similar length that keep every client
-actor busy, :func:`balanced`) and sends each group one
-message, to its first client's node, with the group's partition ids in the config.  That
-node's ClientApp trains the group together (clients/cohort.py) and answers with each
-client's arrays and metrics under its own record names.  :func:`split` turns that answer
+actor busy, :func:`balanced`) and sends each group one message, to its first client's node,
+with the group's partition ids in the config, what its clients' messages share once (the model,
+an algorithm's arrays sent to all) and what differs per client (each one's state) under the
+client's own record names.  That node's ClientApp trains the group together (clients/cohort.py)
+and answers with each client's records under its own names.  :func:`split` turns that answer
 back into one reply per client, as if each client's node had answered its own message,
 so screening, the strategies (FedAvg, FedProx, the robust ones), server-side DP and
 the records see exactly what the per-client engine gives them.  A group's error, or no
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedsim import protocol as keys
 from fedsim.scenario.sections import ClientConfig
@@ -101,7 +102,9 @@ def group(
         cuts = [list(range(len(ordered)))] if ordered else []
     return [
         Group(
-            _group_message(ordered[cut[0]], tuple(partitions[i] for i in cut), [own[i] for i in cut]),
+            _group_message(
+                [ordered[i] for i in cut], tuple(partitions[i] for i in cut), [own[i] for i in cut]
+            ),
             tuple(ordered[i] for i in cut),
             tuple(partitions[i] for i in cut),
         )
@@ -109,18 +112,42 @@ def group(
     ]
 
 
-def _group_message(first: Message, partitions: tuple[int, ...], epochs: list[int]) -> Message:
-    content = first.content
-    config = {**content.config_records[keys.CONFIG]}
+def _group_message(members: list[Message], partitions: tuple[int, ...], epochs: list[int]) -> Message:
+    """One message for the group: the first member's config, each record that every member's
+    message holds alike (as a strategy shares them) once, the others per member."""
+    first = members[0]
+    config = {**first.content.config_records[keys.CONFIG]}
     config.pop(keys.LOCAL_EPOCHS, None)  # the first member's; each member's is in COHORT_EPOCHS
     config.pop(keys.PARTITION_ID, None)  # the first member's; the group's are in COHORT_PARTITIONS
     config.update({keys.COHORT_PARTITIONS: list(partitions), keys.COHORT_EPOCHS: epochs})
+    content = RecordDict({**dict(first.content.items()), keys.CONFIG: ConfigRecord(config)})
+    names = {name for m in members for name in m.content.array_records}
+    for name in names:
+        if all(
+            _same(m.content.array_records.get(name), first.content.array_records.get(name)) for m in members
+        ):
+            continue  # shared
+        if name == keys.ARRAYS:
+            raise ValueError("the cohort engine sends one model to a group; the strategy sent several")
+        content.pop(name, None)
+        for member, pid in zip(members, partitions, strict=True):
+            if (record := member.content.array_records.get(name)) is not None:
+                content[keys.member_record(name, pid)] = record
     return Message(
-        RecordDict({**dict(content.items()), keys.CONFIG: ConfigRecord(config)}),
+        content,
         dst_node_id=first.metadata.dst_node_id,
         message_type=first.metadata.message_type,
         group_id=first.metadata.group_id,
     )
+
+
+def _same(a: ArrayRecord | None, b: ArrayRecord | None) -> bool:
+    """The same record (as a strategy shares one), or one of the same arrays."""
+    if a is b:
+        return True
+    if a is None or b is None or list(a) != list(b):
+        return False
+    return all(a[k].shape == b[k].shape and a[k].dtype == b[k].dtype and a[k].data == b[k].data for k in a)
 
 
 def split(replies: Iterable[Message], groups: list[Group]) -> list[Message]:
@@ -137,17 +164,15 @@ def split(replies: Iterable[Message], groups: list[Group]) -> list[Message]:
 
 
 def _member_reply(reply: Message, member: Message, pid: int) -> Message:
-    """The reply ``member``'s own node would have sent: its records under the plain names."""
+    """The reply ``member``'s own node would have sent: its records under the plain names (a
+    missing one leaves the reply malformed: screening drops it)."""
     if reply.has_error():
         return Message(reply.error, reply_to=member)
     content = reply.content
     own = RecordDict()
-    arrays = content.array_records.get(keys.member_record(keys.ARRAYS, pid))
-    metrics = content.metric_records.get(keys.member_record(keys.METRICS, pid))
-    if arrays is not None:  # a missing record leaves the reply malformed: screening drops it
-        own[keys.ARRAYS] = arrays
-    if metrics is not None:
-        own[keys.METRICS] = metrics
+    for name, record in content.items():
+        if (named := keys.member_of(name)) is not None and named[1] == pid:
+            own[named[0]] = record
     if (node := content.config_records.get(keys.RAY_NODE)) is not None:  # the worker's, for each member
         own[keys.RAY_NODE] = node
     return Message(own, reply_to=member)

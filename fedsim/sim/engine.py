@@ -28,7 +28,7 @@ from flwr.simulation import run_simulation
 
 from clients import gpu
 from clients.app import app as client_app
-from fedsim.data import FederatedData, shipped
+from fedsim.data import FederatedData, object_store
 from fedsim.models.build import build_model
 from fedsim.results.records import Summary
 from fedsim.results.run_dir import SCENARIO_FILE, RunDirectory, default_out_dir
@@ -209,8 +209,8 @@ def run(job: Job, reporter: Reporter, verbose: bool = False, wait_for_shutdown: 
     def main(grid: Grid, context: Context) -> None:
         try:
             # Ray is up by now: on a joined cluster the data go into its object store first.
-            shipped_pool = dataclasses.replace(pool, shipped=ship_data(job, plan))
-            outcome.append(serve(grid, job, reporter, abort, shipped_pool))
+            with_data = dataclasses.replace(pool, driver_data=put_data(job, plan))
+            outcome.append(serve(grid, job, reporter, abort, with_data))
         except BaseException as error:
             failed.append(error)
             raise
@@ -273,13 +273,13 @@ def _until_served(simulate: Callable[[], None], served: threading.Event) -> None
         raise failed[0]
 
 
-def ship_data(job: Job, plan: ActorPlan) -> bytes | None:
+def put_data(job: Job, plan: ActorPlan) -> bytes | None:
     """On a joined cluster, the data the driver loaded put into Ray's object store, for nodes
-    without the data root (fedsim/data/shipped.py); None for generated data, which every node
+    without the data root (fedsim/data/object_store.py); None for generated data, which every node
     makes itself, and for a private cluster, which runs on this machine, where the root is."""
     if plan.cpus is not None or job.data_root is None:
         return None
-    return shipped.ship(job.data)
+    return object_store.put(job.data)
 
 
 def engine_failure(scenario: Scenario, exc: BaseException) -> str:

@@ -71,11 +71,10 @@ def _choose(
     if spread > MAX_SIZE_SPREAD:
         return "per_client", None, f"the largest client holds {spread:.1f}x the median: a group waits for it"
     why = "a small model on clients of similar size: one vectorized step trains a group"
-    mu = float(scenario.strategy.params.get("proximal_mu", 0.0))
     # A run that stops at its target may end long before its rounds: they promise nothing.
     if scenario.evaluation.stop_at_target:
         return "cohort", False, f"{why}; eager steps: a run that stops at its target may not repay a compile"
-    warm = compile_cache.marked(compile_cache.step_key(model, scenario.client, mu))
+    warm = compile_cache.marked(compile_cache.step_key(model, scenario.client))
     if scenario.rounds >= (CAPTURE_WARM_ROUNDS if warm else CAPTURE_COLD_ROUNDS):
         cached = "its step compiled from the on-disk cache" if warm else "a first compile"
         return "cohort", True, f"{why}; {scenario.rounds} rounds repay {cached}"

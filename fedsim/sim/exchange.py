@@ -109,7 +109,7 @@ def array_bytes(messages: Iterable[Message]) -> int:
         for message in messages
         if not message.has_error()
         for name, record in message.content.array_records.items()
-        if name not in keys.CLIENT_STATE  # a pooled node's copy of its client's state: not sent in earnest
+        if not name.startswith(keys.STATE)  # a client's state, stored by the server: not sent in earnest
     )
 
 

@@ -74,7 +74,7 @@ def _train(scenario: Scenario, model: torch.nn.Module, sample: Split, group: int
     cfg = dataclasses.replace(scenario.client, local_epochs=1)
     rng = torch_generator(scenario.seed, "gpu-footprint")
     if group == 1:
-        training.train(model, sample, cfg, 0.0, rng)
+        training.train(model, sample, cfg, rng)
         return
     members = [Member(sample, torch_generator(scenario.seed, "gpu-footprint", i), 1) for i in range(group)]
-    cohort.train_cohort(model, members, cfg, 0.0)
+    cohort.train_cohort(model, members, cfg)

@@ -23,7 +23,7 @@ from fedsim.models.build import build_model
 from fedsim.scenario import plugins, signatures
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import Params, ScenarioError
-from strategies.registry import make_strategy
+from strategies.registry import check_requirements, make_strategy
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     scenario.check_population(len(data.clients))
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     check_forward(scenario.model.name, model, data)
-    make_strategy(scenario, len(data.clients))  # built once and dropped: the server builds its own
+    parameters = [name for name, _ in model.named_parameters()]
+    make_strategy(
+        scenario, len(data.clients), parameters
+    )  # built once and dropped: the server builds its own
     return Checked(scenario, data, root, model)
 
 
@@ -72,6 +75,7 @@ def bound(scenario: Scenario) -> Scenario:
         raise ScenarioError(
             "client.update", "privacy.mode 'sample' is DP-SGD inside the built-in 'sgd' update"
         )
+    check_requirements(scenario)  # what the strategy's algorithm declares it needs
     return dataclasses.replace(
         scenario,
         data=dataclasses.replace(data, params=data_params),

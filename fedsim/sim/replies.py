@@ -5,9 +5,11 @@ control.  A reply whose arrays do not fit the global model would make the
 aggregation raise or silently broadcast NaNs to every client next round; one with
 extra records or metric keys makes Flower's strategies skip the whole round
 ("InconsistentMessageReplies").  So each reply must carry exactly the records the
-ClientApp sends (:mod:`clients.app`), arrays with the global model's names, shapes
-and dtypes, and finite numbers only.  Replies that do not are dropped and counted as
-failed clients; error replies pass through (the round loop counts those).
+ClientApp sends (:mod:`clients.app`): the model, the arrays its algorithm declares beside it
+(strategies/algorithm.py: ``replies``, and in simulation the client's ``state``), each with the
+names, shapes and dtypes of the model's arrays it is like, and finite numbers only.  Replies
+that do not are dropped and counted as failed clients; error replies pass through (the round
+loop counts those).
 
 What this cannot catch: finite but poisoned weights, or an inflated ``num-examples``
 that gives one client more weight; those need robust aggregation.
@@ -16,18 +18,16 @@ that gives one client more weight; those need robust aggregation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from fedsim import protocol as keys
+from strategies.algorithm import Algorithm, ArraysLike, ArraySpec
 
 TRAIN_METRICS = frozenset({keys.NUM_EXAMPLES, keys.TRAIN_LOSS})
-# A train request carrying the first record is answered with the second as well (SCAFFOLD's
-# control variate c, and the change of the client's c_i); both have the model's arrays.
-ANSWERED_WITH = {keys.CONTROL: keys.CONTROL_DELTA}
 # A train request asking for client-side adaptive clipping is answered with the clipped bit
 # that Flower's adaptiveclipping_mod adds (central DP, strategies/privacy.py).
 METRICS_ANSWERED_WITH = {"adaptive": keys.NORM_BIT}
@@ -40,33 +40,48 @@ class Screened:
     rejected: list[str]  # why each dropped reply was dropped, naming its node
 
 
-def expected_arrays(request: Message) -> frozenset[str]:
-    """The ArrayRecords a reply to this train request must carry."""
-    extra = (ANSWERED_WITH[name] for name in request.content.array_records if name in ANSWERED_WITH)
-    return frozenset({keys.ARRAYS, *extra})
+def extras(
+    algorithm: Algorithm, model: ArrayRecord, parameters: Sequence[str], pooled: bool
+) -> dict[str, ArrayRecord]:
+    """The ArrayRecords a train reply carries beside the model, by name, each as its arrays must
+    look: those the algorithm declares (``replies``), and from a pooled node, which keeps nothing,
+    the client's state."""
+    declared: dict[str, ArraySpec] = dict(algorithm.replies)
+    if pooled:
+        declared.update({keys.state_record(name): spec for name, spec in algorithm.state.items()})
+    return {name: shaped(spec, model, parameters) for name, spec in declared.items()}
 
 
-def expected_metrics(request: Message, builtin_update: bool = True) -> frozenset[str]:
-    """The train metrics a reply to this request must carry (a user's update may add its own)."""
+def shaped(spec: ArraySpec, model: ArrayRecord, parameters: Sequence[str]) -> ArrayRecord:
+    """What arrays of ``spec`` look like: an ArraysLike's are the model's own (no copy made)."""
+    if isinstance(spec, ArraysLike):
+        return ArrayRecord({name: model[name] for name in spec.names(list(model), parameters)})
+    return keys.to_record(spec.first(keys.to_numpy(model), parameters))
+
+
+def expected_metrics(
+    request: Message, builtin_update: bool = True, own: Iterable[str] = ()
+) -> frozenset[str]:
+    """The train metrics a reply to this request must carry: fedsim's, the algorithm's ``own``
+    (a user's update may add its own too)."""
     config = request.content.config_records.get(keys.CONFIG)
     clipping = config.get(keys.DP_CLIENT_CLIPPING) if config is not None else None
     extra = METRICS_ANSWERED_WITH.get(clipping) if isinstance(clipping, str) else None
-    base = TRAIN_METRICS if builtin_update else frozenset({keys.NUM_EXAMPLES})
+    base = (TRAIN_METRICS if builtin_update else frozenset({keys.NUM_EXAMPLES})) | set(own)
     return base | {extra} if extra else base
 
 
 def screen_train(
     replies: Iterable[Message],
-    reference: ArrayRecord,
-    expected: frozenset[str] = frozenset({keys.ARRAYS}),
+    model: ArrayRecord,
+    extra: Mapping[str, ArrayRecord] | None = None,
     metrics: frozenset[str] = TRAIN_METRICS,
     exact: bool = True,
 ) -> Screened:
-    """Keep the train replies whose arrays fit ``reference`` and whose numbers are finite.
-
-    ``exact``: the metrics must be ``metrics``; else at least those (a user's update's own).
-    """
-    return _screen(replies, lambda m: train_problem(m, reference, expected, metrics, exact))
+    """Keep the train replies whose arrays fit ``model`` (and each of ``extra``, :func:`extras`, its
+    own) and whose numbers are finite.  ``exact``: the metrics must be ``metrics``; else at least
+    those (a user's update's own)."""
+    return _screen(replies, lambda m: train_problem(m, model, extra, metrics, exact))
 
 
 def screen_evaluate(replies: Iterable[Message]) -> Screened:
@@ -75,17 +90,18 @@ def screen_evaluate(replies: Iterable[Message]) -> Screened:
 
 def train_problem(
     reply: Message,
-    reference: ArrayRecord,
-    expected: frozenset[str] = frozenset({keys.ARRAYS}),
+    model: ArrayRecord,
+    extra: Mapping[str, ArrayRecord] | None = None,
     metrics: frozenset[str] = TRAIN_METRICS,
     exact: bool = True,
 ) -> str | None:
     """Why a train reply must not be aggregated, or None if it may."""
     content = reply.content
-    if set(content.array_records) != expected or content.config_records:
+    expected = {keys.ARRAYS: model, **(extra or {})}
+    if set(content.array_records) != set(expected) or content.config_records:
         return f"expected ArrayRecords {sorted(expected)}, got records {sorted(content.keys())}"
     for name in sorted(expected):
-        problem = arrays_problem(content.array_records[name], reference)
+        problem = arrays_problem(content.array_records[name], expected[name])
         if problem:
             return problem if name == keys.ARRAYS else f"{name}: {problem}"
     return _metrics_problem(reply, metrics, exact)

@@ -24,12 +24,13 @@ from fedsim.data import Split
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
 from fedsim.sim import cohort_engine, failures, nodes
-from fedsim.sim.clientstate import ClientStates
+from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import uses_cohorts
 from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.sim.failures import Failures
-from fedsim.sim.replies import expected_arrays, expected_metrics, screen_evaluate, screen_train
+from fedsim.sim.replies import Screened, expected_metrics, extras, screen_evaluate, screen_train
+from strategies.algorithm import Algorithm
 from strategies.budget import Budget, BudgetSpent
 from strategies.plan import RoundPlan, plan_round, simulated_time
 from strategies.sampling import SeededSampling
@@ -79,8 +80,9 @@ class RoundLoop:
     config: Mapping[str, str | bytes]  # every message's config: the scenario, the data root, ...
     reporter: Reporter
     abort: Abort
-    clients: ClientStates
+    clients: ClientStore  # what each client keeps between its rounds, for pooled nodes
     population: int
+    algorithm: Algorithm  # what the strategy declares (strategies/algorithm.py)
     budget: Budget | None = None  # [privacy]: the accountant, and target_epsilon
     balance: cohort_engine.Balance | None = None  # the cohort engine's groups, where the actors are known
 
@@ -145,26 +147,21 @@ class RoundLoop:
         self._spend(server_round, attempt, plan.trains())
         config = ConfigRecord(dict(self.config))
         sent = list(self.strategy.configure_train(server_round, arrays, config, self.grid, plan))
-        if self.strategy.placement.pooled:  # a pooled node keeps no client's state: it travels along
+        pooled = self.strategy.placement.pooled
+        if pooled:  # a pooled node keeps no client's state: it travels along
             sent = self.clients.attach(sent, self.strategy.partition_of)
         # A dropout never gets its message; the server, not knowing, waits the round out.
         withheld = {self.strategy.node_of[c.partition] for c in plan.clients if c.fault == "dropout"}
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
         received = self._exchange_train(delivered, linger=bool(withheld))
         named = nodes.take(received)  # before screening: which node trained is no strategy's business
-        builtin = self.scenario.client.update == "sgd"  # a user's update may add metrics of its own
-        screened = (
-            screen_train(
-                received, arrays, expected_arrays(sent[0]), expected_metrics(sent[0], builtin), exact=builtin
-            )
-            if sent
-            else screen_train(received, arrays)
-        )
+        screened = self._screen(received, arrays, sent[0] if sent else None, pooled)
         for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
             self.reporter.warn(f"round {server_round}: dropped the reply of {reason}")
         good = [r for r in screened.accepted if not r.has_error()]
-        for reply in good:
-            self.clients.observe(self.strategy.partition_of[reply.metadata.src_node_id], reply)
+        for reply in good:  # the client's new state is the store's, no strategy's
+            if (state := self.clients.take(reply)) is not None:
+                self.clients.put(self.strategy.partition_of[reply.metadata.src_node_id], state)
         errors = [r.error.reason or f"error {r.error.code}" for r in screened.accepted if r.has_error()]
         missing = len(sent) - len(received)
         problems = [*errors, *(f"rejected reply from {r}" for r in screened.rejected)]
@@ -179,6 +176,18 @@ class RoundLoop:
             simulated_time_s=self._simulated_time(plan, good, missing > 0),
             client_nodes=nodes.count(good, named),
         )
+
+    def _screen(
+        self, received: list[Message], arrays: ArrayRecord, request: Message | None, pooled: bool
+    ) -> Screened:
+        """The replies fit to aggregate: the records the algorithm declares, shaped like the model."""
+        parameters = [name for name, _ in self.model.named_parameters()]
+        extra = extras(self.algorithm, arrays, parameters, pooled)
+        if request is None:
+            return screen_train(received, arrays, extra)
+        builtin = self.scenario.client.update == "sgd"  # a user's update may add metrics of its own
+        metrics = expected_metrics(request, builtin, self.algorithm.metrics)
+        return screen_train(received, arrays, extra, metrics, exact=builtin)
 
     def _exchange_train(self, messages: list[Message], linger: bool) -> list[Message]:
         """The replies to the train messages: one per client whichever engine trains them.

@@ -2,9 +2,9 @@
 
 A run starts at round 1, or where a stopped run's checkpoint left off
 (fedsim/sim/checkpoint.py): the global model, every strategy component's state, the
-clients' kept state (handed back to them) and the random generators are restored, so
-the rounds that follow are those the run would have had.  The round itself is
-fedsim/sim/rounds.py; the waits on the clients are fedsim/sim/exchange.py.
+clients' kept state (fedsim/sim/client_store.py: a pooled node's messages carry it) and the
+random generators are restored, so the rounds that follow are those the run would have had.
+The round itself is fedsim/sim/rounds.py; the waits on the clients are fedsim/sim/exchange.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import describe
 from fedsim.sim import checkpoint as ckpt
 from fedsim.sim import cohort_engine
-from fedsim.sim.clientstate import ClientStates
+from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import engine_line
 from fedsim.sim.discovery import discover_partitions
 from fedsim.sim.divergence import Diverged
@@ -39,14 +39,13 @@ from fedsim.sim.exchange import (
     RunError,
     array_bytes,
     exchange,
-    query,
     startup_timeout,
     wait_for_nodes,
 )
 from fedsim.sim.rounds import Reporter, RoundLoop, in_dtypes_of
 from strategies.budget import Budget, BudgetSpent
 from strategies.placement import Placement
-from strategies.registry import build_strategy
+from strategies.registry import algorithm_of, build_strategy
 from strategies.sampling import SeededSampling
 
 __all__ = [
@@ -100,7 +99,7 @@ class Pool:
 
     nodes: int
     workers: int | None  # Ray's client actors (None: unknown, a joined cluster)
-    shipped: bytes | None = None  # the driver's data in Ray's object store (fedsim/data/shipped.py)
+    driver_data: bytes | None = None  # the driver's data in Ray's object store (fedsim/data/object_store.py)
 
 
 def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | None = None) -> Summary:
@@ -120,18 +119,15 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
         budget = Budget(scenario, examples) if scenario.privacy else None
         timeout = startup_timeout(scenario.resources.round_timeout_s)
         placement = _place(grid, len(data.clients), pool, timeout, abort, reporter)
-        strategy = build_strategy(scenario, placement)
-        clients = ClientStates()
+        parameters = tuple(name for name, _ in model.named_parameters())
+        strategy = build_strategy(scenario, placement, parameters)
         writer = ckpt.CheckpointWriter(job.out.path)
+        clients = ClientStore(ckpt.clients_folder(job.out.path))
         if job.resume is None:
             ckpt.seed_globals(scenario.seed)
             _checkpoint(writer, job, 0, arrays, strategy, budget, clients)
         else:
             _restore(job.resume, strategy, budget, clients)
-            if not placement.pooled:  # a pool's messages carry the state themselves
-                query(
-                    grid, clients.handback(strategy.node_of), timeout, abort, "did not take back their state"
-                )
         engine = engine_line(scenario)
         reporter.started(scenario, placement.population, [engine] if engine else [])
         config = message_config(job, pool)
@@ -146,6 +142,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             abort,
             clients,
             placement.population,
+            algorithm_of(scenario),
             budget,
             _balance(pool, scenario, examples),
         )
@@ -188,18 +185,18 @@ def _close_failed(
 def message_config(job: Job, pool: Pool | None) -> dict[str, str | bytes]:
     """What every message carries: the scenario, the data root, and in simulation (``pool``)
     the Python objects a run was given as plug-ins (a SuperNode never unpickles the server's
-    bytes) and the token for the data the driver shipped, if it did."""
+    bytes) and the token for the data the driver put into Ray's object store, if it did."""
     scenario = job.scenario
     config: dict[str, str | bytes] = {
         keys.SCENARIO: scenario.to_toml(),
         keys.DATA_ROOT: str(job.data_root or ""),
     }
-    names = (scenario.model.name, scenario.data.dataset, scenario.client.update)
-    shipped = objects.shipped(names) if pool is not None else None
-    if shipped is not None:
-        config[keys.PLUGIN_OBJECTS] = shipped
-    if pool is not None and pool.shipped is not None:
-        config[keys.SHIPPED_DATA] = pool.shipped
+    names = (scenario.model.name, scenario.data.dataset, scenario.client.update, scenario.strategy.name)
+    pickled = objects.pickled(names) if pool is not None else None
+    if pickled is not None:
+        config[keys.PLUGIN_OBJECTS] = pickled
+    if pool is not None and pool.driver_data is not None:
+        config[keys.DRIVER_DATA] = pool.driver_data
     return config
 
 
@@ -254,19 +251,19 @@ def _checkpoint(
     arrays: ArrayRecord,
     strategy: SeededSampling,
     budget: Budget | None,
-    clients: ClientStates,
+    clients: ClientStore,
 ) -> None:
     state = ckpt.Checkpoint(
         round=server_round,
         model={k: a.numpy() for k, a in arrays.items()},
         strategy={**ckpt.collect(strategy), **(ckpt.collect(budget, "budget") if budget else {})},
-        clients=clients.state(),
+        clients=clients.commit(server_round),  # their files first: the checkpoint names them
         rng=ckpt.rng_state(),
         metrics_bytes=job.out.metrics_bytes,
         wall_time_s=job.wall_time_s,
         scenario_sha256=scenario_digest(job.out.path),
     )
-    writer.save(state, clients.take_changed())
+    writer.save(state)
 
 
 def scenario_digest(run_dir: Path) -> str:
@@ -275,15 +272,15 @@ def scenario_digest(run_dir: Path) -> str:
 
 
 def _restore(
-    saved: ckpt.Checkpoint, strategy: SeededSampling, budget: Budget | None, clients: ClientStates
+    saved: ckpt.Checkpoint, strategy: SeededSampling, budget: Budget | None, clients: ClientStore
 ) -> None:
     try:
         ckpt.restore(strategy, saved.strategy)
         if budget is not None:  # the privacy accountant
             ckpt.restore(budget, saved.strategy, "budget")
-    except ckpt.CheckpointError as error:
+        clients.restore(saved.clients)
+    except (ckpt.CheckpointError, ValueError, OSError) as error:
         raise RunError(f"cannot resume: {error}") from None
-    clients.restore(saved.clients)
     ckpt.set_rng_state(saved.rng)
 
 

@@ -12,11 +12,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from clients import app, gpu, training
 from fedsim import protocol as keys
-from fedsim.data import Split, load_federated
+from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
 from strategies.attacks import malicious_partitions
-from strategies.scaffold import to_numpy, to_record
 
 pytestmark = pytest.mark.usefixtures("task_identity")
 
@@ -49,12 +48,19 @@ def initial_model() -> dict[str, np.ndarray]:
 
 
 def message(
-    toml: str, x: dict[str, np.ndarray], server_round: int, c: dict[str, np.ndarray] | None
+    toml: str,
+    x: dict[str, np.ndarray],
+    server_round: int,
+    sent: dict[str, dict[str, np.ndarray]] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Message:
-    config = ConfigRecord({keys.SCENARIO: toml, keys.DATA_ROOT: "", keys.SERVER_ROUND: server_round})
-    content = RecordDict({keys.ARRAYS: to_record(x), keys.CONFIG: config})
-    if c is not None:
-        content[keys.CONTROL] = to_record(c)
+    """A train message as the server sends it; ``sent``: the algorithm's arrays beside the model."""
+    record = ConfigRecord(
+        {keys.SCENARIO: toml, keys.DATA_ROOT: "", keys.SERVER_ROUND: server_round, **(config or {})}
+    )
+    content = RecordDict({keys.ARRAYS: keys.to_record(x), keys.CONFIG: record})
+    for name, arrays in (sent or {}).items():
+        content[name] = keys.to_record(arrays)
     return Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
 
 
@@ -65,48 +71,14 @@ def node(partition_id: int) -> Context:
 
 
 def reply_model(reply: Message) -> dict[str, np.ndarray]:
-    return to_numpy(reply.content.array_records[keys.ARRAYS])
+    return keys.to_numpy(reply.content.array_records[keys.ARRAYS])
 
 
-def test_scaffold_client_keeps_c_i_in_its_state_across_rounds() -> None:
-    toml, context, x = scenario_toml("scaffold"), node(2), initial_model()
-    scenario = parse_scenario(toml)
-    samples = len(load_federated(scenario.data, scenario.seed).client(2))
-    steps, lr = scenario.client.local_steps(samples), scenario.client.lr
-
-    zero = {k: np.zeros_like(v) for k, v in x.items()}
-    first = app.train(message(toml, x, 1, zero), context)
-    y1 = reply_model(first)
-    c_1 = to_numpy(context.state.array_records[keys.CLIENT_CONTROL])
-    for k in x:  # c_i starts at 0 and c = 0: c_i+ = (x - y) / (K lr), and dc_i = c_i+
-        assert c_1[k] == pytest.approx((x[k] - y1[k]) / (steps * lr), abs=1e-6)
-        assert to_numpy(first.content.array_records[keys.CONTROL_DELTA])[k] == pytest.approx(c_1[k])
-
-    c = {k: np.full_like(v, 0.01) for k, v in x.items()}
-    second = app.train(message(toml, y1, 2, c), context)
-    y2 = reply_model(second)
-    c_2 = to_numpy(context.state.array_records[keys.CLIENT_CONTROL])
-    for k in x:  # round 2 starts from the kept c_i, not from 0
-        assert c_2[k] == pytest.approx(c_1[k] - c[k] + (y1[k] - y2[k]) / (steps * lr), abs=1e-6)
-        assert to_numpy(second.content.array_records[keys.CONTROL_DELTA])[k] == pytest.approx(
-            c_2[k] - c_1[k], abs=1e-6
-        )
-
-
-def test_scaffold_correction_changes_the_local_model() -> None:
-    toml, x = scenario_toml("scaffold"), initial_model()
-    plain = reply_model(app.train(message(toml, x, 1, {k: np.zeros_like(v) for k, v in x.items()}), node(0)))
-    pulled = reply_model(
-        app.train(message(toml, x, 1, {k: np.full_like(v, 0.5) for k, v in x.items()}), node(0))
-    )
-    assert not np.allclose(plain["1.weight"], pulled["1.weight"])
-
-
-def test_without_scaffold_no_control_variates_travel_or_stay() -> None:
+def test_without_an_algorithms_state_nothing_travels_or_stays() -> None:
     context = node(1)
-    reply = app.train(message(scenario_toml(), initial_model(), 1, None), context)
+    reply = app.train(message(scenario_toml(), initial_model(), 1), context)
     assert set(reply.content.array_records) == {keys.ARRAYS}
-    assert keys.CLIENT_CONTROL not in context.state.array_records
+    assert not context.state.array_records
 
 
 def test_a_malicious_client_sends_its_update_flipped_and_scaled() -> None:
@@ -115,14 +87,14 @@ def test_a_malicious_client_sends_its_update_flipped_and_scaled() -> None:
     x = initial_model()
     attacked = scenario_toml(fraction=0.4)
     for pid, expected_factor in ((attacker, -4.0), (honest, 1.0)):
-        y = reply_model(app.train(message(scenario_toml(), x, 1, None), node(pid)))  # as trained honestly
-        sent = reply_model(app.train(message(attacked, x, 1, None), node(pid)))
+        y = reply_model(app.train(message(scenario_toml(), x, 1), node(pid)))  # as trained honestly
+        sent = reply_model(app.train(message(attacked, x, 1), node(pid)))
         for k in x:
             assert sent[k] == pytest.approx(x[k] + expected_factor * (y[k] - x[k]), abs=1e-5)
 
 
 def test_reply_arrays_load_into_the_model() -> None:
-    reply = app.train(message(scenario_toml(), initial_model(), 1, None), node(0))
+    reply = app.train(message(scenario_toml(), initial_model(), 1), node(0))
     model = build_model(parse_scenario(scenario_toml()).model, (60,), 10, seed=0)
     model.load_state_dict(reply.content.array_records[keys.ARRAYS].to_torch_state_dict())
     assert isinstance(reply.content.array_records[keys.ARRAYS], ArrayRecord)
@@ -145,11 +117,11 @@ def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_t
 
     monkeypatch.setattr(training, "train", train_once_out_of_memory)
     with pytest.raises(gpu.GpuShareExceeded) as caught:
-        app.train(message(toml, x, 1, None), node(3))
+        app.train(message(toml, x, 1), node(3))
     assert str(caught.value).startswith(
         "client 3 needed more than its GPU share (resources.client_gpus = 0.1, 14.0 of 140.0 GiB)"
     )
-    reply = app.train(message(toml, x, 1, None), node(4))
+    reply = app.train(message(toml, x, 1), node(4))
     assert set(reply.content.array_records) == {keys.ARRAYS}
 
 

@@ -20,10 +20,12 @@ from clients import capture, cohort, compile_cache
 from clients.cohort import train_cohort
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
-from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
+from strategies.algorithm import Offset, Term
+from tests.clients.test_cohort import assert_same, clients, model_for, offsets, per_client, proximal, rng
 from tests.conftest import REPO
 
-# Every part of the update: FedProx, momentum, weight decay, clipping.
+# Every part of the update: momentum, weight decay, clipping, and gradient terms: one shared by
+# every client (a proximal pull) and one of each client's own (an offset).
 CFG = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.9, weight_decay=1e-3, max_grad_norm=0.5)
 MU = 0.01
 
@@ -34,22 +36,28 @@ def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(capture, "_REFUSED", {})
 
 
-def members(count: int) -> list[Member]:
-    return [Member(split, rng(i), CFG.local_epochs) for i, split in enumerate(clients()[:count])]
+def terms(model: torch.nn.Module, count: int, mu: float = MU) -> list[tuple[Term, ...]]:
+    return [(*proximal(model, mu), Offset(offset)) for offset in offsets(model, count)]
+
+
+def members(count: int, model: torch.nn.Module | None = None, mu: float = MU) -> list[Member]:
+    """The first ``count`` clients, with the terms ``model`` gives them (none without one)."""
+    own = terms(model, count, mu) if model is not None else [()] * count
+    return [Member(split, rng(i), CFG.local_epochs, own[i]) for i, split in enumerate(clients()[:count])]
 
 
 def test_captured_training_equals_eager_and_per_client_and_compiles_once() -> None:
     # Clients of 23, 10 and 7 samples: 10, 4 and 4 steps, short batches, masked clients.
     model, data = model_for("mlp"), clients()
-    expected = per_client(model, data, CFG, MU)
-    eager = [(r.params, r.loss) for r in train_cohort(model, members(3), CFG, MU)]
-    first = capture.train_captured(model, members(3), CFG, MU, slots=3)
+    expected = per_client(model, data, CFG, terms(model, 3))
+    eager = [(r.params, r.loss) for r in train_cohort(model, members(3, model), CFG)]
+    first = capture.train_captured(model, members(3, model), CFG, slots=3)
     assert first is not None and first.compile_s > 0
     assert_same(expected, [(r.params, r.loss) for r in first.results])
     assert_same(eager, [(r.params, r.loss) for r in first.results])
     # Two live clients in the same three slots: the same shape, so no second compile,
     # and the idle slot changes nothing.
-    second = capture.train_captured(model, members(2), CFG, MU, slots=3)
+    second = capture.train_captured(model, members(2, model), CFG, slots=3)
     assert second is not None and second.compile_s == 0.0
     assert_same(expected[:2], [(r.params, r.loss) for r in second.results])
     assert len(capture._RUNNERS) == 1
@@ -69,8 +77,8 @@ def test_a_step_that_cannot_compile_is_refused_once_and_trained_eagerly(
 
     monkeypatch.setattr(torch, "compile", broken)
     model = model_for("logreg")
-    assert capture.train_captured(model, members(2), CFG, 0.0, slots=2) is None
-    assert capture.train_captured(model, members(2), CFG, 0.0, slots=2) is None
+    assert capture.train_captured(model, members(2), CFG, slots=2) is None
+    assert capture.train_captured(model, members(2), CFG, slots=2) is None
     assert calls == [1]  # the second call did not try again
     assert capture._RUNNERS == {} and "no backend for this op" in next(iter(capture._REFUSED.values()))
 
@@ -84,7 +92,7 @@ def test_an_out_of_memory_error_while_compiling_is_raised(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(torch, "compile", oom)
     with pytest.raises(torch.OutOfMemoryError):
-        capture.train_captured(model_for("logreg"), members(2), CFG, 0.0, slots=2)
+        capture.train_captured(model_for("logreg"), members(2), CFG, slots=2)
     assert capture._REFUSED == {}  # not refused: a smaller chunk may still be captured
 
 
@@ -95,10 +103,11 @@ def test_a_compiled_step_is_kept_on_disk_and_loaded_by_a_new_process_without_tra
         "import torch\n"
         "from torch._dynamo.utils import counters\n"
         "from clients import capture, compile_cache\n"
-        "from tests.clients.test_capture import CFG, MU, members\n"
+        "from tests.clients.test_capture import CFG, members\n"
         "from tests.clients.test_cohort import model_for\n"
         "before = compile_cache.Lookups.now()\n"
-        "done = capture.train_captured(model_for('mlp'), members(3), CFG, MU, slots=3)\n"
+        "model = model_for('mlp')\n"
+        "done = capture.train_captured(model, members(3, model), CFG, slots=3)\n"
         "looked = compile_cache.Lookups.now() - before\n"
         "weights = torch.cat([p.flatten() for r in done.results for p in r.params.values()])\n"
         "print(compile_cache.folder(), looked.hits, looked.misses, counters['stats']['unique_graphs'])\n"
@@ -138,13 +147,13 @@ def test_a_saved_step_compiled_for_another_thread_count_is_compiled_again(
     monkeypatch.delenv(compile_cache.ENV, raising=False)
     threads = torch.get_num_threads()
     model = model_for("mlp")
-    assert capture.train_captured(model, members(2), CFG, MU, slots=2) is not None
+    assert capture.train_captured(model, members(2, model), CFG, slots=2) is not None
     (saved,) = (tmp_path / "fedsim" / "compile").rglob("fedsim-compiled/*.bin")
-    state = cohort.prepare(model, members(2), CFG, 2)
+    state = cohort.prepare(model, members(2, model), CFG, 2)
     x, y = state.batch(0)
     batch = (x, y, state.plan.weight[0], state.plan.active[0])
     s = state.stack
-    args = (s.params, s.anchor, s.corrections, s.momentum, s.totals, batch)
+    args = (s.params, tuple(map(cohort.term_tensors, s.terms)), s.momentum, s.totals, batch)
     assert compile_cache.load_step(saved, model, args) is not None
     path = compile_cache.step_file("key", "shape")
     try:
@@ -159,12 +168,18 @@ def test_a_changed_forward_or_update_gets_another_step_key() -> None:
     """Layers print alike, code differs: a step compiled from the old code must not be loaded."""
     first, second = _doubling(), _tripling()
     assert str(first) == str(second) == "Net()"
-    key = compile_cache.step_key(first, CFG, MU)
-    assert key == compile_cache.step_key(_doubling(), CFG, MU)
-    assert key != compile_cache.step_key(second, CFG, MU)
-    assert (
-        key != compile_cache.step_key(first, CFG, MU + 1) != compile_cache.step_key(first, ClientConfig(), MU)
-    )
+    key = compile_cache.step_key(first, CFG)
+    assert key == compile_cache.step_key(_doubling(), CFG)
+    assert key != compile_cache.step_key(second, CFG) != compile_cache.step_key(first, ClientConfig())
+
+
+def test_the_steps_terms_are_in_its_file_name_by_kind_and_constant() -> None:
+    model = model_for("logreg")
+
+    def text(mu: float) -> str:
+        return compile_cache.terms_text(cohort.term_constants(t) for t in terms(model, 1, mu)[0])
+
+    assert text(MU) == text(MU) != text(2 * MU) != compile_cache.terms_text([])
 
 
 def _doubling() -> torch.nn.Module:

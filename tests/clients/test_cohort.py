@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from clients import training
-from clients.cohort import not_vectorizable, train_cohort
+from clients.cohort import not_vectorizable, stack_terms, train_cohort
 from clients.cohort_schedule import Member
 from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.sections import ClientConfig, ModelConfig
+from strategies.algorithm import Offset, Proximal, Term
 
 SIZES = (23, 10, 7)
 SHAPE = (1, 12, 12)  # image-shaped but small, so the CNN test stays quick
@@ -42,26 +43,43 @@ def rng(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(1000 + seed)
 
 
+def proximal(model: nn.Module, mu: float) -> tuple[Term, ...]:
+    """FedProx's term towards ``model`` as it is (strategies/fedprox.py); none for ``mu = 0``."""
+    return (Proximal(mu, {n: p.detach().clone() for n, p in model.named_parameters()}),) if mu else ()
+
+
 def per_client(
-    model: nn.Module, data: list[Split], cfg: ClientConfig, mu: float, epochs: list[int] | None = None
+    model: nn.Module,
+    data: list[Split],
+    cfg: ClientConfig,
+    terms: list[tuple[Term, ...]],
+    epochs: list[int] | None = None,
 ) -> list[tuple[dict[str, torch.Tensor], float]]:
     results = []
     for i, split in enumerate(data):
         local = copy.deepcopy(model)
         own = cfg if epochs is None else ClientConfig(**{**cfg.__dict__, "local_epochs": epochs[i]})
-        loss = training.train(local, split, own, mu, rng(i))
+        loss = training.train(local, split, own, rng(i), terms[i])
         results.append(({n: p.detach() for n, p in local.named_parameters()}, loss))
     return results
 
 
 def cohort(
-    model: nn.Module, data: list[Split], cfg: ClientConfig, mu: float, epochs: list[int] | None = None
+    model: nn.Module,
+    data: list[Split],
+    cfg: ClientConfig,
+    terms: list[tuple[Term, ...]],
+    epochs: list[int] | None = None,
 ) -> list[tuple[dict[str, torch.Tensor], float]]:
     members = [
-        Member(split, rng(i), cfg.local_epochs if epochs is None else epochs[i])
+        Member(split, rng(i), cfg.local_epochs if epochs is None else epochs[i], terms[i])
         for i, split in enumerate(data)
     ]
-    return [(r.params, r.loss) for r in train_cohort(model, members, cfg, mu)]
+    return [(r.params, r.loss) for r in train_cohort(model, members, cfg)]
+
+
+def same_terms(model: nn.Module, data: list[Split], mu: float) -> list[tuple[Term, ...]]:
+    return [proximal(model, mu)] * len(data)
 
 
 def assert_same(
@@ -85,8 +103,8 @@ def test_cohort_matches_per_client_training(name: str, mu: float) -> None:
     model, data = model_for(name), clients()
     cfg = ClientConfig(local_epochs=2, batch_size=5, lr=0.05)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    expected = per_client(model, data, cfg, mu)
-    actual = cohort(model, data, cfg, mu)
+    expected = per_client(model, data, cfg, same_terms(model, data, mu))
+    actual = cohort(model, data, cfg, same_terms(model, data, mu))
     assert_same(expected, actual)
     for n, p in model.named_parameters():  # the global model is left as it was
         assert torch.equal(p, before[n])
@@ -102,21 +120,36 @@ def test_momentum_weight_decay_and_clipping_match(name: str) -> None:
     cfg = ClientConfig(
         local_epochs=2, batch_size=5, lr=0.05, momentum=0.9, weight_decay=1e-3, max_grad_norm=0.5
     )
-    assert_same(per_client(model, data, cfg, 0.01), cohort(model, data, cfg, 0.01))
+    terms = same_terms(model, data, 0.01)
+    assert_same(per_client(model, data, cfg, terms), cohort(model, data, cfg, terms))
 
 
-def test_scaffold_correction_matches() -> None:
-    model, data = model_for("logreg"), clients()
+def offsets(model: nn.Module, count: int, seed: int = 7) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {n: 0.01 * torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in model.named_parameters()}
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp"])
+def test_each_members_own_terms_match(name: str) -> None:
+    """Each client's own offset (a control variate's c - c_i, a kept -g_k) beside a shared proximal term,
+    stacked along the client axis: each client trains as it would alone."""
+    model, data = model_for(name), clients()
     cfg = ClientConfig(local_epochs=2, batch_size=5, lr=0.05)
-    g = torch.Generator().manual_seed(7)
-    corrections = [[0.01 * torch.randn(p.shape, generator=g) for p in model.parameters()] for _ in data]
-    expected = []
-    for i, split in enumerate(data):
-        local = copy.deepcopy(model)
-        loss = training.train(local, split, cfg, 0.0, rng(i), corrections[i])
-        expected.append(({n: p.detach() for n, p in local.named_parameters()}, loss))
-    members = [Member(split, rng(i), 2, corrections[i]) for i, split in enumerate(data)]
-    assert_same(expected, [(r.params, r.loss) for r in train_cohort(model, members, cfg, 0.0)])
+    terms: list[tuple[Term, ...]] = [
+        (Offset(offset), *proximal(model, 0.1)) for offset in offsets(model, len(data))
+    ]
+    assert_same(per_client(model, data, cfg, terms), cohort(model, data, cfg, terms))
+
+
+def test_members_with_terms_of_other_kinds_or_constants_are_refused() -> None:
+    model, data = model_for("logreg"), clients((5, 5))
+    for first, second in [(proximal(model, 0.1), proximal(model, 0.2)), (proximal(model, 0.1), ())]:
+        members = [Member(data[0], rng(0), 1, first), Member(data[1], rng(1), 1, second)]
+        with pytest.raises(ValueError, match="same kinds and constants"):
+            stack_terms(members, 2)
 
 
 def test_a_masked_client_ends_where_its_own_training_ends() -> None:
@@ -126,13 +159,13 @@ def test_a_masked_client_ends_where_its_own_training_ends() -> None:
     model = model_for("mlp")
     small, large = client_data(7, 2), client_data(23, 0)
     cfg = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.5)
-    alone = train_cohort(model, [Member(small, rng(2), 2)], cfg, 0.0)[0]
-    together = train_cohort(model, [Member(large, rng(0), 2), Member(small, rng(2), 2)], cfg, 0.0)[1]
+    alone = train_cohort(model, [Member(small, rng(2), 2)], cfg)[0]
+    together = train_cohort(model, [Member(large, rng(0), 2), Member(small, rng(2), 2)], cfg)[1]
     for name, p in alone.params.items():
         torch.testing.assert_close(together.params[name], p, atol=ATOL, rtol=0)
     assert together.loss == pytest.approx(alone.loss, abs=ATOL)
     # And one more step would have moved it: training 3 epochs alone ends elsewhere.
-    longer = train_cohort(model, [Member(small, rng(2), 3)], cfg, 0.0)[0]
+    longer = train_cohort(model, [Member(small, rng(2), 3)], cfg)[0]
     assert not torch.allclose(longer.params["1.weight"], alone.params["1.weight"], atol=1e-4)
 
 
@@ -141,13 +174,15 @@ def test_members_may_have_their_own_epochs() -> None:
     model, data = model_for("logreg"), clients()
     cfg = ClientConfig(local_epochs=3, batch_size=5, lr=0.05)
     epochs = [1, 3, 2]
-    assert_same(per_client(model, data, cfg, 0.0, epochs), cohort(model, data, cfg, 0.0, epochs))
+    none = same_terms(model, data, 0.0)
+    assert_same(per_client(model, data, cfg, none, epochs), cohort(model, data, cfg, none, epochs))
 
 
 def test_one_member_cohort_is_the_per_client_path() -> None:
     model, data = model_for("cnn"), clients((12,))
     cfg = ClientConfig(local_epochs=1, batch_size=5, lr=0.05)
-    assert_same(per_client(model, data, cfg, 0.0), cohort(model, data, cfg, 0.0))
+    none = same_terms(model, data, 0.0)
+    assert_same(per_client(model, data, cfg, none), cohort(model, data, cfg, none))
 
 
 def test_recurrent_models_are_not_vectorized() -> None:
@@ -160,7 +195,7 @@ def test_empty_member_is_refused() -> None:
     model = model_for("logreg")
     empty = Split(torch.zeros(0, *SHAPE), torch.zeros(0, dtype=torch.int64))
     with pytest.raises(ValueError, match="at least one sample"):
-        train_cohort(model, [Member(empty, rng(0), 1)], ClientConfig(), 0.0)
+        train_cohort(model, [Member(empty, rng(0), 1)], ClientConfig())
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
@@ -172,7 +207,8 @@ def test_in_float64_the_arithmetic_is_the_same_to_the_last_bits(name: str) -> No
     model = model_for(name).double()
     data = [Split(split.x.double(), split.y) for split in clients()]
     cfg = ClientConfig(local_epochs=3, batch_size=5, lr=0.05, momentum=0.5)
-    expected, actual = per_client(model, data, cfg, 0.1), cohort(model, data, cfg, 0.1)
+    terms: list[tuple[Term, ...]] = [(Offset(o), *proximal(model, 0.1)) for o in offsets(model, len(data))]
+    expected, actual = per_client(model, data, cfg, terms), cohort(model, data, cfg, terms)
     for (want, _), (got, _) in zip(expected, actual, strict=True):
         for n in want:
             torch.testing.assert_close(got[n], want[n], atol=1e-12, rtol=0)
@@ -185,6 +221,6 @@ def test_in_float64_the_arithmetic_is_the_same_to_the_last_bits(name: str) -> No
 def test_models_with_random_or_row_coupled_layers_are_refused(layer: nn.Module, reason: str) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(144, 4), layer)
     with pytest.raises(ValueError, match=reason):
-        train_cohort(model, [Member(client_data(5, 0), rng(0), 1)], ClientConfig(), 0.0)
+        train_cohort(model, [Member(client_data(5, 0), rng(0), 1)], ClientConfig())
     for name in ("cnn", "mlp", "logreg"):  # the vectorized models have none of them
         assert not_vectorizable(model_for(name)) is None

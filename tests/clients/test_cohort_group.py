@@ -17,7 +17,7 @@ from clients import capture, cohort, cohort_group, cohort_memory
 from clients.cohort import Result
 from clients.cohort_schedule import Member
 from fedsim.scenario.sections import ClientConfig
-from tests.clients.test_cohort import assert_same, clients, model_for, per_client, rng
+from tests.clients.test_cohort import assert_same, clients, model_for, per_client, proximal, rng
 
 CFG = ClientConfig(local_epochs=2, batch_size=5, lr=0.05, momentum=0.5)
 EAGER = cohort_group.Options(capture=False, cohort_size=None, client_cpus=1.0, client_gpus=0.0)
@@ -45,7 +45,7 @@ def test_a_group_larger_than_memory_trains_in_chunks_with_the_same_results(
 ) -> None:
     model = model_for("mlp")
     per_client = memory_for(monkeypatch, model, 2.5)  # 2 fit: chunks of 2 and 1
-    trained = cohort_group.train_group(model, members(), CFG, 0.0, EAGER)
+    trained = cohort_group.train_group(model, members(), CFG, EAGER)
     assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
     report = trained.report
     assert (report.clients, report.fit, report.chunk, report.chunks) == (3, 2, 2, 2)
@@ -56,7 +56,7 @@ def test_a_set_cohort_size_is_trained_whole_whatever_the_estimate(monkeypatch: p
     model = model_for("logreg")
     memory_for(monkeypatch, model, 1.0)
     sized = cohort_group.Options(capture=False, cohort_size=3, client_cpus=1.0, client_gpus=0.0)
-    report = cohort_group.train_group(model, members(), CFG, 0.0, sized).report
+    report = cohort_group.train_group(model, members(), CFG, sized).report
     assert (report.fit, report.chunk, report.chunks) == (1, 3, 1)
 
 
@@ -68,19 +68,19 @@ def test_out_of_memory_halves_the_chunk_and_retries_with_the_same_results(
     memory_for(monkeypatch, model, 10.0)
     real = cohort.train_cohort
 
-    def one_at_a_time(model: nn.Module, part: Sequence[Member], cfg: ClientConfig, mu: float) -> list[Result]:
+    def one_at_a_time(model: nn.Module, part: Sequence[Member], cfg: ClientConfig) -> list[Result]:
         if len(part) > 1:
             cohort.prepare(model, part, cfg)  # draws the batches' orders, as a real failure would
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(model, part, cfg, mu)
+        return real(model, part, cfg)
 
     monkeypatch.setattr(cohort, "train_cohort", one_at_a_time)
-    trained = cohort_group.train_group(model, members(), CFG, 0.0, EAGER)
+    trained = cohort_group.train_group(model, members(), CFG, EAGER)
     # 3 -> 1 (3 // 2), and the generators were wound back: the same batches as alone.
     assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
     assert (trained.report.halvings, trained.report.chunk, trained.report.chunks) == (1, 1, 3)
     # The process remembers: the next group starts at one client, without an error.
-    again = cohort_group.train_group(model, members(), CFG, 0.0, EAGER).report
+    again = cohort_group.train_group(model, members(), CFG, EAGER).report
     assert (again.halvings, again.chunk, again.fit) == (0, 1, 3)
 
 
@@ -93,20 +93,23 @@ def test_out_of_memory_with_one_client_is_raised(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(cohort, "train_cohort", never)
     with pytest.raises(torch.OutOfMemoryError):
-        cohort_group.train_group(model, members(), CFG, 0.0, EAGER)
+        cohort_group.train_group(model, members(), CFG, EAGER)
 
 
 def per_client_results(model: nn.Module) -> list[tuple[dict[str, torch.Tensor], float]]:
-    return per_client(model, clients(), CFG, 0.0)
+    return per_client(model, clients(), CFG, [()] * len(clients()))
 
 
 def test_a_convolutional_model_on_a_cpu_trains_its_group_in_turn_exactly_as_per_client() -> None:
     model = model_for("cnn")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     epochs = [2, 1, 2]  # a straggler's fewer epochs are its own, as in a stacked group
-    group = [Member(split, rng(i), e) for i, (split, e) in enumerate(zip(clients(), epochs, strict=True))]
-    trained = cohort_group.train_group(model, group, CFG, 0.1, EAGER)
-    expected = per_client(model, clients(), CFG, 0.1, epochs)
+    terms = [proximal(model, 0.1)] * len(epochs)
+    group = [
+        Member(split, rng(i), e, terms[i]) for i, (split, e) in enumerate(zip(clients(), epochs, strict=True))
+    ]
+    trained = cohort_group.train_group(model, group, CFG, EAGER)
+    expected = per_client(model, clients(), CFG, terms, epochs)
     for (want, want_loss), got in zip(expected, trained.results, strict=True):
         assert all(torch.equal(got.params[n], want[n]) for n in want)  # the same code: bit for bit
         assert got.loss == want_loss
@@ -131,7 +134,7 @@ def test_a_step_that_cannot_compile_trains_eagerly_on_the_batches_of_per_client_
     monkeypatch.setattr(capture, "_build", lambda *_: None)
     model = model_for(name)
     captured = cohort_group.Options(capture=True, cohort_size=3, client_cpus=1.0, client_gpus=0.0)
-    trained = cohort_group.train_group(model, members(), CFG, 0.0, captured)
+    trained = cohort_group.train_group(model, members(), CFG, captured)
     assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
     assert not trained.report.captured
 
@@ -142,7 +145,7 @@ def test_a_captured_convolutional_group_trains_in_turn_with_one_compiled_step(
     monkeypatch.setattr(capture, "_RUNNERS", {})
     model = model_for("cnn")
     captured = cohort_group.Options(capture=True, cohort_size=None, client_cpus=1.0, client_gpus=0.0)
-    trained = cohort_group.train_group(model, members(), CFG, 0.0, captured)
+    trained = cohort_group.train_group(model, members(), CFG, captured)
     assert_same(per_client_results(model), [(r.params, r.loss) for r in trained.results])
     report = trained.report
     assert report.in_turn and report.captured and report.compile_s > 0

@@ -11,6 +11,7 @@ from clients import dpsgd, training
 from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.sections import ClientConfig, ModelConfig
+from strategies.algorithm import Offset
 
 
 def data(n: int = 20, features: int = 6, seed: int = 0) -> Split:
@@ -29,8 +30,8 @@ def weights(model: torch.nn.Module) -> torch.Tensor:
 def test_without_clipping_or_noise_a_full_batch_step_is_plain_sgd() -> None:
     cfg = ClientConfig(batch_size=20, lr=0.5)  # one step over all 20 examples (rate 1)
     private, plain = mlp(), mlp()
-    dpsgd.train(private, data(), cfg, 1e6, 0.0, 0.0, torch.Generator(), torch.Generator())
-    training.train(plain, data(), cfg, 0.0, torch.Generator())
+    dpsgd.train(private, data(), cfg, 1e6, 0.0, torch.Generator(), torch.Generator())
+    training.train(plain, data(), cfg, torch.Generator())
     assert torch.allclose(weights(private), weights(plain), atol=1e-6)
     assert not torch.equal(weights(private), weights(mlp()))
 
@@ -40,7 +41,7 @@ def test_per_example_clipping_bounds_the_step() -> None:
     cfg = ClientConfig(batch_size=20, lr=1.0)
     big = Split(data().x * 100, data().y)
     model = mlp()
-    dpsgd.train(model, big, cfg, 0.01, 0.0, 0.0, torch.Generator(), torch.Generator())
+    dpsgd.train(model, big, cfg, 0.01, 0.0, torch.Generator(), torch.Generator())
     assert 0 < float((weights(model) - weights(mlp())).norm()) <= 0.01 * (1 + 1e-4)
 
 
@@ -75,7 +76,6 @@ def test_lstm_trains_privately_and_keeps_its_parameter_names() -> None:
             client,
             1.0,
             1.0,
-            0.0,
             torch.Generator().manual_seed(3),
             torch.Generator().manual_seed(noise_seed),
         )
@@ -88,14 +88,14 @@ def test_lstm_trains_privately_and_keeps_its_parameter_names() -> None:
     assert not torch.equal(first, run(1))
 
 
-def test_proximal_and_correction_terms_follow_the_model_parameter_order() -> None:
-    """SCAFFOLD's correction ``c - c_i`` is added to the private gradient: one step of lr 0.1 with
-    an offset of 0.5 on every coordinate moves every weight 0.05 further than the same run without it."""
+def test_the_algorithms_terms_are_added_to_the_private_gradient_by_name() -> None:
+    """An offset (a control variate's ``c - c_i``) after the noise: one step of lr 0.1 with an offset of
+    0.5 on every coordinate moves every weight 0.05 further than the same run without it."""
     cfg = ClientConfig(batch_size=20, lr=0.1)
     base, corrected = mlp(), mlp()
-    offsets = [torch.full_like(p, 0.5) for p in base.parameters()]
-    dpsgd.train(base, data(), cfg, 1e6, 0.0, 0.0, torch.Generator(), torch.Generator())
-    dpsgd.train(corrected, data(), cfg, 1e6, 0.0, 0.0, torch.Generator(), torch.Generator(), offsets)
+    offset = Offset({n: torch.full_like(p, 0.5) for n, p in base.named_parameters()})
+    dpsgd.train(base, data(), cfg, 1e6, 0.0, torch.Generator(), torch.Generator())
+    dpsgd.train(corrected, data(), cfg, 1e6, 0.0, torch.Generator(), torch.Generator(), (offset,))
     assert torch.allclose(weights(base) - weights(corrected), torch.full_like(weights(base), 0.05), atol=1e-6)
 
 
@@ -105,5 +105,5 @@ def test_image_models_train_with_dp_sgd(model_name: str) -> None:
     g = torch.Generator().manual_seed(0)
     images = Split(torch.randn(12, 1, 28, 28, generator=g), torch.randint(0, 10, (12,), generator=g))
     before = weights(model)
-    loss = dpsgd.train(model, images, ClientConfig(batch_size=6, lr=0.1), 1.0, 1.0, 0.0, g, torch.Generator())
+    loss = dpsgd.train(model, images, ClientConfig(batch_size=6, lr=0.1), 1.0, 1.0, g, torch.Generator())
     assert np.isfinite(loss) and not torch.equal(before, weights(model))

@@ -31,7 +31,7 @@ def test_a_client_told_to_fail_raises_and_one_told_nothing_trains() -> None:
         act_out("fail")
     with pytest.raises(ValueError, match="unknown fault 'jam'"):
         act_out("jam")
-    told = with_config(message(scenario_toml(), initial_model(), 1, None), **{keys.FAULT: "fail"})
+    told = with_config(message(scenario_toml(), initial_model(), 1), **{keys.FAULT: "fail"})
     with pytest.raises(InjectedFailure):
         app.train(told, node(0))
 
@@ -47,11 +47,9 @@ def test_a_straggler_runs_the_epochs_its_message_names() -> None:
     x = initial_model()
     three = parse_scenario(scenario_toml(), ("client.local_epochs=3",)).to_toml()
     one = parse_scenario(scenario_toml(), ("client.local_epochs=1",)).to_toml()
-    full = reply_model(app.train(message(three, x, 2, None), node(3)))
-    straggling = reply_model(
-        app.train(with_config(message(three, x, 2, None), **{keys.LOCAL_EPOCHS: 1}), node(3))
-    )
-    one_epoch = reply_model(app.train(message(one, x, 2, None), node(3)))
+    full = reply_model(app.train(message(three, x, 2), node(3)))
+    straggling = reply_model(app.train(with_config(message(three, x, 2), **{keys.LOCAL_EPOCHS: 1}), node(3)))
+    one_epoch = reply_model(app.train(message(one, x, 2), node(3)))
     for k in x:
         assert np.array_equal(straggling[k], one_epoch[k])  # the same shuffles, one epoch of them
     assert not np.array_equal(straggling["1.weight"], full["1.weight"])

@@ -1,7 +1,7 @@
 """Outside Ray (a SuperNode) a client names no node and its data root is its own; in a Ray
-worker without the data root and without a shipped copy, one line names the node and the path.
+worker without the data root and without the driver's copy, one line names the node and the path.
 
-The Ray side itself (names, the shipped copy) runs in tests/test_multinode.py, on two real nodes.
+The Ray side itself (names, the driver's copy) runs in tests/test_multinode.py, on two real nodes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_outside_ray_a_missing_data_root_fails_with_the_loaders_own_words(tmp_pa
         node.load_data(MNIST, tmp_path / "absent", None)
 
 
-def test_a_ray_node_without_the_data_root_or_a_shipped_copy_names_itself_and_the_path(
+def test_a_ray_node_without_the_data_root_or_the_drivers_copy_names_itself_and_the_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(node, "name", lambda: "0a1b2c3d@10.0.0.2")  # as in a Ray worker
@@ -41,4 +41,4 @@ def test_a_ray_node_without_the_data_root_or_a_shipped_copy_names_itself_and_the
         node.load_data(MNIST, tmp_path / "absent", None)
     line = str(raised.value)
     assert "\n" not in line and line.startswith("Ray node 0a1b2c3d@10.0.0.2: ")
-    assert f"(data root {tmp_path / 'absent'})" in line and "shipped no copy" in line
+    assert f"(data root {tmp_path / 'absent'})" in line and "put no copy" in line

@@ -1,4 +1,4 @@
-"""Local training: the FedProx term, determinism, learning, evaluation, text windows, clipping."""
+"""Local training: the gradient terms, determinism, learning, evaluation, text windows, clipping."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clients.training import add_proximal_gradient, evaluate, train
+from clients.training import add_terms, evaluate, train
 from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.sections import ClientConfig, ModelConfig
+from strategies.algorithm import Offset, Proximal, Term
+
+
+def proximal(model: nn.Module, mu: float) -> tuple[Term, ...]:
+    """FedProx's term towards the model as it is now (strategies/fedprox.py)."""
+    return (Proximal(mu, {n: p.detach().clone() for n, p in model.named_parameters()}),) if mu else ()
 
 
 def linear(w: list[float], b: float = 0.0) -> nn.Linear:
@@ -21,24 +27,45 @@ def linear(w: list[float], b: float = 0.0) -> nn.Linear:
     return layer
 
 
-def test_proximal_gradient_by_hand_added_to_the_batch_gradient() -> None:
-    # w = (3, 4), b = 1; anchor w = (1, 1), b = 0; mu = 0.5
-    # gradient of mu/2 ||w - anchor||^2 = mu * (w - anchor) = (1.0, 1.5) and 0.5 for b,
-    # added to a batch gradient of (1, 1) on w; b had none, so it gets the proximal one alone.
+def test_terms_by_hand_are_added_to_the_batch_gradient_in_order() -> None:
+    # w = (3, 4), b = 1; anchor w = (1, 1), b = 0; mu = 0.5: the proximal gradient
+    # mu * (w - anchor) = (1.0, 1.5) and 0.5 for b, then the offset (0.25, 0.25) and 0.25,
+    # added to a batch gradient of (1, 1) on w; b had none, so it gets the terms alone.
     model = linear([3.0, 4.0], b=1.0)
     model.weight.grad = torch.ones(1, 2)
-    anchor = [torch.tensor([[1.0, 1.0]]), torch.tensor([0.0])]
-    add_proximal_gradient(list(model.parameters()), anchor, mu=0.5)
-    assert model.weight.grad.tolist() == [[2.0, 2.5]]
-    assert model.bias.grad is not None and model.bias.grad.tolist() == [0.5]
+    anchor = {"weight": torch.tensor([[1.0, 1.0]]), "bias": torch.tensor([0.0])}
+    offset = {"weight": torch.full((1, 2), 0.25), "bias": torch.tensor([0.25])}
+    add_terms((Proximal(0.5, anchor), Offset(offset)), dict(model.named_parameters()))
+    assert model.weight.grad.tolist() == [[2.25, 2.75]]
+    assert model.bias.grad is not None and model.bias.grad.tolist() == [0.75]
     assert model.weight.tolist() == [[3.0, 4.0]]  # the weights themselves untouched
+
+
+def test_without_terms_a_parameter_without_gradient_keeps_none() -> None:
+    model = linear([3.0, 4.0])
+    add_terms((), dict(model.named_parameters()))
+    assert model.weight.grad is None  # SGD skips it, as torch.optim.SGD does
+
+
+def test_an_offset_is_added_to_every_step_of_training() -> None:
+    """Logits W x with W = 0 and x = 1: softmax (0.5, 0.5), label 0, so dL/dW = (-0.5, 0.5).
+
+    With the offset (0.1, 0.2) and lr 1, one step gives W = -(g + offset) = (0.4, -0.7).
+    """
+    model = nn.Linear(1, 2, bias=False)
+    nn.init.zeros_(model.weight)
+    data = Split(torch.ones(1, 1), torch.zeros(1, dtype=torch.int64))
+    cfg = ClientConfig(local_epochs=1, batch_size=1, lr=1.0)
+    offset = Offset({"weight": torch.tensor([[0.1], [0.2]])})
+    train(model, data, cfg, torch.Generator().manual_seed(0), (offset,))
+    assert model.weight.detach().flatten().tolist() == pytest.approx([0.4, -0.7])
 
 
 def test_the_in_place_proximal_step_equals_autograds() -> None:
     cfg = ClientConfig(local_epochs=2, batch_size=10, lr=0.1, momentum=0.9)
     mu, data = 0.5, separable()
     model = classifier()
-    train(model, data, cfg, mu, torch.Generator().manual_seed(3))
+    train(model, data, cfg, torch.Generator().manual_seed(3), proximal(model, mu))
     reference = classifier()  # the same steps, the term differentiated by autograd
     anchor = [p.detach().clone() for p in reference.parameters()]
     optimizer = torch.optim.SGD(reference.parameters(), lr=cfg.lr, momentum=cfg.momentum)
@@ -72,7 +99,6 @@ def test_training_learns_a_separable_problem() -> None:
         model,
         data,
         ClientConfig(local_epochs=5, batch_size=10, lr=0.5),
-        0.0,
         torch.Generator().manual_seed(0),
     )
     after = evaluate(model, data)
@@ -85,7 +111,7 @@ def test_training_takes_torch_optim_sgds_steps_exactly(momentum: float, weight_d
     cfg = ClientConfig(local_epochs=2, batch_size=7, lr=0.1, momentum=momentum, weight_decay=weight_decay)
     data = separable()
     ours, theirs = classifier(), classifier()
-    train(ours, data, cfg, 0.0, torch.Generator().manual_seed(3))
+    train(ours, data, cfg, torch.Generator().manual_seed(3))
     optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(3)
     for _ in range(cfg.local_epochs):
@@ -102,7 +128,7 @@ def test_same_generator_seed_same_weights() -> None:
     results = []
     for _ in range(2):
         model = classifier()
-        train(model, separable(), cfg, 0.01, torch.Generator().manual_seed(5))
+        train(model, separable(), cfg, torch.Generator().manual_seed(5), proximal(model, 0.01))
         results.append(model.weight.detach().clone())
     assert torch.equal(results[0], results[1])
 
@@ -113,7 +139,7 @@ def test_large_mu_keeps_weights_near_the_global_model() -> None:
     def drift(mu: float) -> float:
         model = classifier()
         start = model.weight.detach().clone()
-        train(model, separable(), cfg, mu, torch.Generator().manual_seed(0))
+        train(model, separable(), cfg, torch.Generator().manual_seed(0), proximal(model, mu))
         return float((model.weight.detach() - start).norm())
 
     assert drift(5.0) < 0.5 * drift(0.0)
@@ -150,7 +176,7 @@ def test_a_clipped_sgd_step_moves_the_weights_at_most_lr_times_the_max_norm() ->
     )
     before = _flat(model)
     cfg = ClientConfig(batch_size=20, lr=1.0, max_grad_norm=0.01)  # one step over the 20 windows
-    train(model, _windows(), cfg, 0.0, torch.Generator().manual_seed(0))
+    train(model, _windows(), cfg, torch.Generator().manual_seed(0))
     step = float((_flat(model) - before).norm())
     assert 0 < step <= 1.0 * 0.01 + 1e-6
 
@@ -160,7 +186,7 @@ def test_without_clipping_the_same_step_is_larger() -> None:
         ModelConfig(name="lstm", params={"hidden_size": 8, "num_layers": 1}), (6,), 10, seed=0
     )
     before = _flat(model)
-    train(model, _windows(), ClientConfig(batch_size=20, lr=1.0), 0.0, torch.Generator().manual_seed(0))
+    train(model, _windows(), ClientConfig(batch_size=20, lr=1.0), torch.Generator().manual_seed(0))
     assert float((_flat(model) - before).norm()) > 0.01
 
 

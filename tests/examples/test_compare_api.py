@@ -1,4 +1,4 @@
-"""examples/compare_api: FedAvg against the user's FedNova from the Python API, plotted."""
+"""examples/compare_api: FedAvg against the user's top-k algorithm from the Python API, plotted."""
 
 from __future__ import annotations
 
@@ -22,21 +22,21 @@ def test_the_script_compares_both_strategies_and_plots_them(
 ) -> None:
     out = tmp_path / "compare"
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--rounds", "2", "--out", str(out)])
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts examples/fednova first
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts examples/error_feedback first
     names = runpy.run_path(str(SCRIPT), run_name="__main__")
 
     comparison = names["comparison"]
     assert comparison.out == out and comparison.failed == 0
-    assert [run.label for run in comparison.runs] == ["fedavg", "FedNova"]
+    assert [run.label for run in comparison.runs] == ["fedavg", "TopK"]
     table = comparison.table
-    assert "| fedavg |" in table and "| FedNova |" in table
-    assert f"wrote {out / 'fedavg_vs_fednova.png'}" in capsys.readouterr().out
-    assert (out / "fedavg_vs_fednova.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| fedavg |" in table and "| TopK |" in table
+    assert f"wrote {out / 'fedavg_vs_topk.png'}" in capsys.readouterr().out
+    assert (out / "fedavg_vs_topk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    fedavg, nova = (read_metrics(run.out) for run in comparison.runs)
-    assert len(fedavg) == len(nova) == 2
-    assert all("tau_eff" in r for r in nova) and not any("tau_eff" in r for r in fedavg)
-    # the same clients, samples and stragglers: the same work, aggregated two ways
-    assert [r["a_norm"] for r in fedavg] == [r["a_norm"] for r in nova]
+    fedavg, topk = (read_metrics(run.out) for run in comparison.runs)
+    assert len(fedavg) == len(topk) == 2
+    assert all(r["residual_norm"] > 0 for r in topk) and not any("residual_norm" in r for r in fedavg)
+    # the same clients and samples: the same data, sent two ways
+    assert [r["clients_sampled"] for r in fedavg] == [r["clients_sampled"] for r in topk]
     first, second = (run.weights for run in comparison.runs)
     assert any(not torch.equal(first[k], second[k]) for k in first)

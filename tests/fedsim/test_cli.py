@@ -41,8 +41,8 @@ def test_validate_without_a_file_checks_the_builtin_quickstart() -> None:
         ("rounds = -1\n", (), "rounds: expected a value >= 1, got -1"),
         (
             "",
-            ("--set", "strategy.name=fedsgd"),
-            "strategy.name: unknown strategy 'fedsgd' (did you mean 'fedavg'? expected one of 'fedavg'",
+            ("--set", "strategy.name=fedagv"),
+            "strategy.name: unknown strategy 'fedagv' (did you mean 'fedavg'? expected one of 'fedavg'",
         ),
         ("", ("--set", "rounds"), "--set: expected KEY=VALUE, got 'rounds'"),
         ("rounds = [\n", (), "invalid TOML"),

@@ -1,4 +1,5 @@
-"""SCAFFOLD's control-variate algebra against a two-client example worked out by hand.
+"""SCAFFOLD (strategies/scaffold.py): its control-variate algebra against a two-client example
+worked out by hand, its server half, and its client half through the real ClientApp.
 
 Setting: x = [1, 2], c = [0.1, -0.2], lr = 0.1, K = 5 local steps (K * lr = 0.5).
 Client A: c_A = [0, 0],     y_A = [0.5, 2.5], 1 example.
@@ -18,8 +19,19 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
+from clients import app
 from fedsim import protocol as keys
-from strategies.scaffold import Scaffold, client_control_update, server_update, to_numpy, to_record
+from fedsim.data import load_federated
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.tables import ScenarioError
+from strategies import scaffold
+from strategies.context import StrategyContext
+from strategies.registry import check_requirements
+from strategies.scaffold import Scaffold, client_control_update, server_update
+from tests.clients.test_app import initial_model, message, node, reply_model, scenario_toml
+from tests.strategies.test_registry import inner, scenario
+
+to_numpy, to_record = keys.to_numpy, keys.to_record
 
 
 def arrays(*values: float) -> dict[str, np.ndarray]:
@@ -77,20 +89,23 @@ class _Grid:
 
 @pytest.mark.usefixtures("task_identity")
 def test_strategy_sends_c_and_aggregates_the_worked_example() -> None:
+    context = StrategyContext(parse_scenario(""), 10)
     strategy = Scaffold(
-        10, server_learning_rate=0.5, fraction_train=1.0, min_train_nodes=1, min_available_nodes=1
+        server_learning_rate=0.5,
+        context=context,
+        fraction_train=1.0,
+        min_train_nodes=1,
+        min_available_nodes=1,
     )
     strategy.c = dict(C)  # as if earlier rounds had moved it
     sent = list(strategy.configure_train(1, to_record(X), ConfigRecord(), _Grid([7, 8])))  # type: ignore[arg-type]
     assert len(sent) == 2
-    assert all(
-        to_numpy(m.content.array_records[keys.CONTROL])["w"] == pytest.approx([0.1, -0.2]) for m in sent
-    )
+    assert all(to_numpy(m.content.array_records[scaffold.C])["w"] == pytest.approx([0.1, -0.2]) for m in sent)
 
     def reply(to: Message, y: dict[str, np.ndarray], delta: dict[str, np.ndarray], n: float) -> Message:
         metrics = MetricRecord({keys.NUM_EXAMPLES: n, keys.TRAIN_LOSS: 1.0})
         content = RecordDict(
-            {keys.ARRAYS: to_record(y), keys.CONTROL_DELTA: to_record(delta), keys.METRICS: metrics}
+            {keys.ARRAYS: to_record(y), scaffold.DELTA_C: to_record(delta), keys.METRICS: metrics}
         )
         return Message(content, reply_to=to)
 
@@ -100,3 +115,70 @@ def test_strategy_sends_c_and_aggregates_the_worked_example() -> None:
     assert to_numpy(new)["w"] == pytest.approx([1.125, 1.6875])
     assert strategy.c["w"] == pytest.approx([0.08, -0.06])
     assert metrics[keys.TRAIN_LOSS] == pytest.approx(1.0)
+
+
+def test_the_registry_builds_it_for_the_population_with_its_server_learning_rate() -> None:
+    scaffold = inner('[strategy]\nname = "scaffold"\n[strategy.params]\nserver_learning_rate = 0.5')
+    assert isinstance(scaffold, Scaffold) and (scaffold.num_clients, scaffold.server_learning_rate) == (
+        10,
+        0.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[client]\nmomentum = 0.9", "client.momentum: 'scaffold' assumes plain SGD steps"),
+        (
+            '[client]\nupdate = "x.y:z"',
+            "client.update: 'scaffold' corrects the built-in 'sgd' update's steps",
+        ),
+        (
+            '[privacy]\nmode = "local"\nclipping_norm = 1.0\nnoise_multiplier = 0.1',
+            "privacy.mode: 'local' noises the model update only; 'scaffold' also sends ['delta_c']",
+        ),
+        ('[privacy]\nmode = "central"\nnoise_multiplier = 0.1', "privacy.mode: 'central' noises the mean"),
+    ],
+)
+def test_what_option_two_assumes_is_refused(text: str, says: str) -> None:
+    with pytest.raises(ScenarioError, match="^" + says.replace("[", r"\[").replace("]", r"\]")):
+        check_requirements(scenario('[strategy]\nname = "scaffold"\n' + text))
+
+
+def zeros_like(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.zeros_like(v) for k, v in x.items()}
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_a_client_keeps_c_i_in_its_state_across_rounds() -> None:
+    toml, context, x = scenario_toml("scaffold"), node(2), initial_model()
+    loaded = parse_scenario(toml)
+    samples = len(load_federated(loaded.data, loaded.seed).client(2))
+    steps, lr = loaded.client.local_steps(samples), loaded.client.lr
+
+    first = app.train(message(toml, x, 1, {scaffold.C: zeros_like(x)}), context)
+    y1 = reply_model(first)
+    c_1 = to_numpy(context.state.array_records[keys.state_record(scaffold.C_I)])
+    for k in x:  # c_i starts at 0 and c = 0: c_i+ = (x - y) / (K lr), and dc_i = c_i+
+        assert c_1[k] == pytest.approx((x[k] - y1[k]) / (steps * lr), abs=1e-6)
+        assert to_numpy(first.content.array_records[scaffold.DELTA_C])[k] == pytest.approx(c_1[k])
+
+    c = {k: np.full_like(v, 0.01) for k, v in x.items()}
+    second = app.train(message(toml, y1, 2, {scaffold.C: c}), context)
+    y2 = reply_model(second)
+    c_2 = to_numpy(context.state.array_records[keys.state_record(scaffold.C_I)])
+    for k in x:  # round 2 starts from the kept c_i, not from 0
+        assert c_2[k] == pytest.approx(c_1[k] - c[k] + (y1[k] - y2[k]) / (steps * lr), abs=1e-6)
+        assert to_numpy(second.content.array_records[scaffold.DELTA_C])[k] == pytest.approx(
+            c_2[k] - c_1[k], abs=1e-6
+        )
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_the_correction_changes_the_local_model() -> None:
+    toml, x = scenario_toml("scaffold"), initial_model()
+    plain = reply_model(app.train(message(toml, x, 1, {scaffold.C: zeros_like(x)}), node(0)))
+    pulled = reply_model(
+        app.train(message(toml, x, 1, {scaffold.C: {k: np.full_like(v, 0.5) for k, v in x.items()}}), node(0))
+    )
+    assert not np.allclose(plain["1.weight"], pulled["1.weight"])

@@ -110,10 +110,6 @@ def test_robust_rules_need_enough_clients_per_round_for_their_f() -> None:
     )
 
 
-def test_scaffold_needs_plain_sgd() -> None:
-    assert error('[strategy]\nname = "scaffold"\n[client]\nmomentum = 0.9').startswith("client.momentum:")
-
-
 def test_compare_section_reads_arrays_of_variants() -> None:
     scenario = parse_scenario(
         SYNTHETIC

@@ -48,7 +48,7 @@ KEYS = sorted(
     }
 )
 WORDS = st.sampled_from(
-    ["fedavg", "scaffold", "krum", "mnist", "synthetic", "text", "natural", "drop", "partial", "lstm", "x"]
+    ["fedavg", "fedprox", "krum", "mnist", "synthetic", "text", "natural", "drop", "partial", "lstm", "x"]
 )
 SCALARS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),

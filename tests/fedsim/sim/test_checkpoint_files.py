@@ -17,6 +17,8 @@ from fedsim.results.run_dir import RunDirectory, read_metrics
 from fedsim.scenario.files import parse_scenario
 from fedsim.scenario.tables import ScenarioError
 from fedsim.sim import checkpoint as ckpt
+from fedsim.sim import client_store
+from fedsim.sim.client_store import ClientStore, State
 
 SCENARIO = parse_scenario("name = 't'\nrounds = 5")
 
@@ -25,7 +27,7 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no clean-up."""
 
 
-def state(k: int, clients: dict[str, Any] | None = None) -> ckpt.Checkpoint:
+def state(k: int, clients: dict[str, str] | None = None) -> ckpt.Checkpoint:
     return ckpt.Checkpoint(
         round=k,
         model={"w": np.full(3, k, np.float32), "b": np.arange(k + 1, dtype=np.float64)},
@@ -38,8 +40,8 @@ def state(k: int, clients: dict[str, Any] | None = None) -> ckpt.Checkpoint:
     )
 
 
-def client(value: float) -> dict[str, Any]:
-    return {"scaffold-c-i": {"w": np.full(2, value, np.float32)}}
+def client(value: float) -> State:
+    return {"c_i": {"w": np.full(2, value, np.float32)}}
 
 
 def files(run: Path) -> list[str]:
@@ -47,14 +49,20 @@ def files(run: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def save_rounds(run: Path, rounds: range) -> ckpt.CheckpointWriter:
-    """Client 0 changes in every round, client 1 only in round 1."""
+def save_rounds(run: Path, rounds: range) -> ClientStore:
+    """Client 0 changes in every round, client 1 only in round 1; a run that goes on from a
+    checkpoint restores its clients' states first, as the server does."""
     writer = ckpt.CheckpointWriter(run)
+    store = ClientStore(ckpt.clients_folder(run))
+    if rounds.start:
+        store.restore(ckpt.load(run).clients)
     for k in rounds:
-        clients = {"0": client(k), "1": client(1.0)} if k else {}
-        changed = (["0", "1"] if k == 1 else ["0"]) if k else []
-        writer.save(state(k, clients), changed)
-    return writer
+        if k:
+            store.put(0, client(k))
+        if k == 1:
+            store.put(1, client(1.0))
+        writer.save(state(k, store.commit(k)))
+    return store
 
 
 def test_each_save_commits_its_round_and_keeps_only_the_files_it_needs(tmp_path: Path) -> None:
@@ -66,22 +74,25 @@ def test_each_save_commits_its_round_and_keeps_only_the_files_it_needs(tmp_path:
     )
     assert list(loaded.model) == ["w", "b"]
     assert np.array_equal(loaded.strategy["strategy.inner"]["m_t"]["w"], np.full(3, 0.1 * 3))
-    assert loaded.clients["0"]["scaffold-c-i"]["w"].tolist() == [3.0, 3.0]
-    assert loaded.clients["1"]["scaffold-c-i"]["w"].tolist() == [1.0, 1.0]
-    # Client 1's state from round 1 still holds, so its file is kept rather than rewritten.
+    clients = ClientStore(ckpt.clients_folder(tmp_path))
+    clients.restore(loaded.clients)
+    assert [clients.get(p)["c_i"]["w"].tolist() for p in (0, 1)] == [[3.0, 3.0], [1.0, 1.0]]  # type: ignore[index]
+    # Client 1's state from round 1 still holds, so round 1's file is kept rather than rewritten.
     assert files(tmp_path) == [
         "checkpoint.json",
-        "clients/p000000-r000003.npz",
-        "clients/p000001-r000001.npz",
+        "clients/r000001.npz",
+        "clients/r000003.npz",
         "round-000003.npz",
     ]
 
 
 def write_steps(run: Path) -> int:
     """How many files saving one more round writes (the commit record last)."""
+    save_rounds(run, range(3))
     counting = _Counting(statetree.write_atomic)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ckpt, "write_atomic", counting)
+        patch.setattr(client_store, "write_atomic", counting)
         save_rounds(run, range(3, 4))
     return counting.calls
 
@@ -112,18 +123,21 @@ def killed_at(step: int, half_written: bool) -> Callable[[Path, bytes], None]:
 
 @pytest.mark.parametrize("half_written", [False, True], ids=["before-rename", "mid-write"])
 def test_a_kill_at_any_write_leaves_the_last_committed_round(tmp_path: Path, half_written: bool) -> None:
-    steps = write_steps(tmp_path / "probe")  # round 3 after rounds 0-2: state, 1 client, commit record
+    steps = write_steps(tmp_path / "probe")  # round 3 after rounds 0-2: the clients', state, commit record
     assert steps == 3
     for step in range(1, steps + 1):
         run = tmp_path / f"kill-{step}"
         save_rounds(run, range(3))
         with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
-            patch.setattr(ckpt, "write_atomic", killed_at(step, half_written))
+            kill = killed_at(step, half_written)
+            patch.setattr(ckpt, "write_atomic", kill)
+            patch.setattr(client_store, "write_atomic", kill)
             save_rounds(run, range(3, 4))
         assert ckpt.load(run).round == 2  # the commit record was never replaced
         save_rounds(run, range(3, 4))  # the resumed run redoes round 3 ...
         assert ckpt.load(run).round == 3
-        assert not [f for f in files(run) if f.startswith(".") or "r000002" in f]  # ... and clears the rest
+        stray = [f for f in files(run) if Path(f).name.startswith(".") or "r000002" in f]
+        assert not stray  # ... and clears the rest
 
 
 def test_a_kill_after_the_commit_keeps_the_new_round(tmp_path: Path) -> None:
@@ -140,6 +154,24 @@ def test_a_kill_after_the_commit_keeps_the_new_round(tmp_path: Path) -> None:
     assert "round-000002.npz" not in files(tmp_path)
 
 
+def test_a_checkpoint_whose_clients_folder_is_a_link_is_refused_and_nothing_is_deleted(
+    tmp_path: Path,
+) -> None:
+    """A run folder is data a user copies and unpacks: its deletions must stay inside it."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    save_rounds(tmp_path / "run", range(2))
+    clients = ckpt.clients_folder(tmp_path / "run")
+    for kept in clients.iterdir():
+        kept.unlink()
+    clients.rmdir()
+    clients.symlink_to(elsewhere)
+    with pytest.raises(ckpt.CheckpointError, match="a symbolic link"):
+        ckpt.CheckpointWriter(tmp_path / "run")
+    assert (elsewhere / "precious.txt").read_text() == "keep me"
+
+
 def record(k: int) -> RoundRecord:
     return RoundRecord(k, 0.1 * k, 1.0, 1.0, None, None, 10, 0, 0.5, 0.1)
 
@@ -152,7 +184,7 @@ def test_rows_after_the_committed_round_are_cut_on_resume(tmp_path: Path) -> Non
         run.append(record(k))  # the row first ...
         if k < 3:  # ... then the commit: round 3's never happens (killed)
             committed = run.metrics_bytes
-            writer.save(dataclasses.replace(state(k), metrics_bytes=committed), [])
+            writer.save(dataclasses.replace(state(k), metrics_bytes=committed))
     with open(run.path / "metrics.jsonl", "a", encoding="utf-8") as stream:
         stream.write('{"round": 4, "accur')  # and a row cut short by the kill
     run.close()  # the killed process's lock goes with it

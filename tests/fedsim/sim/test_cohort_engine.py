@@ -9,20 +9,26 @@ same ``num-examples``, the same train loss.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
+from clients.client_state import state_mod
 from fedsim import protocol as keys
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
 from fedsim.sim import cohort_engine
+from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import engine_line, fallback_reason, uses_cohorts
 from fedsim.sim.replies import screen_train
+from strategies import fedprox
+from tests import stateful
 from tests.conftest import REPO
 
 QUICKSTART = (REPO / "fedsim" / "quickstart.toml").read_text()
@@ -30,7 +36,9 @@ ATOL = 1e-5
 
 
 def scenario(*overrides: str) -> Scenario:
-    return parse_scenario(QUICKSTART, ("data.params.devices=3", "client.local_epochs=2", *overrides))
+    """The quickstart's data, FedProx (the mu each message sends decides its term)."""
+    base = ("data.params.devices=3", "client.local_epochs=2", "strategy.name=fedprox")
+    return parse_scenario(QUICKSTART, (*base, *overrides))
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +54,7 @@ def global_arrays(s: Scenario) -> ArrayRecord:
 
 def ask(s: Scenario, arrays: ArrayRecord, node: int, mu: float) -> Message:
     config = ConfigRecord(
-        {keys.SCENARIO: s.to_toml(), keys.DATA_ROOT: "", keys.SERVER_ROUND: 1, keys.PROXIMAL_MU: mu}
+        {keys.SCENARIO: s.to_toml(), keys.DATA_ROOT: "", keys.SERVER_ROUND: 1, fedprox.MU: mu}
     )
     return Message(
         RecordDict({keys.ARRAYS: arrays, keys.CONFIG: config}),
@@ -150,7 +158,7 @@ def test_a_client_missing_from_a_group_reply_is_rejected_by_screening() -> None:
     arrays = global_arrays(s)
     groups = cohort_engine.group([ask(s, arrays, n, 0.0) for n in range(3)], PARTITION_OF, None, 2)
     answer = client_app.train(groups[0].message, context(0))
-    partial = RecordDict({name: record for name, record in answer.content.items() if not name.endswith("-1")})
+    partial = RecordDict({name: record for name, record in answer.content.items() if not name.endswith("@1")})
     replies = cohort_engine.split([Message(partial, reply_to=groups[0].message)], groups)
     screened = screen_train(replies, arrays)
     assert len(screened.rejected) == 1 and screened.rejected[0].startswith("node 1: ")
@@ -159,7 +167,7 @@ def test_a_client_missing_from_a_group_reply_is_rejected_by_screening() -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        (("strategy.name=scaffold",), "SCAFFOLD"),
+        (("strategy.name=tests.stateful:Alone",), "local step is each client's own"),
         (("faults.failure_rate=0.1",), "faults"),
         (("privacy.mode=sample", "privacy.noise_multiplier=0.5", "privacy.max_grad_norm=1"), "DP-SGD"),
         (
@@ -327,3 +335,45 @@ def test_a_group_trained_in_turn_is_said_so() -> None:
         cohort_engine.report_line(numbers)
         == f"{line}; captured step, compiled in 2.0 s (from the on-disk cache)"
     )
+
+
+def test_each_members_state_travels_under_its_own_names_and_comes_back_as_its_own_would(
+    tmp_path: Path,
+) -> None:
+    """The test algorithm (tests/stateful.py) in a group: the array every message shares goes once,
+    client 1's kept state under its own names; each split reply is what the client's own pooled
+    node answers to its own message (state_mod carries the state there)."""
+    s = scenario("strategy.name=tests.stateful:Tally", "resources.engine=cohort")
+    arrays = global_arrays(s)
+    scale = keys.to_record({k: np.ones_like(a.numpy()) for k, a in arrays.items()})  # one object, shared
+    store = ClientStore(tmp_path)
+    store.put(
+        1,
+        {
+            stateful.TALLY: {k: np.full_like(a.numpy(), 0.1) for k, a in arrays.items()},
+            stateful.ROUNDS: {"n": np.array([3.0], np.float32)},
+        },
+    )
+    sent = []
+    for node in range(3):
+        message = ask(s, arrays, node, 0.0)
+        message.content.config_records[keys.CONFIG][keys.PARTITION_ID] = node
+        message.content[stateful.SCALE] = scale
+        sent.append(message)
+    sent = store.attach(sent, PARTITION_OF)
+    (group,) = cohort_engine.group(sent, PARTITION_OF, None, 2)
+    records = set(group.message.content.array_records)
+    tally = keys.state_record(stateful.TALLY)
+    assert {stateful.SCALE, keys.member_record(tally, 1)} <= records and tally not in records
+    replies = cohort_engine.split([client_app.train(group.message, context(0))], [group])
+    for node, reply in enumerate(replies):
+        own = state_mod(sent[node], context(node), client_app.train)
+        assert set(reply.content.array_records) == set(own.content.array_records)
+        for name, record in own.content.array_records.items():
+            for key, array in record.items():
+                got = reply.content.array_records[name][key].numpy()
+                np.testing.assert_allclose(got, array.numpy(), rtol=0, atol=ATOL)
+        rounds = reply.content.metric_records[keys.METRICS][stateful.ROUNDS]
+        assert (
+            rounds == own.content.metric_records[keys.METRICS][stateful.ROUNDS] == (4.0 if node == 1 else 1.0)
+        )

@@ -53,7 +53,7 @@ def test_enough_rounds_turn_capture_on_fewer_when_the_step_is_on_disk() -> None:
     scenario, line = choose(f"rounds = {cold}\n{stops}{EVEN}")
     assert engine(scenario) == ("cohort", False) and "stops at its target" in line  # may end at round 3
     model = nn.Sequential(nn.Flatten(), nn.Linear(60, 10))
-    compile_cache.mark(compile_cache.step_key(model, parse_scenario(EVEN).client, 0.0))  # as a worker does
+    compile_cache.mark(compile_cache.step_key(model, parse_scenario(EVEN).client))  # as a worker does
     scenario, line = choose(f"rounds = {warm}\n{EVEN}", model)
     assert engine(scenario) == ("cohort", True) and "compiled from the on-disk cache" in line
     scenario, line = choose(f"rounds = {warm - 1}\n{EVEN}", model)  # tracing still costs ~3 s a worker

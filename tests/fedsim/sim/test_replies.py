@@ -18,13 +18,16 @@ from flwr.app import (
 from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
+from clients.client_state import state_mod
 from fedsim import protocol as keys
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
 from fedsim.sim.failures import count
-from fedsim.sim.replies import expected_arrays, screen_evaluate, screen_train, train_problem
+from fedsim.sim.replies import expected_metrics, extras, screen_evaluate, screen_train, train_problem
 from fedsim.sim.rounds import Attempt, check_delivery
+from strategies.algorithm import declared
 from strategies.plan import ClientPlan, RoundPlan
+from tests import stateful
 from tests.conftest import REPO, RecordingReporter
 
 SCENARIO = parse_scenario((REPO / "fedsim" / "quickstart.toml").read_text(), ("data.params.devices=3",))
@@ -152,29 +155,43 @@ def test_rejected_replies_count_as_failed_clients_and_can_stop_the_run(global_ar
     assert shortfall is not None and "0 of 3 sampled clients replied" in shortfall
 
 
-def test_a_scaffold_reply_carries_the_change_of_its_control_variate(global_arrays: ArrayRecord) -> None:
-    scaffold = parse_scenario(
-        (REPO / "fedsim" / "quickstart.toml").read_text(), ("data.params.devices=3", "strategy.name=scaffold")
-    )
+def test_a_reply_carries_the_arrays_its_algorithm_declares_each_shaped_as_declared(
+    global_arrays: ArrayRecord,
+) -> None:
+    """The test algorithm (tests/stateful.py) replies with ``moved`` (like the parameters) and, from
+    a pooled node, its state: ``tally`` (like the parameters) and ``rounds`` (one number of its own)."""
+    toml = parse_scenario(
+        (REPO / "fedsim" / "quickstart.toml").read_text(),
+        ("data.params.devices=3", "strategy.name=tests.stateful:Tally"),
+    ).to_toml()
     request = ask(global_arrays, 1)
-    request.content.config_records[keys.CONFIG][keys.SCENARIO] = scaffold.to_toml()
-    zeros = ArrayRecord({k: Array(np.zeros_like(v.numpy())) for k, v in global_arrays.items()})
-    request.content[keys.CONTROL] = zeros
-    expected = expected_arrays(request)
-    assert expected == {keys.ARRAYS, keys.CONTROL_DELTA}
-    reply = client_app.train(request, context(1))
-    assert screen_train([reply], global_arrays, expected).rejected == []
-    # Without its control-variate change, or with a wrong one, the same reply is dropped.
-    assert train_problem(reply, global_arrays) is not None
+    config = request.content.config_records[keys.CONFIG]
+    config[keys.SCENARIO], config[keys.PARTITION_ID] = toml, 1  # as to a pooled node
+    request.content[stateful.SCALE] = global_arrays
+    algorithm = declared(stateful.Tally)
+    assert algorithm is not None
+    parameters = list(global_arrays)
+    pooled, supernode = (extras(algorithm, global_arrays, parameters, p) for p in (True, False))
+    assert set(supernode) == {stateful.MOVED}
+    assert set(pooled) == {
+        stateful.MOVED,
+        keys.state_record(stateful.TALLY),
+        keys.state_record(stateful.ROUNDS),
+    }
+    assert list(pooled[keys.state_record(stateful.ROUNDS)]) == ["n"]
+    reply = state_mod(request, context(1), client_app.train)  # the mod of a pooled node's state
+    metrics = expected_metrics(request, own=algorithm.metrics)
+    assert screen_train([reply], global_arrays, pooled, metrics).rejected == []
+    # Without its arrays, or with one of another shape, the same reply is dropped.
+    assert train_problem(reply, global_arrays, supernode, metrics) is not None
     content = reply.content
     broken = RecordDict(
         {
-            keys.ARRAYS: content.array_records[keys.ARRAYS],
-            keys.CONTROL_DELTA: replaced(
+            **dict(content.items()),
+            stateful.MOVED: replaced(
                 global_arrays, next(iter(global_arrays.keys())), np.zeros(3, np.float32)
             ),
-            keys.METRICS: content.metric_records[keys.METRICS],
         }
     )
-    problem = train_problem(Message(broken, reply_to=request), global_arrays, expected)
-    assert problem is not None and problem.startswith(f"{keys.CONTROL_DELTA}: ")
+    problem = train_problem(Message(broken, reply_to=request), global_arrays, pooled, metrics)
+    assert problem is not None and problem.startswith(f"{stateful.MOVED}: ")

@@ -40,7 +40,7 @@ def test_array_bytes_counts_each_message_and_every_array_record() -> None:
     shared = RecordDict({"arrays": model})
     sent = [Message(shared, dst_node_id=n, message_type=MessageType.TRAIN) for n in (1, 2, 3)]
     assert array_bytes(sent) == 3 * model.count_bytes() and model.count_bytes() > 40
-    two = RecordDict({"arrays": model, "scaffold-c": model})
+    two = RecordDict({"arrays": model, "c": model})  # an algorithm's array beside the model
     assert (
         array_bytes([Message(two, dst_node_id=1, message_type=MessageType.TRAIN)]) == 2 * model.count_bytes()
     )
@@ -49,9 +49,9 @@ def test_array_bytes_counts_each_message_and_every_array_record() -> None:
 
 def test_array_bytes_leaves_out_the_client_state_a_pooled_nodes_message_carries() -> None:
     model = ArrayRecord([np.zeros(10, dtype=np.float32)])
-    carried = RecordDict({keys.ARRAYS: model, keys.CONTROL: model, keys.CLIENT_CONTROL: model})
+    carried = RecordDict({keys.ARRAYS: model, "c": model, keys.state_record("c_i"): model})
     sent = [Message(carried, dst_node_id=1, message_type=MessageType.TRAIN)]
-    assert array_bytes(sent) == 2 * model.count_bytes()  # a real client keeps its c_i: never sent
+    assert array_bytes(sent) == 2 * model.count_bytes()  # a real client keeps its state: never sent
 
 
 class _Grid:

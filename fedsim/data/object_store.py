@@ -1,8 +1,8 @@
 """The driver's data through Ray's object store, for nodes of a cluster without the data root.
 
 On a cluster joined through ``RAY_ADDRESS`` the driver puts the data it loaded into Ray's
-object store once (:func:`ship`) and every train message carries a token for it; a worker
-whose node lacks the data root fetches that copy (:func:`receive`) instead of failing.  A
+object store once (:func:`put`) and every train message carries a token for it; a worker
+whose node lacks the data root fetches that copy (:func:`fetch`) instead of failing.  A
 node that has the root loads from it, as on one machine (its arrays memory-mapped once per
 machine, fedsim/data/shared.py).
 
@@ -38,7 +38,7 @@ class _Packed:
     vocab: Vocabulary | None
 
 
-def ship(data: FederatedData) -> bytes:
+def put(data: FederatedData) -> bytes:
     """Put ``data`` into the object store of the Ray cluster this process is connected to;
     the token :func:`receive` takes, for the clients' messages."""
     import ray
@@ -48,7 +48,7 @@ def ship(data: FederatedData) -> bytes:
     return token
 
 
-def receive(token: bytes) -> FederatedData:
+def fetch(token: bytes) -> FederatedData:
     """The data :func:`ship` put, fetched to this node (once per node: Ray keeps the copy)."""
     import ray
 

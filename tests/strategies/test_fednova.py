@@ -1,4 +1,4 @@
-"""examples/fednova: FedNova (Wang et al. 2020) as a user's strategy and local update.
+"""FedNova (Wang et al. 2020, strategies/fednova.py): its aggregation, its clients' report, a run.
 
 The aggregation against a two-client example worked out by hand (dyadic numbers: exact):
 x = [1, 2].  Client A: y_A = [0, 2], n_A = 1, tau_A = 1.  Client B: y_B = [1, -2], n_B = 3, tau_B = 4.
@@ -16,21 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from torch import nn
 
-import fedsim
-from clients.update import UpdateContext
+from clients import app
+from fedsim import protocol as keys
 from fedsim.cli import main
-from fedsim.data import Split
+from fedsim.data import load_federated
 from fedsim.results.run_dir import read_metrics
-from fedsim.scenario.sections import ClientConfig, Scenario
-from strategies.context import StrategyContext
-from tests.examples import EXAMPLES, example_module
+from fedsim.scenario.files import parse_scenario
+from strategies import fednova
+from tests.clients.test_app import initial_model, message, node, scenario_toml
+from tests.conftest import REPO
 
-SCENARIO = EXAMPLES / "fednova" / "scenario.toml"
-fednova = example_module("fednova", "fednova")
+SCENARIO = REPO / "scenarios" / "compare_fednova.toml"
 
 
 def w(*values: float) -> dict[str, np.ndarray]:
@@ -75,24 +73,18 @@ def test_momentum_norm_sums_each_gradients_weight() -> None:
     assert fednova.momentum_norm(3, 0.5) == 4.25
 
 
-def test_local_sgd_reports_its_steps_and_moves_the_model() -> None:
-    config = ClientConfig(local_epochs=2, batch_size=4, lr=0.1)
-    model = nn.Linear(3, 2)
-    before = [p.detach().clone() for p in model.parameters()]
-    data = Split(torch.randn(10, 3, generator=torch.Generator().manual_seed(1)), torch.arange(10) % 2)
-    ctx = UpdateContext(
-        config=config,
-        global_weights={k: v.clone() for k, v in model.state_dict().items()},
-        generator=torch.Generator().manual_seed(0),
-        server_round=1,
-        partition_id=0,
-        server_config={},
-        scenario=Scenario(),
-    )
-    metrics = fednova.local_sgd(model, data, ctx)
-    assert metrics["tau"] == metrics["a_norm"] == 2 * math.ceil(10 / 4) == config.local_steps(10)
-    assert metrics["train_loss"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+@pytest.mark.usefixtures("task_identity")
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_a_client_reports_its_steps_and_their_weight_with_any_update(momentum: float) -> None:
+    """The built-in update, a straggler's fewer epochs: tau_i = epochs * ceil(n_i / B)."""
+    toml = parse_scenario(scenario_toml("fednova"), (f"client.momentum={momentum}",)).to_toml()
+    loaded = parse_scenario(toml)
+    samples = len(load_federated(loaded.data, loaded.seed).client(2))
+    straggler = message(toml, initial_model(), 1, config={keys.LOCAL_EPOCHS: 3})
+    metrics = app.train(straggler, node(2)).content.metric_records[keys.METRICS]
+    steps = 3 * math.ceil(samples / loaded.client.batch_size)
+    assert metrics["tau"] == steps and metrics["a_norm"] == fednova.momentum_norm(steps, momentum)
+    assert metrics[keys.TRAIN_LOSS] > 0
 
 
 class _Grid:
@@ -125,26 +117,15 @@ def test_strategy_aggregates_the_worked_example_and_returns_tau_eff() -> None:
     assert new["w"].numpy().tolist() == [0.1875, -0.4375]
     assert metrics["tau_eff"] == 3.25 and metrics["train_loss"] == 1.0
 
-    with pytest.raises(ValueError, match="without 'a_norm' or 'tau'"):
-        strategy.aggregate_train(1, [reply(sent[0], Y_A, 1.0, {})])
-
-
-def test_strategy_refuses_the_builtin_update_that_reports_no_steps(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    scenario = fedsim.load_scenario(SCENARIO, ["client.update=sgd"])
-    with pytest.raises(fedsim.ScenarioError, match=r"^client\.update: FedNova needs"):
-        fednova.FedNova(context=StrategyContext(scenario, 30))
-    assert main(["validate", str(SCENARIO)]) == 0
-    assert main(["validate", str(SCENARIO), "--set", "client.update=sgd"]) == 2
-    assert "client.update: FedNova needs each client's step count" in capsys.readouterr().err
-
 
 @pytest.mark.engine
 @pytest.mark.usefixtures("ray_cluster")
-def test_the_readme_command_records_tau_eff_in_every_row(tmp_path: Path) -> None:
+def test_the_shipped_scenario_records_tau_eff_in_every_row(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(["run", str(SCENARIO), "--set", "rounds=3", "--out", str(out)]) == 0
+    assert (
+        main(["run", str(SCENARIO), "--set", "rounds=3", "--set", "strategy.name=fednova", "--out", str(out)])
+        == 0
+    )
     rows = read_metrics(out)
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert all(r["tau_eff"] > 1 for r in rows)  # the strategy's own metric, in every row

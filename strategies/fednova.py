@@ -1,5 +1,5 @@
 """FedNova: Wang, Liu, Liang, Joshi and Poor 2020, "Tackling the Objective Inconsistency
-Problem in Heterogeneous Federated Optimization" (NeurIPS), as a fedsim plug-in pair.
+Problem in Heterogeneous Federated Optimization" (NeurIPS).
 
 When clients do different amounts of local work in a round (more data at the same epochs,
 stragglers that stop early), FedAvg's average of their models leans towards the clients
@@ -15,13 +15,10 @@ one it set out to minimize, weighted by ``p_i * tau_i`` instead of ``p_i``.  Fed
   clients, the paper's choice of ``tau_eff``) and moves
   ``x <- x - eta_g * tau_eff * sum_i p_i d_i``.
 
-With equal ``||a_i||_1`` this is FedAvg (``eta_g = 1``); the pure functions below are
-checked by hand in tests/examples/test_fednova.py.
-
-Two plug-ins: the local update :func:`local_sgd` (``client.update = "fednova:local_sgd"``)
-and the strategy :class:`FedNova` (``strategy.name = "fednova:FedNova"``), a subclass of
-Flower's FedAvg: its sampling, messages and metric averaging, FedNova's aggregation.
-It returns ``tau_eff`` with its metrics, so every row of metrics.jsonl has it.
+With equal ``||a_i||_1`` this is FedAvg (``eta_g = 1``).  The client half reports ``tau`` and
+``a_norm`` with its metrics, from the steps it took; the strategy returns ``tau_eff`` with its
+own, so every row of metrics.jsonl has it.  The pure functions are checked by hand in
+tests/strategies/test_fednova.py.
 """
 
 from __future__ import annotations
@@ -30,23 +27,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from torch import nn
 
-import fedsim
-
-Arrays = dict[str, np.ndarray]
+from fedsim import protocol as keys
+from fedsim.scenario.tables import Bounds
+from strategies.algorithm import Arrays, ClientStart, Finished, algorithm
 
 TAU = "tau"  # the local steps a client took, tau_i
 A_NORM = "a_norm"  # ||a_i||_1: tau_i for plain SGD
 TAU_EFF = "tau_eff"  # the strategy's own metric: sum_i p_i ||a_i||_1
-
-
-# --- The client side -------------------------------------------------------------------------
 
 
 def momentum_norm(steps: int, momentum: float) -> float:
@@ -60,34 +51,6 @@ def momentum_norm(steps: int, momentum: float) -> float:
         return float(steps)
     rho = momentum
     return (steps - rho * (1 - rho**steps) / (1 - rho)) / (1 - rho)
-
-
-def local_sgd(model: nn.Module, data: fedsim.Split, ctx: fedsim.UpdateContext) -> dict[str, float]:
-    """``ctx.config.local_epochs`` of minibatch SGD (this client's own: a straggler's are fewer),
-    reporting the work done: ``tau`` (steps) and ``a_norm`` (``||a_i||_1``) beside ``train_loss``.
-
-    A client's ``tau_i`` is its epochs times ``ceil(n_i / batch_size)``: clients of
-    different sizes, and stragglers, differ in it, which is what FedNova corrects for.
-    """
-    cfg = ctx.config
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    model.train()
-    total, steps = 0.0, 0
-    for _ in range(cfg.local_epochs):
-        order = torch.randperm(len(data), generator=ctx.generator).to(data.x.device)
-        for rows in order.split(cfg.batch_size):
-            x, y = data.batch(rows)
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            total, steps = total + loss.item(), steps + 1
-    return {"train_loss": total / steps, TAU: float(steps), A_NORM: momentum_norm(steps, cfg.momentum)}
-
-
-# --- The server side -------------------------------------------------------------------------
 
 
 def fednova_aggregate(
@@ -121,27 +84,23 @@ def fednova_aggregate(
     return new, tau_eff
 
 
+# --- The client half --------------------------------------------------------------------------
+
+
+def finish(start: ClientStart, y: Arrays, steps: int) -> Finished:
+    """Report the work done: ``tau_i`` (this client's steps: a straggler's are fewer) and ``||a_i||_1``."""
+    return Finished(metrics={TAU: float(steps), A_NORM: momentum_norm(steps, start.config.momentum)})
+
+
+# --- The server half --------------------------------------------------------------------------
+
+
+@algorithm(finish=finish, metrics=(TAU, A_NORM))
 class FedNova(FedAvg):
-    """FedNova (Wang et al. 2020) on Flower's FedAvg; ``server_learning_rate`` is the paper's
-    ``eta_g`` (1: no server step size of its own).
+    """FedNova on Flower's FedAvg: its sampling, messages and metric averaging, FedNova's
+    aggregation; ``server_learning_rate`` is the paper's ``eta_g`` (1: no step size of its own)."""
 
-    Needs clients that report their work: ``client.update = "fednova:local_sgd"``, or any
-    update returning ``a_norm`` (or ``tau``) with its metrics.
-    """
-
-    def __init__(
-        self,
-        *,
-        server_learning_rate: Annotated[float, fedsim.Bounds(gt=0)] = 1.0,
-        context: fedsim.StrategyContext | None = None,
-        **fedavg: Any,
-    ) -> None:
-        if context is not None and context.scenario.client.update == "sgd":
-            raise fedsim.ScenarioError(
-                "client.update",
-                "FedNova needs each client's step count, which the built-in 'sgd' does not report; "
-                "use 'fednova:local_sgd'",
-            )
+    def __init__(self, *, server_learning_rate: Annotated[float, Bounds(gt=0)] = 1.0, **fedavg: Any) -> None:
         super().__init__(**fedavg)
         self.server_learning_rate = server_learning_rate
         self.current: Arrays = {}  # x: the global model this round's clients start from
@@ -149,7 +108,7 @@ class FedNova(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self.current = {k: a.numpy() for k, a in arrays.items()}
+        self.current = keys.to_numpy(arrays)
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
@@ -160,27 +119,11 @@ class FedNova(FedAvg):
         valid = [m.content for m in replies if not m.has_error()]
         if averaged is None or not valid:
             return averaged, metrics
-        ys = [{k: a.numpy() for k, a in c.array_records[self.arrayrecord_key].items()} for c in valid]
-        numbers = [_metrics(c) for c in valid]
-        weights = [float(m[self.weighted_by_key]) for m in numbers]  # type: ignore[arg-type]
-        new, tau_eff = fednova_aggregate(
-            self.current, ys, weights, [_a_norm(m) for m in numbers], self.server_learning_rate
-        )
+        ys = [keys.to_numpy(c.array_records[self.arrayrecord_key]) for c in valid]
+        numbers = [c.metric_records[keys.METRICS] for c in valid]
+        weights = [keys.number(m, self.weighted_by_key) for m in numbers]
+        a_norms = [keys.number(m, A_NORM) for m in numbers]
+        new, tau_eff = fednova_aggregate(self.current, ys, weights, a_norms, self.server_learning_rate)
         metrics = MetricRecord() if metrics is None else metrics
         metrics[TAU_EFF] = tau_eff
-        return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in new.items()}), metrics
-
-
-def _metrics(content: RecordDict) -> MetricRecord:
-    """A reply's one MetricRecord (FedAvg's checks made sure there is one)."""
-    return next(iter(content.metric_records.values()))
-
-
-def _a_norm(metrics: MetricRecord) -> float:
-    for key in (A_NORM, TAU):
-        if key in metrics:
-            return float(metrics[key])  # type: ignore[arg-type]
-    raise ValueError(
-        f"a client replied without {A_NORM!r} or {TAU!r}: FedNova needs each client's local work "
-        "(client.update = 'fednova:local_sgd')"
-    )
+        return keys.to_record(new), metrics
