@@ -95,6 +95,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "fedprox": "strategies.fedprox:fedprox",
         "scaffold": "strategies.scaffold:Scaffold",
         "fednova": "strategies.fednova:FedNova",
+        "feddyn": "strategies.feddyn:FedDyn",
         # ... and Flower's server-side strategies (strategies/builtin.py).
         **{
             name: f"strategies.builtin:{name}"
