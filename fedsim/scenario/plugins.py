@@ -96,6 +96,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "scaffold": "strategies.scaffold:Scaffold",
         "fednova": "strategies.fednova:FedNova",
         "feddyn": "strategies.feddyn:FedDyn",
+        "moon": "strategies.moon:Moon",
         # ... and Flower's server-side strategies (strategies/builtin.py).
         **{
             name: f"strategies.builtin:{name}"
