@@ -29,7 +29,7 @@ CATEGORIES = (
     ("compile: Dynamo and inductor", ("torch/_dynamo", "torch/_inductor")),
     ("client: cohort step", ("clients/cohort", "clients/capture.py")),
     ("client: train loop", ("clients/training.py",)),
-    ("client: data", ("fedsim/data", "clients/app.py:client")),
+    ("client: data", ("fedsim/data", "clients/workload.py:client")),
     # Not "<module>": a Ray worker runs its whole loop inside default_worker.py's.
     ("imports and start-up", ("_find_and_load", "init_ray")),
     ("serialization", ("serde", "ArrayRecord", "to_torch_state_dict", "array_record", "pickle", "numpy")),

@@ -9,7 +9,7 @@ takes the new state back.  :func:`state_mod` moves it between the message and th
 both, and Flower's client-side DP mods (which take messages with the model alone) never see it.
 
 The cohort engine's group message carries each member's state under the member's own record
-names (fedsim/sim/cohort_engine.py); clients/app.py reads those itself.
+names (fedsim/sim/cohort_engine.py); clients/local_round.py reads those itself.
 """
 
 from __future__ import annotations

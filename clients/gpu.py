@@ -161,7 +161,7 @@ class Footprint:
     """One client measured on the GPU (fedsim/sim/gpu_measure.py)."""
 
     peak_bytes: int  # torch's allocator at its peak: model, gradients, activations, a few batches
-    data_bytes: int  # every partition, as large as an actor's cache of them could grow (clients/app.py)
+    data_bytes: int  # every partition, as large as an actor's cache of them could grow (clients/workload.py)
     total_bytes: int  # the GPU's memory
     outside_allocator_bytes: int  # seen held beside torch's allocator (context, kernels, others)
 

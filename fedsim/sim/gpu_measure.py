@@ -3,7 +3,7 @@
 The scenario's model is built on the GPU and trained a few steps at the scenario's batch
 size, on the largest partition's first rows, as the client trains (clients/training.py,
 or clients/cohort.py for a cohort); torch's allocator reports the peak.  An actor also
-keeps every partition it has trained on the GPU (clients/app.py), so the bytes of all
+keeps every partition it has trained on the GPU (clients/workload.py), so the bytes of all
 partitions are added: the most its cache can grow to.
 """
 
@@ -50,7 +50,7 @@ def footprint(scenario: Scenario, data: FederatedData, device: int = 0) -> gpu.F
 
 def data_bytes(data: FederatedData) -> int:
     """Every partition's rows as a GPU client holds them: inputs materialized, int64 targets;
-    at most the training set's worth, where a worker's cache stops (clients/app.py)."""
+    at most the training set's worth, where a worker's cache stops (clients/workload.py)."""
     rows = min(int(data.clients.sizes().sum()), len(data.train))
     x, y = data.train.x, data.train.y
     return rows * (x[0].numel() * x.element_size() + y.element_size())

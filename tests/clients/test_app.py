@@ -10,7 +10,7 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
-from clients import app, gpu, training
+from clients import app, gpu, training, workload
 from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.models.build import build_model
@@ -104,7 +104,7 @@ def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     toml, x = scenario_toml(), initial_model()
-    work = app._workload(toml, None, None)  # the cached workload _setup finds (no data shipped)
+    work = workload.load(toml, None, None)  # the cached workload _setup finds (no driver data)
     monkeypatch.setattr(work, "share", gpu.Share(0.1, 140 * 2**30))  # as claimed on a 140 GiB GPU
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     real_train, calls = training.train, []
@@ -134,8 +134,8 @@ def test_a_gpu_workers_kept_partitions_stop_at_the_training_sets_rows() -> None:
 
     kept: OrderedDict[int, Split] = OrderedDict((pid, rows(60)) for pid in (1, 2, 3))
     kept.move_to_end(1)  # trained again: now the most recent
-    app.keep_within(kept, 130)
+    workload.keep_within(kept, 130)
     assert list(kept) == [3, 1]
     kept[4] = rows(500)
-    app.keep_within(kept, 130)
+    workload.keep_within(kept, 130)
     assert list(kept) == [4]

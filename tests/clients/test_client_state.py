@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
-from clients import app, client_state
+from clients import app, client_state, workload
 from fedsim import protocol as keys
 from fedsim.sim.client_store import ClientStore
 from tests import stateful
@@ -110,7 +110,7 @@ def test_what_finish_gives_must_be_what_the_algorithm_declares() -> None:
 
 
 def test_a_messages_missing_declared_arrays_are_named() -> None:
-    algorithm = app._workload(scenario_toml("tests.stateful:Tally"), None, None).algorithm
+    algorithm = workload.load(scenario_toml("tests.stateful:Tally"), None, None).algorithm
     bare = RecordDict({keys.CONFIG: ConfigRecord()})
     with pytest.raises(ValueError, match="lacks the algorithm's 'scale' arrays"):
         client_state.received(bare.array_records.get, algorithm)

@@ -35,7 +35,7 @@ def test_a_per_client_run_measures_one_client_and_a_cohort_its_group() -> None:
 
 
 def test_clients_drawn_with_replacement_count_at_most_the_training_set() -> None:
-    """A GPU worker keeps at most the training set's rows (clients/app.py), whatever the population."""
+    """A GPU worker keeps at most the training set's rows (clients/workload.py), whatever the population."""
     images = Split(torch.zeros(6, 1, 28, 28), torch.zeros(6, dtype=torch.int64))
     million = DrawnRows(np.arange(6), 1_000_000, 3, seed=0, keep=3)
     assert gpu_measure.data_bytes(FederatedData(images, images, 10, million)) == 6 * 3144
