@@ -14,21 +14,27 @@ over :func:`run` and :func:`compare`: the same checks, the same run folders.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from fedsim.results import own_files
+from fedsim.results.runlock import RunLock
 from fedsim.scenario import files, objects
 from fedsim.scenario.files import parse_table, read_text
 from fedsim.scenario.sections import Scenario, VariantConfig
 from fedsim.scenario.tables import ScenarioError, describe, from_table, one_line, to_table
 from fedsim.scenario.variants import Run, parse_seeds, plan
-from fedsim.sim import cluster
+from fedsim.sim import cluster, stopping
+
+if TYPE_CHECKING:
+    from fedsim.sim import sweep  # Flower and torch: imported when a comparison runs
 
 SCENARIO_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE = (
     "scenario.toml",
@@ -114,11 +120,15 @@ class RunFailed(RuntimeError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a run or a comparison; what finished is kept."""
+    """Ctrl-C or SIGTERM during a run or a comparison; what finished is kept.
+
+    ``signum``: the signal that stopped it (fedsim/sim/stopping.py; SIGINT for a
+    KeyboardInterrupt raised otherwise)."""
 
     def __init__(self, out: Path, detail: str) -> None:
         super().__init__(f"interrupted; {detail}")
         self.out = out
+        self.signum = stopping.received() or signal.SIGINT
 
 
 def load_scenario(path: str | Path | None = None, set: Sequence[str] = ()) -> Scenario:
@@ -160,7 +170,8 @@ def run(
     else:
         chosen = from_table(Scenario, with_objects(_table(scenario, set), given))
     console = console or Console(stderr=True, highlight=False)
-    with cluster.started_early(cluster.early(chosen.resources.uses_gpu, verbose), wait_for_shutdown):
+    early = cluster.early(chosen.resources.uses_gpu, verbose)
+    with stopping.handled(), cluster.started_early(early, wait_for_shutdown):
         folder = Path(resume) if resume is not None else (Path(out) if out is not None else None)
         timing = Timing(started_at, wait_for_shutdown)
         return _run_job(chosen, folder, data_dir, resume is not None, console, verbose, timing)
@@ -177,6 +188,7 @@ def compare(
     dataset: object = None,
     update: object = None,
     data_dir: str | Path | None = None,
+    resume: str | Path | None = None,
     console: Console | None = None,
     verbose: bool = False,
 ) -> Comparison:
@@ -185,33 +197,84 @@ def compare(
     ``strategies``: names as ``fedsim compare --strategy`` takes them (``"fedprox:proximal_mu=0.01"``),
     strategy classes or functions, or VariantConfig objects; none: the scenario's
     ``[[compare.variants]]``.  ``seeds``: none: ``compare.seeds``, else the scenario's seed.
+    ``resume``: a stopped comparison's folder, finished as planned (give the same Python
+    objects it ran with, if any): runs that ended are kept, a stopped one goes on, the rest run.
     """
     from fedsim.sim import sweep
 
-    table = with_objects(_table(scenario, set), {"model": model, "dataset": dataset, "update": update})
-    runs = comparison_plan(table, list(strategies), seeds)
-    base = from_table(Scenario, table)
-    folder = (
-        Path(out) if out is not None else Path("runs") / f"{base.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
-    )
-    sweep.check(runs, folder)
+    given = {"model": model, "dataset": dataset, "update": update}
+    if resume is not None:
+        folder = Path(resume)
+        plan = _resumed_plan(folder, scenario, strategies, seeds, out, set, given)
+    else:
+        table = with_objects(_table(scenario, set), given)
+        base = from_table(Scenario, table)
+        runs = tuple(comparison_plan(table, list(strategies), seeds))
+        plan = sweep.Plan(runs, base.name, base.evaluation.target_accuracy)
+        folder = (
+            Path(out)
+            if out is not None
+            else Path("runs") / f"{base.name}-compare-{datetime.now():%Y%m%d-%H%M%S}"
+        )
+        sweep.check(plan.runs, folder)
+        sweep.save_plan(plan, folder)
     console = console or Console(stderr=True, highlight=False)
-    target = base.evaluation.target_accuracy
+    lock = RunLock.take(folder, "--resume" if resume is not None else "--out")  # one comparison per folder
+    try:
+        with (
+            stopping.handled(),
+            cluster.started_early(cluster.early(plan.runs[0].scenario.resources.uses_gpu, verbose)),
+        ):
+            return _compare_all(plan, folder, data_dir, console, verbose, resume is not None)
+    finally:
+        lock.release()
+
+
+def _compare_all(
+    plan: sweep.Plan, folder: Path, data_dir: str | Path | None, console: Console, verbose: bool, resume: bool
+) -> Comparison:
+    from fedsim.sim import sweep
+
+    results: list[Any] = []
     done: list[RunResult] = []
-    with cluster.started_early(cluster.early(base.resources.uses_gpu, verbose)):
-        results = []
-        try:
-            for result in sweep.run_all(runs, folder, _text(data_dir), console, verbose=verbose):
-                results.append(result)
-                done.append(
-                    RunResult(folder / runs[len(done)].folder, result.label, result.seed, result.error)
-                )
-        except KeyboardInterrupt as stop:
-            if results:
-                sweep.report(results, folder, base.name, target)
-            raise Interrupted(folder, f"the {len(results)} finished runs are in {folder}") from stop
-    sweep.report(results, folder, base.name, target)
+    try:
+        for result in sweep.run_all(plan.runs, folder, _text(data_dir), console, verbose, resume):
+            results.append(result)
+            run = plan.runs[len(done)]
+            done.append(RunResult(folder / run.folder, result.label, result.seed, result.error))
+    except KeyboardInterrupt as stop:
+        if results:
+            sweep.report(results, folder, plan.title, plan.target)
+        hint = f"fedsim compare --resume {folder} goes on with the rest"
+        raise Interrupted(folder, f"the {len(results)} finished runs are in {folder} ({hint})") from stop
+    sweep.report(results, folder, plan.title, plan.target)
     return Comparison(folder, tuple(done))
+
+
+def _resumed_plan(
+    folder: Path,
+    scenario: ScenarioLike,
+    strategies: Sequence[object],
+    seeds: object,
+    out: object,
+    overrides: Sequence[str],
+    given: dict[str, object],
+) -> sweep.Plan:
+    """The plan a stopped comparison wrote; the objects given are registered for its runs."""
+    from fedsim.sim import sweep
+
+    named = [s for s in strategies if isinstance(s, str | VariantConfig)]
+    extra = [n for n, v in (("SCENARIO", scenario), ("--strategy", named), ("--seeds", seeds)) if v]
+    extra += [n for n, v in (("--set", overrides), ("--out", out)) if v]
+    if extra:
+        raise ScenarioError("--resume", f"finishes DIR/{sweep.PLAN_FILE} as planned; drop {', '.join(extra)}")
+    if not folder.is_dir():
+        raise ScenarioError("--resume", f"{folder} is not a comparison folder")
+    own_files.refuse_links(folder, "--resume")
+    for thing in [*given.values(), *strategies]:
+        if thing is not None:
+            objects.register_object(thing)
+    return sweep.load_plan(folder)
 
 
 def comparison_plan(
@@ -284,6 +347,7 @@ def _resumed(
         )
     if not (folder / SCENARIO_FILE).is_file():
         raise ScenarioError("--resume", f"{folder} is not a run folder (no {SCENARIO_FILE} in it)")
+    own_files.refuse_links(folder, "--resume")
     table = parse_table(read_text(folder / SCENARIO_FILE))
     if with_objects(table, given) != table:  # the run's names: the objects must be the same ones
         raise ScenarioError("--resume", "the Python objects given are not the ones the run used")
@@ -308,6 +372,8 @@ def _run_job(
         job = engine.prepare(scenario, out, _text(data_dir), resume, timing.started_at)
     except ScenarioError:
         raise
+    except KeyboardInterrupt as stop:  # while the data loaded: no round began
+        raise Interrupted(out or Path("runs"), "stopped before the first round") from stop
     except Exception as error:  # the data or the run folder failed: one line, as for a failed run
         raise RunFailed(describe(error), None) from error
     console.print(describe_data(job.data))

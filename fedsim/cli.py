@@ -1,13 +1,13 @@
 """``fedsim``: run, check and compare scenario files; plot finished runs.
 
-Exit codes: 0 done, 1 the run failed, 2 bad input (one line naming the key), 130 interrupted.
+Exit codes: 0 done, 1 the run failed, 2 bad input (one line naming the key), 130 interrupted
+(Ctrl-C), 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 import traceback
@@ -25,6 +25,7 @@ from fedsim.scenario import files
 from fedsim.scenario.describe import guarantee
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError, count, describe, from_table
+from fedsim.sim import stopping
 
 EPILOG = """\
 examples:
@@ -82,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     _debug(run)
 
     validate = commands.add_parser(
-        "validate", help="check a scenario without running it: its plug-ins, data and model load and fit"
+        "validate",
+        help="check a scenario without running it: its plug-ins, data and model load and fit",
+        description="Check a scenario without running it: the data and model load and fit, every "
+        "plug-in is imported and called as a run would (their code runs: validate only files you "
+        "would run).",
     )
     deploy_args.add_scenario_args(validate)
     validate.add_argument(
@@ -118,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--data-dir", metavar="DIR", help="data root holding the data set's files, e.g. MNIST/raw (read only)"
+    )
+    compare.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="finish a stopped comparison as planned: ended runs kept, a stopped one resumed, the rest run",
     )
     compare.add_argument("-v", "--verbose", action="store_true", help="show Flower's and Ray's logs")
     _tensorboard(compare)
@@ -197,9 +208,6 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     """Run the parsed command; its exit code."""
     console = Console(stderr=True, highlight=False)
-    if args.command in ("run", "compare"):
-        # `kill` and service managers send SIGTERM: stop as on Ctrl-C, the finished rounds kept.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if "handler" in args:  # a deployment command
             return deploy_cli.run(args)
@@ -224,6 +232,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return 1
     except api.Interrupted as stop:
         print(f"fedsim: {stop}", file=sys.stderr)
+        return stopping.exit_code(stop.signum)
+    except KeyboardInterrupt:  # outside a run (a plot, a validation): nothing to keep
+        print("fedsim: interrupted", file=sys.stderr)
         return 130
     except OSError as error:  # a file it could not write or read midway (a full disk): one line, no traceback
         print(f"fedsim: error: {describe(error)}", file=sys.stderr)
@@ -266,14 +277,27 @@ def process_start() -> float:
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    table = files.scenario_table(args.scenario, _overrides(args))
-    comparison = api.compare(
-        from_table(Scenario, table),
-        strategies=args.strategies,
-        seeds=args.seeds,
-        out=args.out,
-        **_common(args, console),
-    )
+    if args.resume is not None:
+        if args.tensorboard:
+            raise ScenarioError("--tensorboard", "a resume finishes the comparison's runs as planned")
+        comparison = api.compare(
+            args.scenario,
+            strategies=args.strategies,
+            seeds=args.seeds,
+            out=args.out,
+            set=args.overrides,
+            resume=args.resume,
+            **_common(args, console),
+        )
+    else:
+        table = files.scenario_table(args.scenario, _overrides(args))
+        comparison = api.compare(
+            from_table(Scenario, table),
+            strategies=args.strategies,
+            seeds=args.seeds,
+            out=args.out,
+            **_common(args, console),
+        )
     print(comparison.table)  # the result, on stdout
     console.print(f"wrote {comparison.out}: {TABLE_MD}, comparison.csv, accuracy.png, loss.png")
     if comparison.failed:

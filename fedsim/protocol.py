@@ -88,6 +88,7 @@ GPU_SHARE_EXCEEDED = "needed more than its GPU share"
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
 NODE_DATA_DIR = "data-dir"
+NODE_ALLOW_PLUGINS = "allow-plugins"  # module prefixes, comma-separated (fedsim client --allow-plugin)
 
 
 def member_record(name: str, partition_id: int) -> str:

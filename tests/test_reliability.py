@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_as_an_uninterrupted_one(tmp_
     """FedAdam: the server's moments, the model and the generators must all come back."""
     overrides = ("rounds=4", "strategy.name=fedadam", "strategy.fraction_evaluate=0.2", *SMALL[2:])
     scenario = [arg for override in overrides for arg in ("--set", override)]
-    whole = fedsim("run", "--out", str(tmp_path / "whole"), *scenario)
-    assert whole.returncode == 0, whole.stderr
+    simulate(QUICKSTART, tmp_path / "whole", overrides=overrides)  # in this process: the same engine
 
     killed_dir = tmp_path / "killed"
     run_killed_after_round_2(killed_dir, scenario)
@@ -257,17 +257,28 @@ def test_a_diverged_global_model_stops_the_run_at_once_and_is_never_saved(tmp_pa
     assert summary["error"].startswith("round 1: the global model diverged")
 
 
-@pytest.mark.parametrize("end", ["sigkill", "exit"])
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+@pytest.mark.parametrize("end", ["sigkill", "exit", "ctrl-c-twice"])
 def test_fedsim_run_leaves_none_of_its_private_clusters_processes(tmp_path: Path, end: str) -> None:
     """Without RAY_ADDRESS the run starts a cluster of its own; Ray's agents used to outlive a
     kill.  A run that ends exits as soon as its results are written (fedsim/cli.py: entry),
-    without waiting for Ray's shut-down: nothing may be left of the cluster either."""
+    without waiting for Ray's shut-down: nothing may be left of the cluster either.  A second
+    Ctrl-C to the terminal's process group used to hang the run in Ray's shut-down: it exits at
+    once.  And the cluster is the machine's alone: nothing of it listens beyond loopback."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    rounds = "rounds=20" if end == "sigkill" else "rounds=2"
+    rounds = "rounds=2" if end == "exit" else "rounds=20"
     scenario = [arg for o in (rounds, *SMALL[1:]) for arg in ("--set", o)]
     command = [sys.executable, "-m", "fedsim", "run", "--out", str(tmp_path / "run"), *scenario]
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        command,
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
     )
     assert process.stderr is not None
     for line in process.stderr:
@@ -278,14 +289,35 @@ def test_fedsim_run_leaves_none_of_its_private_clusters_processes(tmp_path: Path
     cluster = [p for p in tree if p not in reapers]
     assert len(reapers) == 1 and any(p.name() == "raylet" for p in cluster)
     assert any("Agent" in " ".join(p.cmdline()) for p in cluster)  # the dashboard and runtime-env agents
+    listening = {(p.name(), c.laddr.ip) for p in [psutil.Process(process.pid), *cluster] for c in sockets(p)}
+    assert {name for name, _ in listening} >= {"gcs_server", "raylet"}
+    assert {ip for _, ip in listening} <= LOOPBACK, listening
     if end == "sigkill":
         process.kill()
-    process.stderr.read()
-    assert process.wait() == (-signal.SIGKILL if end == "sigkill" else 0)
+    if end == "ctrl-c-twice":
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGINT)
+        sent = time.monotonic()
+    err = process.stderr.read()
+    expected = {"sigkill": -signal.SIGKILL, "exit": 0, "ctrl-c-twice": 130}
+    assert process.wait() == expected[end], err
     if end == "exit":
         assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+    if end == "ctrl-c-twice":
+        assert time.monotonic() - sent < 2
+        assert err.splitlines()[-1] == "fedsim: SIGINT again: stopped at once; what was saved is kept"
+        assert "Traceback" not in err
     reapers[0].wait(timeout=120)  # it ends once it has killed the rest; the bound is against a hang
     assert [p for p in cluster if running(p)] == []
+
+
+def sockets(process: psutil.Process) -> list[Any]:
+    """The TCP sockets ``process`` listens on."""
+    try:
+        return [c for c in process.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    except psutil.NoSuchProcess:  # a worker that has just ended
+        return []
 
 
 def running(process: psutil.Process) -> bool:
@@ -293,3 +325,36 @@ def running(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_comparison_stopped_by_sigterm_is_finished_by_compare_resume(tmp_path: Path) -> None:
+    """SIGTERM during the first of two variants: it exits 143 naming the command that goes on.
+    The resume goes on with the first from its checkpoint, runs the second, and the table covers
+    both (the runs that ended are kept: tests/fedsim/sim/test_sweep.py)."""
+    out = tmp_path / "cmp"
+    variants = ["fedavg", "fedavgm"]
+    scenario = [arg for o in SMALL for arg in ("--set", o)]
+    command = [sys.executable, "-m", "fedsim", "compare", *scenario, "--out", str(out)]
+    command += [arg for v in variants for arg in ("--strategy", v)]
+    process = subprocess.Popen(
+        command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("round   1"):  # the first run has checkpointed its first round
+            process.send_signal(signal.SIGTERM)
+            break
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 143, err
+    assert err.splitlines()[-1] == (
+        f"fedsim: interrupted; the 0 finished runs are in {out} (fedsim compare --resume {out} goes on "
+        "with the rest)"
+    )
+    assert checkpoint.load(out / "fedavg-seed0").round >= 1 and not (out / "fedavgm-seed0").exists()
+
+    resumed = fedsim("compare", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1/2 fedavg, seed 0 (resumed)" in resumed.stderr and "resuming " in resumed.stderr
+    for variant in variants:  # every round once
+        assert [r["round"] for r in read_metrics(out / f"{variant}-seed0")] == [1, 2]
+    assert resumed.stdout.count("| ok |") == 2 and all(f"| {v} | 1 |" in resumed.stdout for v in variants)

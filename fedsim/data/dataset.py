@@ -9,6 +9,7 @@ shakespeare, text) are loaders too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,9 @@ class Dataset:
     ``train`` and ``test``: ``(x, y)`` pairs of tensors or NumPy arrays, one row per
     sample (``x`` the model's input, ``y`` its integer class), or map-style
     ``torch.utils.data.Dataset`` objects (any torchvision data set), read once into
-    tensors.  ``num_classes``: None infers it from the largest target.
+    tensors.  ``uint8`` features of a data set that is not ``sequential`` are images: they
+    become float32 in [0, 1], as a torchvision data set's do.  ``num_classes``: None infers
+    it from the largest target.
     ``client_ids``: one natural client id per training sample (a writer, a device, a
     speaker), which ``partition = "natural"`` splits by; a negative id leaves the sample
     out of every client.  ``sequential``: the samples are positions in one stream (text),
@@ -62,7 +65,8 @@ def materialize(dataset: object, name: str) -> Tensors:
     """``dataset`` as tensors, or a PluginError naming what does not fit."""
     if not isinstance(dataset, Dataset):
         raise PluginError(KEY, f"{name!r} returned {type(dataset).__name__}, expected a fedsim.Dataset")
-    train, test = _split(dataset.train, name, "train"), _split(dataset.test, name, "test")
+    sequential = bool(dataset.sequential)
+    train, test = (_split(getattr(dataset, w), name, w, sequential) for w in ("train", "test"))
     if len(train) == 0:
         raise PluginError(KEY, f"{name!r}: the training set is empty")
     if train.x.shape[1:] != test.x.shape[1:]:
@@ -74,12 +78,12 @@ def materialize(dataset: object, name: str) -> Tensors:
         test,
         _num_classes(dataset.num_classes, train, test, name),
         _client_ids(dataset.client_ids, len(train), name),
-        bool(dataset.sequential),
+        sequential,
         dataset.vocab,
     )
 
 
-def _split(given: Any, name: str, which: str) -> Split:
+def _split(given: Any, name: str, which: str, sequential: bool) -> Split:
     if isinstance(given, tuple | list) and len(given) == 2:
         x, y = (
             _tensor(v, name, f"{which} {part}")
@@ -99,6 +103,8 @@ def _split(given: Any, name: str, which: str) -> Split:
         )
     if y.is_floating_point() or y.dtype == torch.bool:
         raise PluginError(KEY, f"{name!r}: {which} targets are {y.dtype}, expected integer classes")
+    if x.dtype == torch.uint8 and not sequential:  # images as stored (MNIST's files, PIL's arrays)
+        x = x.float() / 255
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()  # the models' parameters are float32
     return Split(x, y.long())
@@ -107,14 +113,15 @@ def _split(given: Any, name: str, which: str) -> Split:
 def _tensor(value: Any, name: str, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, Sequence):
-        try:
-            return torch.as_tensor(np.asarray(value))
-        except (TypeError, ValueError):
-            pass
-    raise PluginError(KEY, f"{name!r}: {what} are {type(value).__name__}, expected a tensor or an array")
+    array = value if isinstance(value, np.ndarray) else None
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        with contextlib.suppress(TypeError, ValueError):  # ragged rows: not an array
+            array = np.asarray(value)
+    if array is None:
+        raise PluginError(KEY, f"{name!r}: {what} are {type(value).__name__}, expected a tensor or an array")
+    if array.dtype.kind not in "biuf":  # strings, objects, dates: nothing a model reads
+        raise PluginError(KEY, f"{name!r}: {what} are an array of {array.dtype}, expected numbers")
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _read(dataset: Any, name: str, which: str) -> tuple[torch.Tensor, torch.Tensor]:

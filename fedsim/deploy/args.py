@@ -105,6 +105,15 @@ def _client(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runtime-port", type=_port, default=0, help="local port for its ClientApps (default: free)"
     )
+    p.add_argument(
+        "--allow-plugin",
+        dest="allow_plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module (and those under it) whose plug-ins the server's scenarios may name, e.g. "
+        "mylab.models (repeatable; the built-ins always; nothing else is imported)",
+    )
 
 
 def _submit(p: argparse.ArgumentParser) -> None:

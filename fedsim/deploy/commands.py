@@ -28,6 +28,7 @@ from fedsim.deploy.flower import SuperNodeOptions, flower_env
 from fedsim.deploy.processes import ProcessGroup, Started, StartError
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
+from fedsim.sim import stopping
 from fedsim.sim.cohort_choice import for_deployment
 
 if TYPE_CHECKING:
@@ -44,10 +45,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     handler: deploy_args.Handler = args.handler
-    # `kill` and service managers send SIGTERM: stop our processes as on Ctrl-C, not orphan them.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return handler(args)
+        # `kill` and service managers send SIGTERM: stop our processes as on Ctrl-C, not orphan them.
+        with stopping.handled(second_exits=False):
+            return handler(args)
     except ScenarioError as error:
         print(f"fedsim: error: {error}", file=sys.stderr)
         return 2
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         print("fedsim: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+        return stopping.exit_code(stopping.received() or signal.SIGINT)
 
 
 def _certs(args: argparse.Namespace) -> int:
@@ -117,6 +118,7 @@ def _client(args: argparse.Namespace) -> int:
         args.data_dir,
         deploy_args.existing(args.auth_key, "--auth-key") if args.auth_key else None,
         args.runtime_port,
+        tuple(args.allow_plugins),
     )
     if opts.auth_key is not None and tls.insecure:
         raise ScenarioError("--auth-key", "SuperNode authentication needs TLS; drop --insecure")
@@ -156,6 +158,7 @@ def _launch(args: argparse.Namespace) -> int:
     scenario = _scenario(args, clients=args.clients)
     out = args.out or _default_out(scenario)
     opts = LaunchOptions(scenario, out, args.certs, args.insecure, not args.no_node_auth, args.data_dir)
+    print(f"fedsim: launch: {opts.security()}", file=sys.stderr)
     return _follow_run(args, lambda group, work, rep: launch(opts, group, work, rep, started_at), out)
 
 
@@ -169,10 +172,10 @@ def _follow_run(args: argparse.Namespace, start: Callable[..., Outcome], out: Pa
             reporter.progress.update(reporter.task, description="starting Flower's processes")
             outcome = start(group, work.path, reporter)
         work.keep |= outcome.error is not None
-        stopping = time.perf_counter()
+        stopped_at = time.perf_counter()
     if args.verbose:
         times = [f"{what} after {seconds:.1f} s" for what, seconds in outcome.milestones]
-        times.append(f"processes stopped in {time.perf_counter() - stopping:.1f} s")
+        times.append(f"processes stopped in {time.perf_counter() - stopped_at:.1f} s")
         print(f"fedsim: {'; '.join(times)}", file=sys.stderr)
     if outcome.error is not None:
         print(f"fedsim: run failed: {outcome.error}; results (if any) are in {out}", file=sys.stderr)

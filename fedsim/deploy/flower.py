@@ -91,12 +91,18 @@ class SuperNodeOptions:
     data_dir: Path | None = None
     auth_key: Path | None = None  # private key registered on the SuperLink
     runtime_port: int = 0  # the SuperNode's local API for its ClientApps; 0: a free port
+    allow_plugins: tuple[str, ...] = ()  # module prefixes its ClientApp may import besides the built-ins
 
     def __post_init__(self) -> None:
         if not 0 <= self.partition_id < self.num_partitions:
             raise ScenarioError(
                 "--partition-id", f"expected 0..{self.num_partitions - 1}, got {self.partition_id}"
             )
+        for prefix in self.allow_plugins:
+            if not all(part.isidentifier() for part in prefix.split(".")):
+                raise ScenarioError(
+                    "--allow-plugin", f"expected a module such as mylab or mylab.models, got {prefix!r}"
+                )
         if self.data_dir is not None and '"' in str(self.data_dir):
             raise ScenarioError("--data-dir", "a path with '\"' cannot be passed in Flower's node config")
 
@@ -114,6 +120,7 @@ class SuperNodeOptions:
         pairs.append(f"{keys.NODE_NUM_PARTITIONS}={self.num_partitions}")
         if self.data_dir is not None:
             pairs.append(f'{keys.NODE_DATA_DIR}="{self.data_dir.resolve()}"')
+        pairs.append(f'{keys.NODE_ALLOW_PLUGINS}="{",".join(self.allow_plugins)}"')
         return " ".join(pairs)
 
 

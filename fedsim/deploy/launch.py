@@ -65,6 +65,21 @@ class LaunchOptions:
         """The number of SuperNodes (set for every scenario that reaches here)."""
         return self.scenario.data.num_clients or 0
 
+    def security(self) -> str:
+        """What protects the launch's connections, in words."""
+        if self.insecure:
+            return "plain text: no TLS, no SuperNode authentication (--insecure)"
+        where = f"certificates in {self.certs}" if self.certs else "throwaway certificates"
+        joins = "SuperNodes authenticated" if self.node_auth else "any SuperNode may join (--no-node-auth)"
+        return f"TLS on ({where}), {joins}"
+
+
+def own_plugins(scenario: Scenario) -> tuple[str, ...]:
+    """The modules of the scenario's plug-ins named by import path.  The launch's SuperNodes run
+    on this machine for this user, so they import them, as ``fedsim run`` would."""
+    names = (scenario.model.name, scenario.data.dataset, scenario.strategy.name, scenario.client.update)
+    return tuple(sorted({name.partition(":")[0] for name in names if ":" in name}))
+
 
 def check_room(clients: int, available_mib: int) -> None:
     """Refuse more SuperNodes than the available memory holds while they all train."""
@@ -93,7 +108,13 @@ def launch(
     nodes: list[Started] = []
     for k in range(clients):
         spec = SuperNodeOptions(
-            side.fleet_address, k, clients, tls, opts.data_dir, keys[k][0] if keys else None
+            side.fleet_address,
+            k,
+            clients,
+            tls,
+            opts.data_dir,
+            keys[k][0] if keys else None,
+            allow_plugins=own_plugins(opts.scenario),
         )
         nodes.append(group.start(f"supernode-{k}", spec.argv(), env=flower_env(workdir / f"home-node-{k}")))
     for node in nodes:

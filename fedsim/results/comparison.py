@@ -1,7 +1,8 @@
 """The comparison table: per variant, over seeds, from each run's ``metrics.jsonl``.
 
-Final and best accuracy are over completed runs, as mean ± sample standard deviation
-(0 for a single seed).  Rounds to target are over the runs that reached
+Final accuracy is over completed runs, best accuracy over every run that evaluated a round
+(a run that failed later still reached it), as mean ± sample standard deviation (0 for a
+single seed).  Rounds to target are over the runs that reached
 ``evaluation.target_accuracy``, shown with how many did.  Wall time and bytes are
 per run.  Accuracy is the centralized test accuracy, or the federated one when the
 scenario evaluates on clients only.
@@ -96,7 +97,7 @@ def rounds_to_target(records: Sequence[RoundRecord], target: float | None) -> in
 def variant_row(label: str, runs: Sequence[RunResult], target: float | None) -> Row:
     done = [r for r in runs if r.error is None]
     finals = [a for r in done if (a := final_accuracy(r.records)) is not None]
-    bests = [a for r in done if (a := best_accuracy(r.records)) is not None]
+    bests = [a for r in runs if (a := best_accuracy(r.records)) is not None]  # a failed run's too
     reached = [float(n) for r in done if (n := rounds_to_target(r.records, target)) is not None]
     return Row(
         label=label,

@@ -32,7 +32,9 @@ class RunLock:
         """Lock ``folder``; ScenarioError naming ``key`` and the holder's pid if another process has it."""
         path = folder / LOCK_FILE
         try:
-            stream = open(path, "a+b")  # noqa: SIM115  # held open: closing it lets the lock go
+            # Held open: closing it lets the lock go.  Never through a link (fedsim/results/own_files.py).
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+            stream = os.fdopen(os.open(path, flags, 0o644), "a+b")
         except OSError as error:
             raise ScenarioError(key, f"cannot lock {path}: {error.strerror}") from None
         try:

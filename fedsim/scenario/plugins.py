@@ -15,9 +15,10 @@ Free of torch and Flower: the command line checks names before either loads.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,37 @@ def is_builtin(kind: Kind, name: str) -> bool:
     return name in REGISTRY[kind.name]
 
 
+# A SuperNode receives the scenario from the server and would import whatever it names: there,
+# only the built-ins and the module prefixes its operator allowed (`fedsim client
+# --allow-plugin`, clients/app.py).  None: any import path (a simulation, the user's own files).
+_allowed: list[tuple[str, ...] | None] = [None]
+
+
+@contextlib.contextmanager
+def allowing_only(prefixes: Sequence[str] | None) -> Iterator[None]:
+    """Import only the built-ins and modules under ``prefixes`` while the block runs (None: anything)."""
+    before = _allowed[0]
+    _allowed[0] = None if prefixes is None else tuple(prefixes)
+    try:
+        yield
+    finally:
+        _allowed[0] = before
+
+
+def _check_allowed(kind: Kind, path: str) -> None:
+    prefixes = _allowed[0]
+    if prefixes is None or path in REGISTRY[kind.name].values():
+        return
+    module = path.partition(":")[0]
+    if not any(module == p or module.startswith(p + ".") for p in prefixes):
+        allowed = ", ".join(prefixes) or "none"
+        raise PluginError(
+            kind.key,
+            f"{path!r}: this node imports only the built-ins and the plug-ins its operator allowed "
+            f"(--allow-plugin: {allowed}); `fedsim client --allow-plugin {module}` would allow it",
+        )
+
+
 def search(paths: Sequence[str]) -> None:
     """Let plug-in modules be imported from ``paths`` (a scenario's ``python_path``), first."""
     for path in reversed(paths):
@@ -149,6 +181,7 @@ def resolve(kind: Kind, name: str, paths: Sequence[str] = ()) -> Any:
             f"unknown {kind.name} {name!r}{suggest(name, REGISTRY[kind.name])[:-1]}, "
             "or an import path package.module:attribute)",
         )
+    _check_allowed(kind, builtin or name)
     search(paths)
     return _import(kind, builtin or name, paths)
 
@@ -186,6 +219,11 @@ def _import(kind: Kind, path: str, paths: Sequence[str]) -> Any:
         found = getattr(found, part)
     if not callable(found):
         raise PluginError(kind.key, f"{path!r} is a {type(found).__name__}, not a function or class")
+    defined_in = str(getattr(found, "__module__", None) or module_name)
+    if {module_name.split(".")[0], defined_in.split(".")[0]} & sys.stdlib_module_names:
+        raise PluginError(  # `os:system` as a data set would run a shell command with the data root
+            kind.key, f"{path!r} is in Python's standard library: not a {kind.name} plug-in"
+        )
     return found
 
 

@@ -202,4 +202,37 @@ def _init(spec: Spec) -> None:
     path = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
     if spec.cpus is not None:
         os.environ["PYTHONPATH"] = path  # inherited by the private cluster's workers
-    ray.init(**spec.init_args(path))
+    with _ray_settings(NO_CRASH_HANDLER + (LOOPBACK if spec.cpus is not None else ())):
+        ray.init(**spec.init_args(path))
+
+
+# Ray's switches: (environment variable, the constant Ray read from it at import, value).
+# Ray's C++ core puts a crash handler over Python's SIGTERM handler in the driver: a stack
+# dump on stderr at every `kill`, before fedsim's own stop (fedsim/sim/stopping.py).
+NO_CRASH_HANDLER = (("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", True),)
+# A private cluster is this machine's alone, and Ray has no authentication: its GCS, raylet,
+# agents and workers must not listen on every interface, where anyone on the network could
+# submit work to them.  Ray puts a node on the loopback address where multi-machine clusters
+# are off (as on Windows and macOS); its processes then listen on 127.0.0.1 only.
+LOOPBACK = (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "ENABLE_RAY_CLUSTER", False),)
+
+
+@contextlib.contextmanager
+def _ray_settings(settings: tuple[tuple[str, str, bool], ...]) -> Iterator[None]:
+    """Ray's switches on while Ray starts: in the environment, for the processes it starts,
+    and in its constants, for this one; as they were afterwards."""
+    from ray._private import ray_constants
+
+    saved = [(env, os.environ.get(env), name, getattr(ray_constants, name)) for env, name, _ in settings]
+    for env, name, value in settings:
+        os.environ[env] = "1" if value else "0"
+        setattr(ray_constants, name, value)
+    try:
+        yield
+    finally:
+        for env, before, name, constant in saved:
+            if before is None:
+                os.environ.pop(env, None)
+            else:
+                os.environ[env] = before
+            setattr(ray_constants, name, constant)

@@ -30,6 +30,7 @@ from clients import gpu
 from clients.app import app as client_app
 from fedsim.data import FederatedData, object_store
 from fedsim.models.build import build_model
+from fedsim.results import own_files
 from fedsim.results.records import Summary
 from fedsim.results.run_dir import SCENARIO_FILE, RunDirectory, default_out_dir
 from fedsim.results.runlock import RunLock
@@ -64,7 +65,8 @@ def prepare(
     if not resume:
         return _prepare(scenario, out_dir, data_dir, started_at)
     assert out_dir is not None
-    lock = RunLock.take(out_dir, "--resume")  # first: one writer per folder, refused before the data load
+    own_files.refuse_links(out_dir, "--resume")  # before anything in it is opened
+    lock = RunLock.take(out_dir, "--resume")  # one writer per folder, refused before the data load
     try:
         return _prepare(scenario, out_dir, data_dir, started_at, lock)
     except BaseException:

@@ -113,3 +113,7 @@ def check_forward(name: str, model: nn.Module, data: FederatedData) -> None:
             "model.name",
             f"{name!r} gave {got} for {len(x)} samples, expected {expected}: one logit per class",
         )
+    if not torch.isfinite(out).all():  # it would train on NaN and report nothing useful
+        raise plugins.PluginError(
+            "model.name", f"{name!r} gave NaN or infinite logits for two training samples, as built"
+        )

@@ -15,6 +15,7 @@ from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.tables import ScenarioError
 from strategies.attacks import malicious_partitions
 
 pytestmark = pytest.mark.usefixtures("task_identity")
@@ -64,10 +65,14 @@ def message(
     return Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
 
 
-def node(partition_id: int) -> Context:
-    return Context(
-        1, 1, {keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 5}, RecordDict(), {}
-    )
+def node(partition_id: int, allow: str = "tests") -> Context:
+    """A node holding the partition; its operator allows the tests' plug-ins (``allow``)."""
+    config = {
+        keys.NODE_PARTITION_ID: partition_id,
+        keys.NODE_NUM_PARTITIONS: 5,
+        keys.NODE_ALLOW_PLUGINS: allow,
+    }
+    return Context(1, 1, config, RecordDict(), {})
 
 
 def reply_model(reply: Message) -> dict[str, np.ndarray]:
@@ -139,3 +144,18 @@ def test_a_gpu_workers_kept_partitions_stop_at_the_training_sets_rows() -> None:
     kept[4] = rows(500)
     workload.keep_within(kept, 130)
     assert list(kept) == [4]
+
+
+def test_a_supernode_imports_only_the_built_ins_and_the_plug_ins_its_operator_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scenario comes from the server: a node imports nothing its operator did not allow."""
+    monkeypatch.setattr(app, "_in_simulation", lambda: False)  # a SuperNode's ClientApp has no Ray
+    assert set(app.train(message(scenario_toml(), initial_model(), 1), node(0)).content.array_records) == {
+        keys.ARRAYS
+    }
+    named = scenario_toml("flwr.serverapp.strategy:FedAvg")  # a plug-in by import path
+    with pytest.raises(ScenarioError, match=r"strategy\.name: .* \(--allow-plugin: none\); `fedsim client"):
+        app.train(message(named, initial_model(), 1), node(0, allow=""))
+    allowed = node(0, allow="mylab,flwr.serverapp")
+    assert set(app.train(message(named, initial_model(), 1), allowed).content.array_records) == {keys.ARRAYS}

@@ -57,7 +57,7 @@ def test_keeping_everything_sends_the_trained_model_itself() -> None:
 @pytest.mark.usefixtures("task_identity")
 def test_a_client_sends_the_sparse_update_and_keeps_its_residual() -> None:
     scenario = parse_scenario(SCENARIO.read_text(), (f"python_path=['{SCENARIO.parent}']",))
-    toml, context = scenario.to_toml(), node(2)
+    toml, context = scenario.to_toml(), node(2, allow="topk")
     x = {k: v.numpy() for k, v in build_model(scenario.model, (60,), 10, seed=0).state_dict().items()}
     reply = app.train(message(toml, x, 1, config={topk.KEEP: 0.1}), context)
     sent = reply_model(reply)

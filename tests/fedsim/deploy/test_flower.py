@@ -6,9 +6,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from flwr.common.config import parse_config_args
 from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
 from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
 
+from fedsim import protocol as keys
 from fedsim.deploy import certs
 from fedsim.deploy.flower import (
     BIN,
@@ -53,17 +55,30 @@ def test_a_wildcard_bind_is_reached_on_loopback(tls: certs.ServerTls) -> None:
 
 def test_supernode_carries_partition_data_dir_key_and_ca(tmp_path: Path) -> None:
     ca, key = tmp_path / "ca.crt", tmp_path / "node-1.key"
-    node = SuperNodeOptions("10.0.0.5:9092", 1, 3, ClientTls(ca), tmp_path / "data", key, runtime_port=9123)
+    node = SuperNodeOptions(
+        "10.0.0.5:9092", 1, 3, ClientTls(ca), tmp_path / "data", key, 9123, ("mylab", "their.models")
+    )
     args = _parse_args_run_supernode().parse_args(node.argv()[1:])
     assert args.superlink == "10.0.0.5:9092" and args.root_certificates == str(ca)
     assert args.auth_supernode_private_key == str(key) and args.port == 9123
-    assert args.node_config == f'partition-id=1 num-partitions=3 data-dir="{tmp_path / "data"}"'
+    assert parse_config_args([args.node_config]) == {  # as the ClientApp reads it
+        keys.NODE_PARTITION_ID: 1,
+        keys.NODE_NUM_PARTITIONS: 3,
+        keys.NODE_DATA_DIR: str(tmp_path / "data"),
+        keys.NODE_ALLOW_PLUGINS: "mylab,their.models",
+    }
     assert not args.insecure and not args.runtime_dependency_install
 
 
 def test_supernode_options_refuse_a_partition_outside_the_federation() -> None:
     with pytest.raises(ScenarioError, match=r"^--partition-id: expected 0\.\.2, got 3"):
         SuperNodeOptions("h:1", 3, 3, ClientTls(insecure=True))
+
+
+@pytest.mark.parametrize("prefix", ["", "my-lab", "mylab.", "a b", 'x"'])
+def test_supernode_options_refuse_an_allowed_plug_in_that_is_not_a_module(prefix: str) -> None:
+    with pytest.raises(ScenarioError, match=r"^--allow-plugin: expected a module such as mylab"):
+        SuperNodeOptions("h:1", 0, 3, ClientTls(insecure=True), allow_plugins=(prefix,))
 
 
 def test_each_process_gets_its_own_flower_home_and_this_environments_tools(tmp_path: Path) -> None:

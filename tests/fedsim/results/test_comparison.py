@@ -84,7 +84,7 @@ def test_variant_row_over_seeds() -> None:
     assert row.errors == ()
 
 
-def test_a_failed_run_is_reported_and_left_out_of_the_statistics() -> None:
+def test_a_failed_run_is_reported_and_counts_toward_the_best_accuracy_only() -> None:
     results = [
         *A,
         run("b", 0, [0.4]),
@@ -97,6 +97,8 @@ def test_a_failed_run_is_reported_and_left_out_of_the_statistics() -> None:
     assert (b.runs, b.completed, b.errors) == (2, 1, ("seed 1: RunError: boom",))
     assert b.final_accuracy is not None and (b.final_accuracy.mean, b.final_accuracy.n) == (0.4, 1)
     assert (c.completed, c.final_accuracy, c.errors) == (0, None, ("seed 0: no data",))
+    assert b.best_accuracy is not None and (b.best_accuracy.mean, b.best_accuracy.n) == (0.25, 2)
+    assert c.best_accuracy is None  # it recorded no round
 
 
 def test_markdown_and_csv_show_the_rows() -> None:
@@ -114,7 +116,8 @@ def test_markdown_and_csv_show_the_rows() -> None:
     assert a[:5] == ["a", "3", "3", "0.7", "2"] and [float(v) for v in a[5:9]] == pytest.approx(
         [0.7, 0.1, 0.7667, 0.1528], abs=1e-4
     )
-    assert b == ["b", "1", "0", "0.7", "0", *[""] * 12, "seed 1: boom"]
+    # A failed run's best is what it reached before it failed; the rest are over completed runs only.
+    assert b == ["b", "1", "0", "0.7", "0", "", "", "0.1", "0.0", *[""] * 8, "seed 1: boom"]
 
 
 def test_load_run_reads_a_run_folder(tmp_path: Path) -> None:

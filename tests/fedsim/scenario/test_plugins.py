@@ -151,3 +151,44 @@ def test_calls_while_setting_up_name_the_key_and_plug_in() -> None:
     with pytest.raises(plugins.PluginError) as caught:
         plugins.call(plugins.MODEL, "m:f", broken)
     assert str(caught.value) == "model.name: 'm:f': calling it failed: ValueError: bad width"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        (plugins.DATASET, "os:system"),  # `fedsim validate` ran os.system(<data root>)
+        (plugins.MODEL, "subprocess:run"),
+        (plugins.STRATEGY, "collections:OrderedDict"),
+        (plugins.UPDATE, "builtins:exec"),
+    ],
+)
+def test_a_callable_of_pythons_standard_library_is_refused_before_it_is_called(
+    kind: plugins.Kind, name: str
+) -> None:
+    with pytest.raises(ScenarioError, match=f"{kind.key}: '{name}' is in Python's standard library"):
+        plugins.resolve(kind, name)
+
+
+def test_a_users_module_passing_on_a_standard_library_function_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "passes_on.py").write_text("from os import system as load\n")
+    with pytest.raises(ScenarioError, match="standard library"):
+        plugins.resolve(plugins.DATASET, "passes_on:load", [str(tmp_path)])
+
+
+def test_a_node_allowing_only_some_modules_imports_those_and_the_built_ins(
+    tmp_path: Path, module: str
+) -> None:
+    with plugins.allowing_only(["elsewhere", f"{module}_not"]):
+        assert plugins.resolve(plugins.MODEL, "cnn") is cnn  # the built-ins always
+        assert plugins.resolve(plugins.MODEL, "fedsim.models.builtin:cnn") is cnn
+        with pytest.raises(ScenarioError) as refused:
+            plugins.resolve(plugins.MODEL, f"{module}:wide", [str(tmp_path)])
+    assert str(refused.value) == (
+        f"model.name: '{module}:wide': this node imports only the built-ins and the plug-ins its "
+        f"operator allowed (--allow-plugin: elsewhere, {module}_not); "
+        f"`fedsim client --allow-plugin {module}` would allow it"
+    )
+    assert module not in sys.modules  # refused before its code ran
+    with plugins.allowing_only([module]):
+        assert plugins.resolve(plugins.MODEL, f"{module}:wide", [str(tmp_path)]).__name__ == "wide"
+    assert plugins.resolve(plugins.MODEL, f"{module}:wide", [str(tmp_path)])  # after the block: anything

@@ -64,7 +64,11 @@ def ask(s: Scenario, arrays: ArrayRecord, node: int, mu: float) -> Message:
 
 
 def context(node: int) -> Context:
-    node_config = {keys.NODE_PARTITION_ID: node, keys.NODE_NUM_PARTITIONS: 3}
+    node_config = {
+        keys.NODE_PARTITION_ID: node,
+        keys.NODE_NUM_PARTITIONS: 3,
+        keys.NODE_ALLOW_PLUGINS: "tests",
+    }
     return Context(run_id=1, node_id=node, node_config=node_config, state=RecordDict(), run_config={})
 
 

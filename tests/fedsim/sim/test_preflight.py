@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from fedsim.cli import main
 from fedsim.scenario.files import load_scenario
@@ -34,6 +35,18 @@ def not_a_dataset(root):
     return {"x": 1}
 
 
+def captions(root):
+    return fedsim.Dataset(train=(["a cat"] * 8, np.zeros(8, int)), test=(["a dog"] * 2, np.zeros(2, int)))
+
+
+def pixels(root, *, n: int = 60):
+    # Images as stored: uint8.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 256, (n, 4), dtype=np.uint8)
+    return fedsim.Dataset(train=(x, y), test=(x[:20], y[:20]))
+
+
 def linear(input_shape, num_classes):
     return nn.Linear(input_shape[0], num_classes)
 
@@ -44,6 +57,12 @@ def too_few_logits(input_shape, num_classes):
 
 def not_a_module(input_shape, num_classes):
     return "a model"
+
+
+def nan_logits(input_shape, num_classes):
+    layer = nn.Linear(input_shape[0], num_classes)
+    nn.init.constant_(layer.bias, float("nan"))
+    return layer
 
 
 class Halving(FedAvg):
@@ -130,6 +149,18 @@ def test_plugins_next_to_the_scenario_load_and_fit(tmp_path: Path) -> None:
             "flwr.serverapp.strategy.Strategy (e.g. a subclass of FedAvg)",
         ),
         ({"model": "cnn"}, "model.name: 'cnn': calling it failed: ValueError: 'cnn' reads images"),
+        (
+            {"data": "myplugins:captions"},
+            "data.dataset: 'myplugins:captions': train features are an array of <U5, expected numbers",
+        ),
+        (
+            {"model": "myplugins:nan_logits"},
+            "model.name: 'myplugins:nan_logits' gave NaN or infinite logits for two training samples",
+        ),
+        (
+            {"data": "os:system"},  # it ran os.system(<data root>)
+            "data.dataset: 'os:system' is in Python's standard library: not a dataset plug-in",
+        ),
     ],
 )
 def test_a_bad_plugin_is_one_line_exit_2(tmp_path: Path, names: dict[str, str], message: str) -> None:
@@ -154,3 +185,9 @@ def test_debug_shows_the_plugins_own_traceback(tmp_path: Path) -> None:
     with contextlib.redirect_stderr(err):
         assert main(["validate", str(path), "--debug"]) == 2
     assert err.getvalue().startswith("fedsim: error: model.name: 'cnn'") and "Traceback" in err.getvalue()
+
+
+def test_uint8_images_are_scaled_to_floats_in_0_1(tmp_path: Path) -> None:
+    checked = check(load_scenario(scenario_file(tmp_path, data="myplugins:pixels")))
+    x = checked.data.train.x
+    assert x.dtype == torch.float32 and float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.max()) > 0.9

@@ -53,7 +53,11 @@ def ask(arrays: ArrayRecord, node: int, kind: str = MessageType.TRAIN) -> Messag
 
 
 def context(node: int) -> Context:
-    node_config = {keys.NODE_PARTITION_ID: node, keys.NODE_NUM_PARTITIONS: 3}
+    node_config = {
+        keys.NODE_PARTITION_ID: node,
+        keys.NODE_NUM_PARTITIONS: 3,
+        keys.NODE_ALLOW_PLUGINS: "tests",
+    }
     return Context(run_id=1, node_id=node, node_config=node_config, state=RecordDict(), run_config={})
 
 

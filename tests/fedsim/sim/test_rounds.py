@@ -48,7 +48,8 @@ class InProcessGrid:
         silent: frozenset[int] = frozenset(),
     ) -> None:
         self.nodes = list(nodes)
-        self.contexts = {n: Context(1, n, {}, RecordDict(), {}) for n in self.nodes}
+        allowed = {keys.NODE_ALLOW_PLUGINS: "tests"}  # the ClientApp runs here without Ray, as on a node
+        self.contexts = {n: Context(1, n, dict(allowed), RecordDict(), {}) for n in self.nodes}
         self.failing, self.silent = failing, silent
         self.replies: dict[str, Message] = {}
         self.sent: list[set[str]] = []  # each message's record names as it was sent
