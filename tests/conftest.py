@@ -117,6 +117,12 @@ class RecordingReporter:
         self.warnings.append(text)
 
 
+def default_sigint() -> None:
+    """A subprocess's ``preexec_fn``: Ctrl-C reaches the command even where this suite runs as a
+    background job, whose children start with SIGINT ignored (and a command keeps it so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def simulate(
     scenario_toml: str, out: Path, data_dir: Path | None = None, overrides: tuple[str, ...] = ()
 ) -> tuple[Summary, RecordingReporter]:

@@ -39,7 +39,7 @@ from fedsim.deploy.processes import ProcessGroup, descendants, is_alive
 from fedsim.results.records import RoundRecord
 from fedsim.results.run_dir import read_metrics
 from fedsim.scenario.files import parse_scenario
-from tests.conftest import REPO, RecordingReporter, simulate
+from tests.conftest import REPO, RecordingReporter, default_sigint, simulate
 
 pytestmark = pytest.mark.engine
 
@@ -59,6 +59,7 @@ class Watched:
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 env=env,
+                preexec_fn=default_sigint,
             )
         self.log = log
         self.pids = {self.popen.pid}

@@ -14,7 +14,7 @@ import torch
 from fedsim.models.build import build_model
 from fedsim.results.run_dir import read_metrics
 from fedsim.scenario.sections import ModelConfig
-from tests.conftest import REPO, simulate
+from tests.conftest import REPO, default_sigint, simulate
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 
@@ -92,25 +92,48 @@ def test_mnist_mlp_iid_reaches_90_percent(tmp_path: Path, data_dir: Path) -> Non
     assert summary.final_accuracy is not None and summary.final_accuracy >= 0.90
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background CI shell may have it ignored
+# A script calling fedsim.run: the first signal raises fedsim.Interrupted, saying which it was.
+SCRIPT = """
+import sys, fedsim
+try:
+    fedsim.run(out=sys.argv[1], set=["rounds=500"])
+except fedsim.Interrupted as stop:
+    print(f"script: signal {stop.signum}: {stop}", file=sys.stderr)
+    sys.exit(3)
+"""
+RUN = ["-m", "fedsim", "run", "--set", "rounds=500", "--out"]
 
 
 @pytest.mark.parametrize(
-    ("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "kill"]
+    ("argv", "sent", "code", "said"),
+    [
+        (
+            RUN,
+            signal.SIGINT,
+            130,
+            "fedsim: interrupted; finished rounds are in {out} (fedsim run --resume {out}",
+        ),
+        (
+            RUN,
+            signal.SIGTERM,
+            143,
+            "fedsim: interrupted; finished rounds are in {out} (fedsim run --resume {out}",
+        ),
+        (["-c", SCRIPT], signal.SIGTERM, 3, "script: signal 15: interrupted; finished rounds are in {out}"),
+    ],
+    ids=["ctrl-c", "kill", "script-kill"],
 )
 def test_ctrl_c_or_kill_exits_as_the_shell_says_and_keeps_the_finished_rounds(
-    tmp_path: Path, sent: signal.Signals, code: int
+    tmp_path: Path, argv: list[str], sent: signal.Signals, code: int, said: str
 ) -> None:
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "fedsim", "run", "--out", str(out), "--set", "rounds=500"]
     process = subprocess.Popen(
-        command,
+        [sys.executable, *argv, str(out)],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
     assert process.stderr is not None
     for line in process.stderr:
@@ -122,9 +145,7 @@ def test_ctrl_c_or_kill_exits_as_the_shell_says_and_keeps_the_finished_rounds(
     finally:
         process.kill()
     last = process.stderr.read().splitlines()[-1]
-    assert last.startswith(f"fedsim: interrupted; finished rounds are in {out} (fedsim run --resume {out}"), (
-        last
-    )
+    assert last.startswith(said.format(out=out)), last
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == "interrupted"
     rounds = [r["round"] for r in read_metrics(out)]

@@ -197,3 +197,19 @@ def test_a_client_that_fails_keeps_its_state_as_it_was(tmp_path: Path) -> None:
     kept = store.get(0)
     assert kept is not None and kept[stateful.ROUNDS]["n"][0] == 7.0  # nothing came back to replace it
     assert all(store.get(p) is not None for p in (1, 2, 3))
+
+
+def test_nodes_refusing_the_scenarios_plug_in_fail_the_round_with_their_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SuperNodes whose operator allowed no plug-in: each refuses the scenario's strategy before
+    importing it, and the server reports the nodes' error."""
+    monkeypatch.setattr(app, "_in_simulation", lambda: False)  # SuperNodes: the ClientApp has no Ray
+    s = scenario("strategy.name=tests.stateful:Tally")
+    grid = InProcessGrid(POOL)
+    for context in grid.contexts.values():
+        context.node_config[keys.NODE_ALLOW_PLUGINS] = ""
+    with pytest.raises(
+        RunError, match=r"3 raised; first: PluginError: strategy\.name: 'tests\.stateful:Tally': this node"
+    ):
+        loop(s, grid, ClientStore(tmp_path)).run(1, initial(s))
