@@ -15,7 +15,7 @@ from flwr.clientapp import ClientApp
 
 from clients import client_state, gpu, local_round, node, privacy, training, workload
 from fedsim import protocol as keys
-from fedsim.scenario import objects, plugins
+from fedsim.scenario import objects
 
 app = ClientApp()
 
@@ -30,8 +30,8 @@ def _setup(msg: Message, context: Context) -> tuple[workload.Workload, int, Conf
     data_root = str(node_dir) if node_dir else keys.text(config, keys.DATA_ROOT) or None
     token = config.get(keys.DRIVER_DATA)  # the driver's data, for a Ray node without the root
     data_copy = token if isinstance(token, bytes) and _in_simulation() else None
-    with plugins.allowing_only(None if _in_simulation() else allowed_plugins(context)):
-        work = workload.load(keys.text(config, keys.SCENARIO), data_root, data_copy)
+    allowed = None if _in_simulation() else allowed_plugins(context)  # None: any (a simulation)
+    work = workload.load(keys.text(config, keys.SCENARIO), data_root, data_copy, allowed)
     work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
     named = config.get(keys.PARTITION_ID)  # a pooled node's message names its client
     pid = named if isinstance(named, int) else context.node_config[keys.NODE_PARTITION_ID]

@@ -91,8 +91,20 @@ def keep_within(splits: OrderedDict[int, Split], rows: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def load(scenario_toml: str, data_root: str | None, driver_data: bytes | None = None) -> Workload:
-    """``driver_data``: the driver's data in Ray's object store, for a node without ``data_root``."""
+def load(
+    scenario_toml: str,
+    data_root: str | None,
+    driver_data: bytes | None = None,
+    allowed: tuple[str, ...] | None = None,
+) -> Workload:
+    """``driver_data``: the driver's data in Ray's object store, for a node without ``data_root``.
+    ``allowed``: on a SuperNode, the modules its operator allowed plug-ins from (the built-ins
+    always; fedsim/scenario/plugins.py); None: any (a simulation)."""
+    with plugins.allowing_only(allowed):
+        return _load(scenario_toml, data_root, driver_data)
+
+
+def _load(scenario_toml: str, data_root: str | None, driver_data: bytes | None) -> Workload:
     scenario = parse_scenario(scenario_toml)
     torch.set_num_threads(scenario.resources.threads)  # match the CPUs Ray reserved for this worker
     paths = scenario.python_path

@@ -144,8 +144,11 @@ def test_ctrl_c_or_kill_exits_as_the_shell_says_and_keeps_the_finished_rounds(
         assert process.wait(timeout=120) == code  # a bound against hanging, not a speed check
     finally:
         process.kill()
-    last = process.stderr.read().splitlines()[-1]
-    assert last.startswith(said.format(out=out)), last
+    rest = process.stderr.read()
+    assert any(line.startswith(said.format(out=out)) for line in rest.splitlines()), rest
+    if argv is RUN:  # the command's last word; a script goes on as it likes (here: Ray's exit)
+        assert rest.splitlines()[-1].startswith(said.format(out=out)), rest
+        assert "Traceback" not in rest and "SIGTERM received" not in rest  # Ray's C++ stack dump, once
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == "interrupted"
     rounds = [r["round"] for r in read_metrics(out)]

@@ -109,7 +109,8 @@ def test_a_client_that_outgrows_its_gpu_share_fails_alone_and_the_actor_trains_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     toml, x = scenario_toml(), initial_model()
-    work = workload.load(toml, None, None)  # the cached workload _setup finds (no driver data)
+    monkeypatch.setattr(app, "_in_simulation", lambda: False)  # whether or not Ray is up in this process
+    work = workload.load(toml, None, None, app.allowed_plugins(node(3)))  # the cached one _setup finds
     monkeypatch.setattr(work, "share", gpu.Share(0.1, 140 * 2**30))  # as claimed on a 140 GiB GPU
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     real_train, calls = training.train, []

@@ -206,7 +206,7 @@ def test_nodes_refusing_the_scenarios_plug_in_fail_the_round_with_their_reason(
     importing it, and the server reports the nodes' error."""
     monkeypatch.setattr(app, "_in_simulation", lambda: False)  # SuperNodes: the ClientApp has no Ray
     s = scenario("strategy.name=tests.stateful:Tally")
-    grid = InProcessGrid(POOL)
+    grid = InProcessGrid(POOL)  # the other tests' nodes allow the tests' plug-ins; these none
     for context in grid.contexts.values():
         context.node_config[keys.NODE_ALLOW_PLUGINS] = ""
     with pytest.raises(
