@@ -274,7 +274,7 @@ def test_fedsim_run_leaves_none_of_its_private_clusters_processes(tmp_path: Path
     Ctrl-C to the terminal's process group used to hang the run in Ray's shut-down: it exits at
     once.  And the cluster is the machine's alone: nothing of it listens beyond loopback."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    rounds = "rounds=2" if end == "exit" else "rounds=20"
+    rounds = "rounds=4" if end == "exit" else "rounds=20"
     scenario = [arg for o in (rounds, *SMALL[1:]) for arg in ("--set", o)]
     command = [sys.executable, "-m", "fedsim", "run", "--out", str(tmp_path / "run"), *scenario]
     process = subprocess.Popen(
@@ -291,7 +291,12 @@ def test_fedsim_run_leaves_none_of_its_private_clusters_processes(tmp_path: Path
     for line in process.stderr:
         if line.startswith("round   1"):  # the cluster is up and training
             break
-    tree = psutil.Process(process.pid).children(recursive=True)
+    deadline = time.monotonic() + 30  # the raylet starts its agents a little after the first round
+    while True:
+        tree = psutil.Process(process.pid).children(recursive=True)
+        if any("Agent" in " ".join(p.cmdline()) for p in tree) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     reapers = [p for p in tree if "fedsim.sim.reaper" in p.cmdline()]
     cluster = [p for p in tree if p not in reapers]
     assert len(reapers) == 1 and any(p.name() == "raylet" for p in cluster)
