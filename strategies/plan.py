@@ -10,7 +10,8 @@ its repetition, a resumed run included, plan alike whatever the number of Ray ac
 - the stragglers (``[stragglers]``): ``stragglers.fraction`` of the sample, drawn from
   ``(seed, "stragglers", round)``; each runs ``(seed, "straggler-epochs", round, partition
   id)`` local epochs, uniform in ``[1, E]`` (Li et al. 2020, FedProx, Section 5.2);
-- a client's speed: fixed for the run from ``(seed, "speed", partition id)``.
+- who can be sampled: the clients online when the round starts (``[devices] availability``,
+  strategies/devices.py); how long each takes is the virtual clock's (strategies/clock.py).
 
 A retried round (``faults.round_retries``) extends each stream with its attempt number,
 so it draws a new sample with new faults rather than failing the same way again.
@@ -18,7 +19,6 @@ so it draws a new sample with new faults rather than failing the same way again.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +74,12 @@ class RoundPlan:
         return [c.partition for c in self.clients if not (c.straggler and self.drop_stragglers)]
 
 
-def plan_round(scenario: Scenario, server_round: int, attempt: int, population: int) -> RoundPlan:
+def plan_round(
+    scenario: Scenario, server_round: int, attempt: int, population: int, online: np.ndarray | None = None
+) -> RoundPlan:
+    """``online``: a mask of the clients that can be sampled (None: all of them)."""
     seed, epochs = scenario.seed, scenario.client.local_epochs
-    sampled = train_sample(scenario, server_round, attempt, population)
+    sampled = train_sample(scenario, server_round, attempt, population, online)
     stragglers = choose_stragglers(seed, scenario.stragglers.fraction, server_round, attempt, sampled)
     clients = tuple(
         ClientPlan(
@@ -90,13 +93,26 @@ def plan_round(scenario: Scenario, server_round: int, attempt: int, population: 
     return RoundPlan(server_round, attempt, clients, scenario.stragglers.policy == "drop")
 
 
-def train_sample(scenario: Scenario, server_round: int, attempt: int, population: int) -> list[int]:
-    """The partition ids sampled for an attempt at ``server_round``, sorted."""
+def train_sample(
+    scenario: Scenario, server_round: int, attempt: int, population: int, online: np.ndarray | None = None
+) -> list[int]:
+    """The partition ids sampled for an attempt at ``server_round``, sorted; only ``online`` ones
+    where a mask is given and some client is offline (then as many as are online, at most)."""
     seed = scenario.seed
-    if scenario.privacy is not None and scenario.privacy.sampling == "poisson":
+    poisson = scenario.privacy is not None and scenario.privacy.sampling == "poisson"
+    size = scenario.train_sample_size(population)
+    if online is not None and not online.all():
+        ids = np.flatnonzero(online)
+        if poisson:
+            mask = poisson_partitions(
+                seed, "train", server_round, population, scenario.strategy.fraction_train, attempt
+            )
+            return [p for p in mask if online[p]]
+        chosen = sample_partitions(seed, "train", server_round, len(ids), min(size, len(ids)), attempt)
+        return [int(ids[i]) for i in chosen]
+    if poisson:
         rate = scenario.strategy.fraction_train
         return poisson_partitions(seed, "train", server_round, population, rate, attempt)
-    size = scenario.train_cohort(population)
     return sample_partitions(seed, "train", server_round, population, size, attempt)
 
 
@@ -111,7 +127,7 @@ def largest_stage(scenario: Scenario, population: int) -> int:
     if poisson:
         train = max(len(train_sample(scenario, r, a, population)) for r in rounds for a in attempts)
     else:
-        train = scenario.train_cohort(population)
+        train = scenario.train_sample_size(population)
     evaluate = cohort_size(scenario.strategy.fraction_evaluate, population, 1)
     return max(1, train, evaluate)
 
@@ -140,17 +156,3 @@ def choose_stragglers(
 def straggler_epochs(seed: int, server_round: int, attempt: int, partition: int, local_epochs: int) -> int:
     rng = generator(seed, "straggler-epochs", server_round, partition, *retry_path(attempt))
     return int(rng.integers(1, local_epochs + 1))
-
-
-def speed_factor(seed: int, partition: int, max_slowdown: float) -> float:
-    """How many times slower than the fastest client this one is: log-uniform in ``[1, max_slowdown]``."""
-    if max_slowdown == 1:
-        return 1.0
-    return float(np.exp(generator(seed, "speed", partition).uniform(0.0, math.log(max_slowdown))))
-
-
-def simulated_time(scenario: Scenario, client: ClientPlan, num_examples: float) -> float:
-    """Simulated seconds the client trained: its local steps at its speed."""
-    steps = scenario.client.local_steps(num_examples, client.epochs)
-    slowdown = speed_factor(scenario.seed, client.partition, scenario.stragglers.max_slowdown)
-    return steps * scenario.stragglers.step_time_s * slowdown

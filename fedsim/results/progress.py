@@ -40,6 +40,8 @@ def describe(record: RoundRecord) -> str:
         more.append(f"{record.clients_failed} failed")
     if record.stragglers:
         more.append(f"{record.stragglers} straggling")
+    if record.clients_late:
+        more.append(f"{record.clients_late} late (virtual clock {_short(record.virtual_time_s)} s)")
     if record.retries:
         more.append(f"{record.retries} {'retry' if record.retries == 1 else 'retries'}")
     if record.epsilon is not None:

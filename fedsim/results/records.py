@@ -37,7 +37,9 @@ class RoundRecord:
     clients_rejected: int = 0
     stragglers: int = 0  # sampled clients that ran fewer epochs ([stragglers])
     retries: int = 0  # attempts re-run below strategy.min_train_clients (faults.round_retries)
-    simulated_time_s: float = 0.0  # the round as the clients' speeds would make it (strategies/plan.py)
+    simulated_time_s: float = 0.0  # the round's virtual seconds: its clients' tasks (strategies/clock.py)
+    virtual_time_s: float = 0.0  # the virtual clock when the round's aggregation finished
+    clients_late: int = 0  # replies after the round's deadline or over-selection's first ones: not aggregated
     # [privacy]: epsilon spent through this round at delta (strategies/accounting.py); else None.
     epsilon: float | None = None
     delta: float | None = None
@@ -86,6 +88,8 @@ class Summary:
     bytes_received: int = 0
     clients_failed: int = 0  # over all rounds
     simulated_time_s: float = 0.0  # over all rounds
+    virtual_time_s: float = 0.0  # the virtual clock at the last round's end
+    virtual_time_to_target_s: float | None = None  # the virtual clock at the evaluation reaching the target
     epsilon: float | None = None  # [privacy]: spent by the whole run, at delta
     delta: float | None = None
     noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
@@ -121,6 +125,8 @@ def summarize(
         bytes_received=sum(r.bytes_received for r in records),
         clients_failed=sum(r.clients_failed for r in records),
         simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
+        virtual_time_s=records[-1].virtual_time_s if records else 0.0,
+        virtual_time_to_target_s=reached.virtual_time_s if reached else None,
         **_privacy(scenario, records, privacy_stop, epsilon),
     )
 

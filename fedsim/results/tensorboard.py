@@ -28,6 +28,8 @@ TAGS = {
     "round_time_s": "time/round_s",
     "eval_time_s": "time/eval_s",
     "simulated_time_s": "time/simulated_s",
+    "virtual_time_s": "time/virtual_s",
+    "clients_late": "clients/late",
     "bytes_sent": "bytes/sent",
     "bytes_received": "bytes/received",
     "clients_failed": "clients/failed",

@@ -23,7 +23,16 @@ def scenario_table(path: str | Path | None, overrides: tuple[str, ...] | list[st
         text = files("fedsim").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
         return parse_table(text, tuple(overrides), source=DEFAULT_SCENARIO)
     table = parse_table(read_text(path), tuple(overrides), source=str(path))
-    return with_folder(table, Path(path).parent)
+    return with_folder(with_trace(table, Path(path).parent), Path(path).parent)
+
+
+def with_trace(table: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``table`` with a relative ``devices.trace`` read from ``folder`` (recorded absolute)."""
+    devices = table.get("devices")
+    if not isinstance(devices, dict) or not isinstance(devices.get("trace"), str):
+        return table
+    trace = (folder.expanduser() / devices["trace"]).resolve()
+    return {**table, "devices": {**devices, "trace": str(trace)}}
 
 
 def parse_table(text: str, overrides: tuple[str, ...] = (), source: str = "scenario") -> dict[str, Any]:

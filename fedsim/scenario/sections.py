@@ -16,6 +16,7 @@ import tomli_w
 
 from fedsim.scenario import plugins
 from fedsim.scenario.counts import cohort_size, expected_malicious, malicious_count, straggler_count
+from fedsim.scenario.devices import DevicesConfig
 from fedsim.scenario.privacy import PrivacyConfig
 from fedsim.scenario.tables import Params, ScenarioError, bounded, fill_choice_defaults, to_table
 
@@ -127,6 +128,11 @@ class StrategyConfig:
     fraction_train: float = bounded(0.1, gt=0, le=1)
     min_train_clients: int = bounded(1, ge=1)
     fraction_evaluate: float = bounded(0.0, ge=0, le=1)  # federated evaluation; 0 = off
+    # A synchronous round in virtual time (Bonawitz et al. 2019): replies arriving later than this
+    # after the round began are not aggregated; over-selection samples that share more clients and
+    # keeps the first fraction_train's worth to arrive (strategies/clock.py: select).
+    round_deadline_s: float | None = bounded(None, gt=0)
+    over_selection: float = bounded(0.0, ge=0, le=10)
 
     MOVED: ClassVar[dict[str, str]] = {name: "params" for name in plugins.REGISTRY["strategy"]}
 
@@ -276,8 +282,13 @@ class StragglersConfig:
 
     fraction: float = bounded(0.0, ge=0, le=1)  # of each round's sampled clients
     policy: StragglerPolicy = "partial"  # drop: not aggregated (FedAvg); partial: their epochs count
-    max_slowdown: float = bounded(1.0, ge=1, le=1e6)  # clients' speed factors: log-uniform in [1, this]
-    step_time_s: float = bounded(0.01, gt=0, le=3600)  # simulated time of one local step at speed 1
+
+    # A client's speed is its device's ([devices] compute, in local steps per second).
+    MOVED: ClassVar[dict[str, str]] = {
+        key: "[devices] compute = { dist = 'loguniform', low = 1 / (step_time_s * max_slowdown), "
+        "high = 1 / step_time_s }, in local steps per second"
+        for key in ("max_slowdown", "step_time_s")
+    }
 
 
 @dataclass(frozen=True)
@@ -300,6 +311,7 @@ class Scenario:
     compare: CompareConfig = CompareConfig()
     faults: FaultsConfig = FaultsConfig()
     stragglers: StragglersConfig = StragglersConfig()
+    devices: DevicesConfig = DevicesConfig()
 
     def __post_init__(self) -> None:
         if not self.name.strip() or os.sep in self.name:
@@ -307,6 +319,13 @@ class Scenario:
         if not self.name.isprintable() or len(self.name) > MAX_NAME_LENGTH:  # it names a folder
             raise ScenarioError(
                 "name", f"expected at most {MAX_NAME_LENGTH} printable characters, got {self.name[:120]!r}"
+            )
+        timed = self.strategy.round_deadline_s is not None or self.strategy.over_selection > 0
+        if timed and self.privacy is not None:
+            key = "round_deadline_s" if self.strategy.round_deadline_s is not None else "over_selection"
+            raise ScenarioError(
+                f"strategy.{key}",
+                "not with [privacy]: its accounting assumes every sampled client's update is aggregated",
             )
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
@@ -327,6 +346,11 @@ class Scenario:
         """Clients sampled to train each round."""
         cfg = self.strategy
         return cohort_size(cfg.fraction_train, population, cfg.min_train_clients)
+
+    def train_sample_size(self, population: int) -> int:
+        """Clients sampled to train each round: the cohort, and over-selection's extra share."""
+        cohort = self.train_cohort(population)
+        return min(population, math.ceil(cohort * (1 + self.strategy.over_selection)))
 
     def assumed_malicious(self, population: int, given: int | None = None) -> int:
         """``f`` of Krum, Multi-Krum and Bulyan: ``given``, else the attackers expected per round."""

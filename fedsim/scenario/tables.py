@@ -131,7 +131,8 @@ def from_table(cls: type[T], table: Mapping[str, Any], path: str = "") -> T:
     moved: Mapping[str, str] = getattr(cls, "MOVED", {})  # old key -> where it lives now
     for key in table:
         if key in moved and key not in fields:
-            raise ScenarioError(_join(path, key), f"moved: write it as {_join(path, moved[key])}")
+            where = moved[key] if " " in moved[key] else _join(path, moved[key])  # a key, or what to write
+            raise ScenarioError(_join(path, key), f"moved: write it as {where}")
         if key not in fields:
             raise ScenarioError(_join(path, key), f"unknown key{suggest(key, fields)}")
     hints = get_type_hints(cls)

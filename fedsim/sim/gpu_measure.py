@@ -67,7 +67,7 @@ def _group_size(scenario: Scenario, data: FederatedData) -> int:
     """Clients one actor trains at once: 1, or a cohort (the round's sample when unset)."""
     if not uses_cohorts(scenario):
         return 1
-    return scenario.resources.cohort_size or scenario.train_cohort(len(data.clients))
+    return scenario.resources.cohort_size or scenario.train_sample_size(len(data.clients))
 
 
 def _train(scenario: Scenario, model: torch.nn.Module, sample: Split, group: int) -> None:

@@ -30,9 +30,11 @@ from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.sim.failures import Failures
 from fedsim.sim.replies import Screened, expected_metrics, extras, screen_evaluate, screen_train
+from fedsim.sim.timing import start_when_online, time_replies
 from strategies.algorithm import Algorithm
 from strategies.budget import Budget, BudgetSpent
-from strategies.plan import RoundPlan, plan_round, simulated_time
+from strategies.devices import Devices, draw
+from strategies.plan import RoundPlan, plan_round
 from strategies.sampling import SeededSampling
 
 
@@ -55,7 +57,8 @@ class Attempt:
     first_problem: str | None  # an example for the warning
     bytes_sent: int
     bytes_received: int
-    simulated_time_s: float
+    simulated_time_s: float  # on the virtual clock: waiting for clients online, then for their replies
+    late: int = 0  # replies that arrived after the round ended (strategy.round_deadline_s, over_selection)
     client_nodes: dict[str, int] = field(default_factory=dict)  # delivering clients per Ray node
 
 
@@ -85,6 +88,11 @@ class RoundLoop:
     algorithm: Algorithm  # what the strategy declares (strategies/algorithm.py)
     budget: Budget | None = None  # [privacy]: the accountant, and target_epsilon
     balance: cohort_engine.Balance | None = None  # the cohort engine's groups, where the actors are known
+    clock: float = 0.0  # virtual seconds when the next round starts (fedsim/sim/timing.py)
+    devices: Devices = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.devices = draw(self.scenario.devices, self.scenario.seed, self.population)
 
     def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
         started = time.perf_counter()
@@ -119,6 +127,8 @@ class RoundLoop:
             stragglers=sum(a.plan.stragglers for a in attempts),
             retries=len(attempts) - 1,
             simulated_time_s=sum(a.simulated_time_s for a in attempts),
+            virtual_time_s=round(self.clock, 6),
+            clients_late=sum(a.late for a in attempts),
             epsilon=self.budget.epsilon() if self.budget else None,
             delta=self.budget.delta if self.budget else None,
             client_nodes=nodes.total(a.client_nodes for a in attempts),
@@ -143,7 +153,11 @@ class RoundLoop:
         raise RunError(shortfall)
 
     def _attempt(self, server_round: int, arrays: ArrayRecord, attempt: int) -> Attempt:
-        plan = plan_round(self.scenario, server_round, attempt, self.population)
+        began = self.clock
+        self.clock = start_when_online(self.devices, self.clock, self.scenario.strategy.min_train_clients)
+        plan = plan_round(
+            self.scenario, server_round, attempt, self.population, self.devices.online(self.clock)
+        )
         self._spend(server_round, attempt, plan.trains())
         config = ConfigRecord(dict(self.config))
         sent = list(self.strategy.configure_train(server_round, arrays, config, self.grid, plan))
@@ -158,22 +172,29 @@ class RoundLoop:
         screened = self._screen(received, arrays, sent[0] if sent else None, pooled)
         for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
             self.reporter.warn(f"round {server_round}: dropped the reply of {reason}")
+        missing = len(sent) - len(received)
+        to_node = {m.metadata.dst_node_id: m for m in delivered}
+        partition_of = self.strategy.partition_of
         good = [r for r in screened.accepted if not r.has_error()]
+        timed = time_replies(self.scenario, self.devices, plan, good, to_node, partition_of, missing > 0)
+        self.clock += timed.duration_s
+        late = {id(r) for r in good} - {id(r) for r in timed.kept}  # trained, but not aggregated
+        good = [r for r in good if id(r) not in late]
         for reply in good:  # the client's new state is the store's, no strategy's
             if (state := self.clients.take(reply)) is not None:
                 self.clients.put(self.strategy.partition_of[reply.metadata.src_node_id], state)
         errors = [r.error.reason or f"error {r.error.code}" for r in screened.accepted if r.has_error()]
-        missing = len(sent) - len(received)
         problems = [*errors, *(f"rejected reply from {r}" for r in screened.rejected)]
         return Attempt(
             plan=plan,
-            replies=screened.accepted,
+            replies=[r for r in screened.accepted if id(r) not in late],
             delivered=len(good),
             failures=failures.count(errors, timed_out=missing, rejected=len(screened.rejected)),
             first_problem=problems[0] if problems else None,
             bytes_sent=array_bytes(delivered),
             bytes_received=array_bytes(received),
-            simulated_time_s=self._simulated_time(plan, good, missing > 0),
+            simulated_time_s=self.clock - began,
+            late=len(late),
             client_nodes=nodes.count(good, named),
         )
 
@@ -215,21 +236,6 @@ class RoundLoop:
         if refusal := self.budget.refusal(server_round, cohort):
             raise BudgetSpent(refusal + (f" (retry {attempt})" if attempt else ""))
         self.budget.spend(cohort)
-
-    def _simulated_time(self, plan: RoundPlan, good: list[Message], timed_out: bool) -> float:
-        """The slowest delivering client's simulated time; the whole timeout if one never answered."""
-        longest = max(
-            (
-                simulated_time(
-                    self.scenario,
-                    plan.of(self.strategy.partition_of[r.metadata.src_node_id]),
-                    keys.number(r.content.metric_records[keys.METRICS], keys.NUM_EXAMPLES),
-                )
-                for r in good
-            ),
-            default=0.0,
-        )
-        return max(longest, self.scenario.resources.round_timeout_s) if timed_out else longest
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> Evaluation:
         scenario = self.scenario

@@ -145,6 +145,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
             algorithm_of(scenario),
             budget,
             _balance(pool, scenario, examples),
+            clock=job.out.records[-1].virtual_time_s if job.out.records else 0.0,  # a resume goes on
         )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
             try:

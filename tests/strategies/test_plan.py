@@ -14,7 +14,7 @@ from fedsim.scenario.files import parse_scenario
 from fedsim.scenario.sections import Scenario
 from strategies.draws import sample_partitions
 from strategies.placement import Placement
-from strategies.plan import ClientPlan, plan_round, simulated_time, speed_factor
+from strategies.plan import ClientPlan, plan_round
 from strategies.registry import build_strategy
 
 BASE = """
@@ -91,18 +91,25 @@ def test_dropped_stragglers_get_no_message_partial_ones_do() -> None:
     assert partial.trains() == partial.sampled and partial.sampled == dropping.sampled
 
 
-def test_speed_factors_are_fixed_per_client_and_within_the_slowdown() -> None:
-    factors = [speed_factor(5, p, 8.0) for p in range(200)]
-    assert factors == [speed_factor(5, p, 8.0) for p in range(200)]
-    assert min(factors) >= 1.0 and max(factors) <= 8.0 and max(factors) > 4.0
-    assert speed_factor(5, 3, 1.0) == 1.0
+def test_only_online_clients_are_sampled_and_all_of_them_when_too_few() -> None:
+    s = scenario("strategy.fraction_train=0.25")  # 5 of 20
+    online = np.zeros(20, dtype=bool)
+    online[[2, 3, 5, 7, 11, 13, 17]] = True
+    sampled = plan_round(s, 1, 0, 20, online).sampled
+    assert len(sampled) == 5 and set(sampled) <= {2, 3, 5, 7, 11, 13, 17}
+    online[:] = False
+    online[[4, 9]] = True
+    assert plan_round(s, 1, 0, 20, online).sampled == [4, 9]
 
 
-def test_simulated_time_counts_the_steps_at_the_clients_speed() -> None:
-    s = scenario("stragglers.max_slowdown=3", "stragglers.step_time_s=0.5")
-    client = ClientPlan(7, epochs=2)
-    steps = 2 * 3  # 25 examples in batches of 10
-    assert simulated_time(s, client, 25.0) == pytest.approx(steps * 0.5 * speed_factor(5, 7, 3.0))
+def test_everyone_online_samples_as_without_availability() -> None:
+    s = scenario("strategy.fraction_train=0.25")
+    assert plan_round(s, 3, 0, 20, np.ones(20, dtype=bool)).sampled == plan_round(s, 3, 0, 20).sampled
+
+
+def test_over_selection_samples_its_share_more() -> None:
+    s = scenario("strategy.fraction_train=0.25", "strategy.over_selection=0.3")  # ceil(5 * 1.3) = 7
+    assert len(plan_round(s, 1, 0, 20).sampled) == 7
 
 
 def test_configured_messages_carry_each_clients_part_only() -> None:
