@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from strategies.algorithm import Requires as Requires
     from strategies.algorithm import Term as Term
     from strategies.algorithm import algorithm as algorithm
+    from strategies.asynchronous import AsyncStrategy as AsyncStrategy
+    from strategies.asynchronous import staleness_weight as staleness_weight
     from strategies.context import StrategyContext as StrategyContext
 
 _WHERE = {
@@ -77,6 +79,9 @@ _WHERE = {
         ),
         "strategies.algorithm",
     ),
+    # An asynchronous strategy of your own (strategies/asynchronous.py, docs/time.md).
+    "AsyncStrategy": "strategies.asynchronous",
+    "staleness_weight": "strategies.asynchronous",
 }
 __all__ = sorted(_WHERE)
 

@@ -29,6 +29,7 @@ from fedsim.scenario.devices import DevicesConfig, Distribution
 from fedsim.scenario.seeding import generator
 from fedsim.scenario.tables import ScenarioError
 
+EPSILON_S = 1e-9
 TRACE_COLUMNS = ("device", "compute_steps_per_s", "uplink_mbps", "downlink_mbps", "online")
 
 
@@ -47,8 +48,8 @@ class Devices:
     def online(self, t: float) -> np.ndarray:
         """Which clients are online at virtual time ``t`` (a boolean mask)."""
         mask = np.zeros(len(self.compute), dtype=bool)
-        for start, length in self.windows:
-            mask |= np.mod(t - start, self.period_s) < length
+        for start, length in self.windows:  # EPSILON: a window's start, computed, counts as in it
+            mask |= np.mod(t - start + EPSILON_S, self.period_s) < length
         return mask
 
     def next_online(self, t: float) -> np.ndarray:

@@ -20,6 +20,7 @@ from fedsim.scenario.counts import cohort_size
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
 from strategies.algorithm import PLAIN, Algorithm, declared
+from strategies.asynchronous import AsyncStrategy
 from strategies.context import StrategyContext
 from strategies.placement import Placement
 from strategies.privacy import wrap_central
@@ -40,8 +41,54 @@ def algorithm_of(scenario: Scenario) -> Algorithm:
     return declared(plugins.resolve(plugins.STRATEGY, scenario.strategy.name, scenario.python_path)) or PLAIN
 
 
+def is_async(scenario: Scenario) -> bool:
+    """Whether the scenario's strategy is asynchronous (an :class:`AsyncStrategy` class)."""
+    return asynchronous(scenario.strategy.name, scenario.python_path)
+
+
+def asynchronous(name: str, python_path: Sequence[str] = ()) -> bool:
+    """Whether strategy ``name`` is asynchronous (an :class:`AsyncStrategy` class)."""
+    target = plugins.resolve(plugins.STRATEGY, name, tuple(python_path))
+    return isinstance(target, type) and issubclass(target, AsyncStrategy)
+
+
+# What an asynchronous run does not do (yet), and why: each a one-line refusal at preflight.
+NOT_ASYNC: tuple[tuple[str, str], ...] = (
+    ("privacy", "its accounting is per round of sampled clients"),
+    ("strategy.round_deadline_s", "an asynchronous server has no rounds to end"),
+    ("strategy.over_selection", "an asynchronous server starts clients as slots free"),
+    ("strategy.fraction_evaluate", "federated evaluation samples per round; use centralized evaluation"),
+    ("stragglers.fraction", "a slow client is its device's ([devices] compute)"),
+    ("faults", "injected faults are drawn per round"),
+    ("attack.fraction", "attackers are drawn per round"),
+)
+
+
+def check_async(scenario: Scenario) -> None:
+    """Refuse what an asynchronous strategy cannot run with, naming the key."""
+    s = scenario
+    faults = s.faults.failure_rate or s.faults.crash_rate or s.faults.dropout_rate
+    given = {
+        "privacy": s.privacy is not None,
+        "strategy.round_deadline_s": s.strategy.round_deadline_s is not None,
+        "strategy.over_selection": s.strategy.over_selection > 0,
+        "strategy.fraction_evaluate": s.strategy.fraction_evaluate > 0,
+        "stragglers.fraction": s.stragglers.fraction > 0,
+        "faults": bool(faults),
+        "attack.fraction": s.attack.fraction > 0,
+    }
+    for key, why in NOT_ASYNC:
+        if given[key]:
+            raise ScenarioError(key, f"not with the asynchronous strategy {s.strategy.name!r}: {why}")
+    if s.resources.engine == "cohort":
+        raise ScenarioError("resources.engine", "an asynchronous strategy sends each client its own message")
+
+
 def check_requirements(scenario: Scenario) -> None:
     """What the strategy's algorithm declares it needs of the scenario, refused before a run starts."""
+    if is_async(scenario):
+        check_async(scenario)
+        return
     name = scenario.strategy.name
     spec = declared(plugins.resolve(plugins.STRATEGY, name, scenario.python_path))
     algorithm = spec or PLAIN
@@ -82,7 +129,9 @@ def averaging() -> list[str]:
     ]
 
 
-def make_strategy(scenario: Scenario, population: int, parameters: Sequence[str] = ()) -> Strategy:
+def make_strategy(
+    scenario: Scenario, population: int, parameters: Sequence[str] = ()
+) -> Strategy | AsyncStrategy:
     """The strategy ``strategy.name`` names, built with its params for ``population`` clients
     (``parameters``: the model's parameter names, for the algorithms whose arrays cover those)."""
     cfg = scenario.strategy
@@ -91,11 +140,13 @@ def make_strategy(scenario: Scenario, population: int, parameters: Sequence[str]
     context = StrategyContext(scenario, population, tuple(parameters))
     given = signatures.given(target, {**TAKE_ALL, "context": context})
     strategy = plugins.call(plugins.STRATEGY, cfg.name, target, **params, **given)
+    if isinstance(strategy, AsyncStrategy):
+        return _checked(cfg.name, strategy)
     if not isinstance(strategy, Strategy):
         raise plugins.PluginError(
             plugins.STRATEGY.key,
             f"{cfg.name!r} gave {type(strategy).__name__}, expected {plugins.STRATEGY.returns} "
-            "(e.g. a subclass of FedAvg)",
+            "(e.g. a subclass of FedAvg), or a fedsim.AsyncStrategy",
         )
     privacy = scenario.privacy
     undeclared = declared(target) is None  # a declared one was checked by check_requirements
@@ -106,6 +157,30 @@ def make_strategy(scenario: Scenario, population: int, parameters: Sequence[str]
             "FedAvg does (subclass it), or use mode 'local' or 'sample'",
         )
     return strategy
+
+
+def _checked(name: str, strategy: AsyncStrategy) -> AsyncStrategy:
+    try:
+        strategy.check()
+    except ValueError as error:
+        raise plugins.PluginError("strategy.params", f"{name!r}: {error}") from None
+    return strategy
+
+
+def build_async(scenario: Scenario, population: int) -> AsyncStrategy:
+    """The scenario's asynchronous strategy (``is_async``)."""
+    strategy = make_strategy(scenario, population)
+    assert isinstance(strategy, AsyncStrategy)
+    return strategy
+
+
+def async_batch(scenario: Scenario, population: int) -> int:
+    """The most train messages an asynchronous step sends together (0 for a synchronous strategy):
+    those training at once, and the buffer's that start as the slots free (strategies/async_schedule.py)."""
+    if not is_async(scenario):
+        return 0
+    strategy = build_async(scenario, population)
+    return strategy.max_concurrency + strategy.buffer_size
 
 
 def build_strategy(
@@ -119,6 +194,10 @@ def build_strategy(
     cfg = scenario.strategy
     population = placement.population
     strategy = make_strategy(scenario, population, parameters)
+    if isinstance(strategy, AsyncStrategy):
+        raise plugins.PluginError(
+            plugins.STRATEGY.key, f"{cfg.name!r} gave an asynchronous strategy: declare it as a class"
+        )
     privacy = scenario.privacy
     if privacy is not None and privacy.mode == "central":
         strategy = wrap_central(scenario, strategy, population)

@@ -69,7 +69,7 @@ def _clipping_restore(s: DifferentialPrivacyAdaptiveBase, state: dict[str, Any])
 RECORD = "__arrayrecord__"  # marks a saved ArrayRecord attribute
 
 
-def _attributes_state(s: object) -> dict[str, Any]:
+def attributes_state(s: object) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for name, value in vars(s).items():
         if isinstance(value, ArrayRecord):
@@ -79,7 +79,7 @@ def _attributes_state(s: object) -> dict[str, Any]:
     return state
 
 
-def _attributes_restore(s: object, state: dict[str, Any]) -> None:
+def attributes_restore(s: object, state: dict[str, Any]) -> None:
     for name, value in state.items():
         if isinstance(value, dict) and set(value) == {RECORD}:
             value = ArrayRecord({k: Array(np.array(v)) for k, v in value[RECORD].items()})
@@ -114,7 +114,7 @@ def adapter_for(
 ) -> tuple[Callable[[Any], dict[str, Any]], Callable[[Any, dict[str, Any]], None]] | None:
     """How to read and write ``component``'s state: a Flower strategy that has any, or a user's."""
     if isinstance(component, Strategy) and _is_users(component):
-        return _attributes_state, _attributes_restore
+        return attributes_state, attributes_restore
     for cls, read, write in ADAPTERS:
         if isinstance(component, cls):
             return read, write

@@ -98,6 +98,9 @@ REGISTRY: dict[str, dict[str, str]] = {
         "fednova": "strategies.fednova:FedNova",
         "feddyn": "strategies.feddyn:FedDyn",
         "moon": "strategies.moon:Moon",
+        # Asynchronous ones (strategies/asynchronous.py), one file each.
+        "fedbuff": "strategies.fedbuff:FedBuff",
+        "fedasync": "strategies.fedasync:FedAsync",
         # ... and Flower's server-side strategies (strategies/builtin.py).
         **{
             name: f"strategies.builtin:{name}"

@@ -13,8 +13,10 @@ from fedsim.scenario.tables import ScenarioError
 
 def fallback_reason(scenario: Scenario) -> str | None:
     """Why ``engine = "cohort"`` trains client by client in this scenario; None if it need not."""
-    from strategies.registry import algorithm_of  # what the strategy declares: loads it, and torch
+    from strategies.registry import algorithm_of, is_async  # loads the strategy, and torch
 
+    if is_async(scenario):
+        return "an asynchronous strategy sends each client its own message"
     privacy = scenario.privacy
     if scenario.client.update != "sgd":
         return f"client.update {scenario.client.update!r} trains each client on its own"

@@ -40,6 +40,7 @@ from fedsim.sim import checkpoint, cluster, engine_choice, failures, gpu_measure
 from fedsim.sim.server import Abort, Job, Pool, Reporter, RunError, finish_resumed, scenario_digest, serve
 from strategies import budget
 from strategies.plan import largest_stage
+from strategies.registry import async_batch
 
 SHUTDOWN_GRACE_S = 30  # after an engine failure, for the server to close the run folder
 ACTOR_RESTARTS = -1  # without limit: each restart is one failed client, counted and reported
@@ -203,7 +204,10 @@ def run(job: Job, reporter: Reporter, verbose: bool = False, wait_for_shutdown: 
     app = ServerApp()
 
     # Nodes stand in for any client (strategies/placement.py): as many as a stage addresses.
-    pool = Pool(largest_stage(job.scenario, len(job.data.clients)), plan.actors)
+    population = len(job.data.clients)
+    pool = Pool(
+        max(largest_stage(job.scenario, population), async_batch(job.scenario, population)), plan.actors
+    )
 
     failed: list[BaseException] = []  # why the server stopped, if it raised
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import describe
 from fedsim.sim import checkpoint as ckpt
 from fedsim.sim import cohort_engine
+from fedsim.sim.async_rounds import AsyncLoop, Versions
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import engine_line
 from fedsim.sim.discovery import discover_partitions
@@ -43,9 +45,10 @@ from fedsim.sim.exchange import (
     wait_for_nodes,
 )
 from fedsim.sim.rounds import Reporter, RoundLoop, in_dtypes_of
+from strategies.asynchronous import AsyncStrategy
 from strategies.budget import Budget, BudgetSpent
 from strategies.placement import Placement
-from strategies.registry import algorithm_of, build_strategy
+from strategies.registry import algorithm_of, build_async, build_strategy, is_async
 from strategies.sampling import SeededSampling
 
 __all__ = [
@@ -120,33 +123,58 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
         timeout = startup_timeout(scenario.resources.round_timeout_s)
         placement = _place(grid, len(data.clients), pool, timeout, abort, reporter)
         parameters = tuple(name for name, _ in model.named_parameters())
-        strategy = build_strategy(scenario, placement, parameters)
         writer = ckpt.CheckpointWriter(job.out.path)
         clients = ClientStore(ckpt.clients_folder(job.out.path))
+        config = message_config(job, pool)
+        loop: RoundLoop | AsyncLoop
+        if is_async(scenario):
+            strategy: object = build_async(scenario, placement.population)
+            assert isinstance(strategy, AsyncStrategy)
+            loop = AsyncLoop(
+                grid,
+                scenario,
+                data.test,
+                strategy,
+                model,
+                config,
+                reporter,
+                abort,
+                clients,
+                placement,
+                examples,
+                arrays.count_bytes(),
+            )
+            versions: Versions | None = loop.versions
+        else:
+            strategy = build_strategy(scenario, placement, parameters)
+            assert isinstance(strategy, SeededSampling)
+            loop = RoundLoop(
+                grid,
+                scenario,
+                data.test,
+                strategy,
+                model,
+                config,
+                reporter,
+                abort,
+                clients,
+                placement.population,
+                algorithm_of(scenario),
+                budget,
+                _balance(pool, scenario, examples),
+                clock=job.out.records[-1].virtual_time_s if job.out.records else 0.0,  # a resume goes on
+            )
+            versions = None
+        roots = {"strategy": strategy, "budget": budget, "versions": versions}
         if job.resume is None:
             ckpt.seed_globals(scenario.seed)
-            _checkpoint(writer, job, 0, arrays, strategy, budget, clients)
+            _checkpoint(writer, job, 0, arrays, roots, clients)
         else:
-            _restore(job.resume, strategy, budget, clients)
+            _restore(job.resume, roots, clients)
+            if isinstance(loop, AsyncLoop):
+                loop.replay(job.resume.round)
         engine = engine_line(scenario)
         reporter.started(scenario, placement.population, [engine] if engine else [])
-        config = message_config(job, pool)
-        loop = RoundLoop(
-            grid,
-            scenario,
-            data.test,
-            strategy,
-            model,
-            config,
-            reporter,
-            abort,
-            clients,
-            placement.population,
-            algorithm_of(scenario),
-            budget,
-            _balance(pool, scenario, examples),
-            clock=job.out.records[-1].virtual_time_s if job.out.records else 0.0,  # a resume goes on
-        )
         for server_round in range(scenario.rounds - job.rounds_left + 1, scenario.rounds + 1):
             try:
                 arrays, record = loop.run(server_round, arrays)
@@ -156,7 +184,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
                 break
             record = job.stamped(record)
             job.out.append(record)  # the row first: the checkpoint then commits it
-            _checkpoint(writer, job, server_round, arrays, strategy, budget, clients)
+            _checkpoint(writer, job, server_round, arrays, roots, clients)
             reporter.round_done(record)
             if scenario.evaluation.stop_at_target and scenario.evaluation.reached(record.accuracy):
                 break
@@ -250,14 +278,20 @@ def _checkpoint(
     job: Job,
     server_round: int,
     arrays: ArrayRecord,
-    strategy: SeededSampling,
-    budget: Budget | None,
+    roots: Mapping[str, object | None],
     clients: ClientStore,
 ) -> None:
+    """``roots``: the components whose state the checkpoint walks (the strategy chain, the
+    privacy accountant, an asynchronous run's model versions), by the name saved under."""
     state = ckpt.Checkpoint(
         round=server_round,
         model={k: a.numpy() for k, a in arrays.items()},
-        strategy={**ckpt.collect(strategy), **(ckpt.collect(budget, "budget") if budget else {})},
+        strategy={
+            k: v
+            for name, root in roots.items()
+            if root is not None
+            for k, v in ckpt.collect(root, name).items()
+        },
         clients=clients.commit(server_round),  # their files first: the checkpoint names them
         rng=ckpt.rng_state(),
         metrics_bytes=job.out.metrics_bytes,
@@ -272,13 +306,11 @@ def scenario_digest(run_dir: Path) -> str:
     return sha256((run_dir / SCENARIO_FILE).read_bytes())
 
 
-def _restore(
-    saved: ckpt.Checkpoint, strategy: SeededSampling, budget: Budget | None, clients: ClientStore
-) -> None:
+def _restore(saved: ckpt.Checkpoint, roots: Mapping[str, object | None], clients: ClientStore) -> None:
     try:
-        ckpt.restore(strategy, saved.strategy)
-        if budget is not None:  # the privacy accountant
-            ckpt.restore(budget, saved.strategy, "budget")
+        for name, root in roots.items():
+            if root is not None:
+                ckpt.restore(root, saved.strategy, name)
         clients.restore(saved.clients)
     except (ckpt.CheckpointError, ValueError, OSError) as error:
         raise RunError(f"cannot resume: {error}") from None

@@ -13,6 +13,7 @@ from fedsim.scenario.sections import VariantConfig
 from fedsim.scenario.variants import plan
 from fedsim.sim import sweep
 from strategies.algorithm import PLAIN, declared
+from strategies.registry import asynchronous
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("ray_cluster")]
 
@@ -71,7 +72,10 @@ def test_every_algorithm_runs_two_rounds(tmp_path: Path) -> None:
     The algorithms with a client half, and FedAdam for Flower's server-side strategies (each of
     those also runs through the whole server in tests/strategies/test_server_side_strategies.py)."""
     names = [
-        n for n, path in plugins.REGISTRY["strategy"].items() if not path.startswith("strategies.builtin:")
+        n
+        for n, path in plugins.REGISTRY["strategy"].items()
+        if not path.startswith("strategies.builtin:")
+        and not asynchronous(n)  # those: tests/test_time_engine.py
     ]
     names.append("fedadam")
     results = compare(TINY, names, tmp_path)

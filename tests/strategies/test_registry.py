@@ -27,7 +27,7 @@ from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import ScenarioError
 from strategies.algorithm import Requires, algorithm
 from strategies.placement import Placement
-from strategies.registry import averaging, build_strategy, check_requirements
+from strategies.registry import asynchronous, averaging, build_strategy, check_requirements
 
 PARTITIONS = {100 + p: p for p in range(10)}  # node id -> partition id
 
@@ -69,7 +69,10 @@ FLOWER_CLASSES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(plugins.REGISTRY["strategy"]))
+SYNCHRONOUS = sorted(n for n in plugins.REGISTRY["strategy"] if not asynchronous(n))
+
+
+@pytest.mark.parametrize("name", SYNCHRONOUS)
 def test_every_strategy_builds_and_samples_the_configured_cohort(name: str) -> None:
     sampling = build_strategy(
         scenario(f'[strategy]\nname = "{name}"\nfraction_train = 0.7'), Placement.fixed(PARTITIONS)

@@ -146,7 +146,7 @@ def test_plugins_next_to_the_scenario_load_and_fit(tmp_path: Path) -> None:
         (
             {"strategy": "myplugins:NotAStrategy"},
             "strategy.name: 'myplugins:NotAStrategy' gave NotAStrategy, expected a "
-            "flwr.serverapp.strategy.Strategy (e.g. a subclass of FedAvg)",
+            "flwr.serverapp.strategy.Strategy (e.g. a subclass of FedAvg), or a fedsim.AsyncStrategy",
         ),
         ({"model": "cnn"}, "model.name: 'cnn': calling it failed: ValueError: 'cnn' reads images"),
         (

@@ -1,0 +1,255 @@
+"""An asynchronous run through the Flower grid: the schedule's steps (strategies/async_schedule.py),
+each a new model version.
+
+The schedule says, from the seed alone, which clients start when with which model version and
+in which order their updates are applied; this loop only makes it happen.  At step k every task
+started since step k - 1 trains from version k - 1, which exists by then: their messages go out
+together (the Ray actors train them side by side) and their replies wait, screened, until the
+schedule applies them.  So the updates a version applies, and their order, are the virtual
+clock's, whichever actor answered first, and two runs with one seed write the same rows.
+
+A client's training stream is its task number (the ``server-round`` of its message), so a task
+sent again trains alike.  That is how ``--resume`` goes on: the checkpoint after step k keeps the
+model versions that tasks still in flight train from (:class:`Versions`); the resumed loop
+replays the schedule to step k and sends those tasks again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from torch import nn
+
+from clients.training import evaluate
+from fedsim import protocol as keys
+from fedsim.data import Split
+from fedsim.results.records import RoundRecord
+from fedsim.scenario.sections import Scenario
+from fedsim.sim import failures, nodes
+from fedsim.sim.client_store import ClientStore
+from fedsim.sim.divergence import check_finite
+from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
+from fedsim.sim.replies import expected_metrics, screen_train
+from fedsim.sim.rounds import Reporter
+from strategies.async_schedule import NobodyOnline, Step, Task, schedule
+from strategies.asynchronous import Arrays, AsyncStrategy, Update
+from strategies.clock import task_s
+from strategies.devices import Devices, draw
+from strategies.placement import Placement
+
+
+@dataclass
+class Versions:
+    """The model versions that tasks in flight train from: part of every checkpoint."""
+
+    models: dict[int, Arrays] = field(default_factory=dict)
+
+    def keep_only(self, needed: set[int]) -> None:
+        self.models = {v: m for v, m in self.models.items() if v in needed}
+
+    def state(self) -> dict[str, Any]:
+        return {"models": {str(v): m for v, m in self.models.items()}}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.models = {int(v): {k: np.asarray(a) for k, a in m.items()} for v, m in state["models"].items()}
+
+
+@dataclass
+class AsyncLoop:
+    grid: Grid
+    scenario: Scenario
+    test: Split
+    strategy: AsyncStrategy
+    model: nn.Module  # the server's copy, for centralized evaluation
+    config: Mapping[str, str | bytes]
+    reporter: Reporter
+    abort: Abort
+    clients: ClientStore
+    placement: Placement
+    examples: np.ndarray  # each partition's training examples: its steps, hence its time
+    model_bytes: int  # what a train message and its reply carry: the clock's transfers
+    versions: Versions = field(default_factory=Versions)
+    devices: Devices = field(init=False)
+    flight: dict[int, Task] = field(default_factory=dict)  # started, not yet applied, by number
+    replies: dict[int, Message] = field(default_factory=dict)  # received, not yet applied
+    sent: set[int] = field(default_factory=set)  # task numbers sent in this session
+    applied: list[Message] = field(default_factory=list)  # the last step's good replies
+    steps: Any = field(init=False)
+    clock: float = 0.0
+
+    def __post_init__(self) -> None:
+        s = self.scenario
+        self.devices = draw(s.devices, s.seed, self.placement.population)
+        self.steps = schedule(
+            self.devices, self.duration, s.seed, self.strategy.buffer_size, self.strategy.max_concurrency
+        )
+
+    def duration(self, partition: int) -> float:
+        """A task's virtual seconds: the model down, the local steps, the update up."""
+        d = self.devices
+        steps = self.scenario.client.local_steps(float(self.examples[partition]))
+        compute, down, up = (float(x[partition]) for x in (d.compute, d.downlink_mbps, d.uplink_mbps))
+        return task_s(self.model_bytes, steps, self.model_bytes, compute, down, up)
+
+    def replay(self, done: int) -> None:
+        """Go through the schedule's first ``done`` steps without training: a resumed run's start.
+        The tasks then in flight are sent again, from the versions the checkpoint kept."""
+        for _ in range(done):
+            step = next(self.steps)
+            self._track(step)
+            self.clock = step.time_s
+
+    def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
+        started = time.perf_counter()
+        try:
+            step: Step = next(self.steps)
+        except NobodyOnline as error:
+            raise RunError(str(error)) from None
+        assert step.version == server_round, (step.version, server_round)
+        self.versions.models[step.version - 1] = {k: a.numpy() for k, a in arrays.items()}
+        # After a resume the tasks in flight are sent again: the run's traffic counted them once already.
+        again = [t for t in self.flight.values() if t.number not in self.sent]
+        self._send(again, dataclasses.replace(step, started=()))
+        sent, received = self._send([], step)
+        updates, failed = self._updates(step)
+        current = self.versions.models[step.version - 1]
+        new = ArrayRecord({k: Array(v) for k, v in self.strategy.aggregate(current, updates).items()})
+        check_finite(server_round, new, self.scenario)
+        previous, self.clock = self.clock, step.time_s
+        self._track(step)
+        self.versions.keep_only({t.version for t in self.flight.values()})
+        round_time = time.perf_counter() - started
+        began_eval = time.perf_counter()
+        accuracy, loss = self._evaluate(server_round, new)
+        staleness = [u.staleness for u in updates]
+        record = RoundRecord(
+            round=server_round,
+            accuracy=accuracy,
+            loss=loss,
+            train_loss=_mean_loss(self.applied),
+            fed_accuracy=None,
+            fed_loss=None,
+            clients_sampled=len(step.started),
+            clients_failed=failed.total,
+            round_time_s=round_time,
+            eval_time_s=time.perf_counter() - began_eval,
+            bytes_sent=sent,
+            bytes_received=received,
+            clients_raised=failed.raised,
+            clients_crashed=failed.crashed,
+            clients_out_of_memory=failed.out_of_memory,
+            clients_timed_out=failed.timed_out,
+            clients_rejected=failed.rejected,
+            simulated_time_s=round(self.clock - previous, 6),
+            virtual_time_s=round(self.clock, 6),
+            extra={
+                "staleness_mean": float(np.mean(staleness)) if staleness else 0.0,
+                "staleness_max": float(max(staleness, default=0)),
+            },
+        )
+        return new, record
+
+    def _track(self, step: Step) -> None:
+        """The schedule's bookkeeping: the step's tasks start and its applied ones land."""
+        for task in step.started:
+            self.flight[task.number] = task
+        for task in step.applied:
+            self.flight.pop(task.number, None)
+            self.replies.pop(task.number, None)
+
+    def _send(self, again: list[Task], step: Step) -> tuple[int, int]:
+        """Send the step's new tasks (and, after a resume, those in flight); keep their replies."""
+        tasks = [*again, *step.started]
+        pool = len(self.placement.nodes)
+        if len(tasks) > pool:  # a node stands in for one client at a time: send in turns
+            first = self._send(tasks[:pool], dataclasses.replace(step, started=()))
+            rest = self._send(tasks[pool:], dataclasses.replace(step, started=()))
+            return first[0] + rest[0], first[1] + rest[1]
+        if not tasks:
+            return 0, 0
+        placed = self.placement.place([t.partition for t in tasks])
+        messages = [self._message(t, n) for t, n in zip(tasks, placed, strict=True)]
+        if self.placement.pooled:
+            messages = self.clients.attach(messages, self.placement.partition_of)
+        by_node = {n: t for t, n in zip(tasks, placed, strict=True)}
+        self.sent.update(t.number for t in tasks)
+        timeout = self.scenario.resources.round_timeout_s
+        replies = exchange(self.grid, messages, timeout, self.abort)
+        nodes.take(replies)  # which Ray node trained: no concern of the strategy's
+        reference = ArrayRecord({k: Array(v) for k, v in self.versions.models[step.version - 1].items()})
+        builtin = self.scenario.client.update == "sgd"
+        screened = screen_train(replies, reference, {}, expected_metrics(messages[0], builtin), exact=builtin)
+        for reason in screened.rejected:
+            self.reporter.warn(f"round {step.version}: dropped the reply of {reason}")
+        for reply in screened.accepted:
+            task = by_node[reply.metadata.src_node_id]
+            self.replies[task.number] = reply
+            if not reply.has_error() and (state := self.clients.take(reply)) is not None:
+                self.clients.put(task.partition, state)
+        return array_bytes(messages), array_bytes(replies)
+
+    def _message(self, task: Task, node: int) -> Message:
+        config = ConfigRecord(
+            {
+                **dict(self.config),
+                keys.SERVER_ROUND: task.number,
+                **({keys.PARTITION_ID: task.partition} if self.placement.pooled else {}),
+            }
+        )
+        arrays = ArrayRecord({k: Array(v) for k, v in self.versions.models[task.version].items()})
+        content = RecordDict({keys.ARRAYS: arrays, keys.CONFIG: config})
+        return Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
+
+    def _updates(self, step: Step) -> tuple[list[Update], failures.Failures]:
+        """The step's updates in arrival order; a task with no good reply adds none."""
+        updates, errors, missing = [], [], 0
+        self.applied = []
+        for task in step.applied:
+            reply = self.replies.get(task.number)
+            if reply is None:
+                missing += 1
+                continue
+            if reply.has_error():
+                errors.append(reply.error.reason or f"error {reply.error.code}")
+                continue
+            self.applied.append(reply)
+            metrics = reply.content.metric_records[keys.METRICS]
+            updates.append(
+                Update(
+                    model=keys.to_numpy(reply.content.array_records[keys.ARRAYS]),
+                    base=self.versions.models[task.version],
+                    staleness=step.version - 1 - task.version,
+                    num_examples=int(keys.number(metrics, keys.NUM_EXAMPLES)),
+                    partition=task.partition,
+                )
+            )
+        if errors or missing:
+            self.reporter.warn(
+                f"round {step.version}: {len(errors) + missing} of {len(step.applied)} updates failed"
+            )
+        return updates, failures.count(errors, timed_out=missing, rejected=0)
+
+    def _evaluate(self, server_round: int, arrays: ArrayRecord) -> tuple[float | None, float | None]:
+        evaluation = self.scenario.evaluation
+        if not evaluation.centralized or (
+            server_round % evaluation.every and server_round != self.scenario.rounds
+        ):
+            return None, None
+        self.model.load_state_dict(arrays.to_torch_state_dict())
+        loss, accuracy = evaluate(self.model, self.test)
+        return accuracy, loss
+
+
+def _mean_loss(replies: list[Message]) -> float | None:
+    """The applied updates' training loss, weighted by their examples."""
+    metrics = [r.content.metric_records[keys.METRICS] for r in replies]
+    pairs = [(keys.number(m, keys.TRAIN_LOSS), keys.number(m, keys.NUM_EXAMPLES)) for m in metrics]
+    total = sum(n for _, n in pairs)
+    return sum(loss * n for loss, n in pairs) / total if total else None
