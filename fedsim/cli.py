@@ -134,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     _tensorboard(compare)
     _debug(compare)
 
-    plot = commands.add_parser("plot", help="redraw accuracy.png and loss.png from finished runs")
+    plot = commands.add_parser(
+        "plot",
+        help="redraw the figures (accuracy and loss by round, accuracy by virtual time and by bytes) "
+        "from finished runs",
+    )
     plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, or folders of them")
     plot.add_argument(
         "--out", type=Path, metavar="DIR", help="where to write (default: the one RUN_DIR given)"
@@ -299,7 +303,10 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
             **_common(args, console),
         )
     print(comparison.table)  # the result, on stdout
-    console.print(f"wrote {comparison.out}: {TABLE_MD}, comparison.csv, accuracy.png, loss.png")
+    console.print(
+        f"wrote {comparison.out}: {TABLE_MD}, comparison.csv, accuracy.png, loss.png, "
+        "accuracy_by_time.png, accuracy_by_bytes.png"
+    )
     if comparison.failed:
         failed = f"{comparison.failed} of {len(comparison.runs)} runs failed"
         print(f"fedsim: {failed}; see {comparison.out / TABLE_MD}", file=sys.stderr)

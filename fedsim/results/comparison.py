@@ -57,6 +57,7 @@ class Row:
     best_accuracy: Stat | None
     reached: int  # completed runs that reached the target
     rounds_to_target: Stat | None  # over those runs
+    virtual_time_to_target_s: Stat | None  # on the virtual clock, over those runs
     wall_time_s: Stat | None
     bytes_sent: Stat | None
     bytes_received: Stat | None
@@ -94,11 +95,18 @@ def rounds_to_target(records: Sequence[RoundRecord], target: float | None) -> in
     return next((r.round for r in records if (a := accuracy(r)) is not None and a >= target), None)
 
 
+def virtual_time_to_target(records: Sequence[RoundRecord], target: float | None) -> float | None:
+    """The virtual clock at the first round whose accuracy reached ``target``; None if none did."""
+    reached = rounds_to_target(records, target)
+    return next((r.virtual_time_s for r in records if r.round == reached), None)
+
+
 def variant_row(label: str, runs: Sequence[RunResult], target: float | None) -> Row:
     done = [r for r in runs if r.error is None]
     finals = [a for r in done if (a := final_accuracy(r.records)) is not None]
     bests = [a for r in runs if (a := best_accuracy(r.records)) is not None]  # a failed run's too
     reached = [float(n) for r in done if (n := rounds_to_target(r.records, target)) is not None]
+    times = [t for r in done if (t := virtual_time_to_target(r.records, target)) is not None]
     return Row(
         label=label,
         runs=len(runs),
@@ -107,6 +115,7 @@ def variant_row(label: str, runs: Sequence[RunResult], target: float | None) -> 
         best_accuracy=mean_std(bests),
         reached=len(reached),
         rounds_to_target=mean_std(reached),
+        virtual_time_to_target_s=mean_std(times),
         wall_time_s=mean_std([r.wall_time_s for r in done if r.wall_time_s is not None]),
         bytes_sent=mean_std([float(sum(x.bytes_sent for x in r.records)) for r in done]),
         bytes_received=mean_std([float(sum(x.bytes_received for x in r.records)) for r in done]),
@@ -123,13 +132,14 @@ def comparison(results: Sequence[RunResult], target: float | None) -> list[Row]:
 def cells(rows: Sequence[Row], target: float | None) -> tuple[list[str], list[list[str]]]:
     """The table as text: headers and one list of cells per row."""
     headers = ["variant", "runs", "final accuracy", "best accuracy"]
-    headers += [f"rounds to {target:g}"] if target is not None else []
+    headers += [f"rounds to {target:g}", f"virtual s to {target:g}"] if target is not None else []
     headers += ["wall time (s)", "sent (MB)", "received (MB)", "status"]
     body = []
     for row in rows:
         line = [row.label, str(row.runs), _show(row.final_accuracy), _show(row.best_accuracy)]
         if target is not None:
             line.append(f"{_show(row.rounds_to_target, 1)} ({row.reached}/{row.completed})")
+            line.append(_show(row.virtual_time_to_target_s, 1))
         line += [_show(row.wall_time_s, 1), _megabytes(row.bytes_sent), _megabytes(row.bytes_received)]
         line.append("; ".join("failed: " + e for e in row.errors) or "ok")
         body.append(line)
@@ -149,6 +159,7 @@ def to_csv(rows: Sequence[Row], target: float | None) -> str:
         "final_accuracy",
         "best_accuracy",
         "rounds_to_target",
+        "virtual_time_to_target_s",
         "wall_time_s",
         "bytes_sent",
         "bytes_received",

@@ -1,7 +1,9 @@
-"""Figures of a comparison: accuracy and loss by round, one line per variant.
+"""Figures of a comparison: accuracy and loss by round, one line per variant, and accuracy
+against the virtual clock and against the bytes moved.
 
-The line is the mean over seeds at each evaluated round; the shaded band spans the
-seeds' minimum to maximum (drawn when there are two or more seeds).
+By round, the line is the mean over seeds at each evaluated round; the shaded band spans the
+seeds' minimum to maximum (drawn when there are two or more seeds).  Against time or bytes the
+seeds' x values differ, so each seed is a line of its own, in its variant's colour.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from fedsim.results.statetree import write_atomic
 
 Metric = Literal["accuracy", "loss"]
 FIGURES: dict[Metric, str] = {"accuracy": "accuracy.png", "loss": "loss.png"}
+Axis = Literal["virtual_time_s", "bytes"]
+AGAINST: dict[Axis, tuple[str, str]] = {  # the figure's file, and its x axis's label
+    "virtual_time_s": ("accuracy_by_time.png", "virtual time (s)"),
+    "bytes": ("accuracy_by_bytes.png", "bytes sent and received (MB)"),
+}
 # Variants often end level (median and trimmed mean under attack): a line style and a hollow
 # marker of their own keep a line visible on top of another.
 STYLES = ("-", "--", "-.", ":")
@@ -94,11 +101,46 @@ def figure(results: Sequence[RunResult], metric: Metric, title: str) -> Figure:
     return fig
 
 
+def curve(records: Sequence[RoundRecord], axis: Axis) -> tuple[list[float], list[float]]:
+    """(x, accuracy) at evaluated rounds: x the virtual clock, or the megabytes moved so far."""
+    xs, ys, moved = [], [], 0
+    for r in records:
+        moved += r.bytes_sent + r.bytes_received
+        a = r.accuracy if r.accuracy is not None else r.fed_accuracy
+        if a is not None:
+            xs.append(r.virtual_time_s if axis == "virtual_time_s" else moved / 1e6)
+            ys.append(a)
+    return xs, ys
+
+
+def figure_against(results: Sequence[RunResult], axis: Axis, title: str) -> Figure:
+    """Accuracy against ``axis``, a line per run, one colour and one legend entry per variant."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    labels = list(dict.fromkeys(r.label for r in results))
+    shown: set[str] = set()
+    for result in results:
+        xs, ys = curve(result.records, axis)
+        if not xs:
+            continue
+        index = labels.index(result.label)
+        style, colour = STYLES[index % len(STYLES)], f"C{index % 10}"  # the colour cycle's
+        ax.plot(xs, ys, linestyle=style, color=colour, label=None if result.label in shown else result.label)
+        shown.add(result.label)
+    ax.set_title(f"{title}: accuracy by {AGAINST[axis][1].split(' (')[0]} (a line per seed)")
+    ax.set_xlabel(AGAINST[axis][1])
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    if shown:
+        ax.legend()
+    return fig
+
+
 def write_figures(results: Sequence[RunResult], out: Path, title: str) -> list[Path]:
-    """``accuracy.png`` and ``loss.png`` in ``out``."""
+    """``accuracy.png``, ``loss.png``, ``accuracy_by_time.png`` and ``accuracy_by_bytes.png`` in ``out``."""
+    figures = [(figure(results, m, title), name) for m, name in FIGURES.items()]
+    figures += [(figure_against(results, axis, title), name) for axis, (name, _) in AGAINST.items()]
     paths = []
-    for metric, name in FIGURES.items():
-        fig = figure(results, metric, title)
+    for fig, name in figures:
         image = io.BytesIO()
         fig.savefig(image, format="png", dpi=120)
         plt.close(fig)

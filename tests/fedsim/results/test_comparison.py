@@ -36,6 +36,7 @@ def record(n: int, accuracy: float | None, sent: int = 2_000_000, received: int 
         0.1,
         sent,
         received,
+        virtual_time_s=10.0 * n,  # each round 10 virtual seconds
     )
 
 
@@ -107,7 +108,8 @@ def test_markdown_and_csv_show_the_rows() -> None:
     assert markdown[0].startswith("| variant | runs | final accuracy | best accuracy | rounds to 0.7 |")
     assert (
         markdown[2]
-        == "| a | 3 | 0.7000 ± 0.1000 | 0.7667 ± 0.1528 | 2.0 ± 0.0 (2/3) | 11.0 ± 1.0 | 6.0 | 3.0 | ok |"
+        == "| a | 3 | 0.7000 ± 0.1000 | 0.7667 ± 0.1528 | 2.0 ± 0.0 (2/3) | 20.0 ± 0.0 | 11.0 ± 1.0 "
+        "| 6.0 | 3.0 | ok |"
     )
     assert markdown[3].endswith("| failed: seed 1: boom |") and "| - |" in markdown[3]
     lines = to_csv(rows, target=0.7).splitlines()
@@ -117,7 +119,7 @@ def test_markdown_and_csv_show_the_rows() -> None:
         [0.7, 0.1, 0.7667, 0.1528], abs=1e-4
     )
     # A failed run's best is what it reached before it failed; the rest are over completed runs only.
-    assert b == ["b", "1", "0", "0.7", "0", "", "", "0.1", "0.0", *[""] * 8, "seed 1: boom"]
+    assert b == ["b", "1", "0", "0.7", "0", "", "", "0.1", "0.0", *[""] * 10, "seed 1: boom"]
 
 
 def test_load_run_reads_a_run_folder(tmp_path: Path) -> None:

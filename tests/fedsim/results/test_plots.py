@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 
 from fedsim.results.comparison import RunResult
-from fedsim.results.plots import band, bands, figure, points, write_figures
+from fedsim.results.plots import band, bands, curve, figure, points, write_figures
 from fedsim.results.records import RoundRecord
 
 
@@ -55,5 +56,21 @@ def test_figure_has_one_labelled_line_per_variant_and_titled_axes() -> None:
 
 def test_write_figures_saves_pngs(tmp_path: Path) -> None:
     paths = write_figures(RESULTS, tmp_path, "robust")
-    assert [p.name for p in paths] == ["accuracy.png", "loss.png"]
+    assert [p.name for p in paths] == [
+        "accuracy.png",
+        "loss.png",
+        "accuracy_by_time.png",
+        "accuracy_by_bytes.png",
+    ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_accuracy_against_bytes_counts_both_directions_cumulatively() -> None:
+    records = [
+        dataclasses.replace(
+            record(n, a), bytes_sent=2_000_000, bytes_received=1_000_000, virtual_time_s=5.0 * n
+        )
+        for n, a in ((1, 0.5), (2, None), (3, 0.75))
+    ]
+    assert curve(records, "bytes") == ([3.0, 9.0], [0.5, 0.75])  # MB after rounds 1 and 3
+    assert curve(records, "virtual_time_s") == ([5.0, 15.0], [0.5, 0.75])
