@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from fedsim.scenario.devices import DevicesConfig, Distribution
+from fedsim.scenario.files import parse_scenario
+from fedsim.scenario.tables import ScenarioError
 from strategies.async_schedule import NobodyOnline, schedule
 from strategies.asynchronous import Update, staleness_weight
 from strategies.devices import draw
 from strategies.fedasync import FedAsync
 from strategies.fedbuff import FedBuff
+from strategies.registry import build_async, check_requirements, is_async
 
 
 def test_staleness_weights_follow_xie_et_al() -> None:
@@ -95,3 +98,35 @@ def test_offline_clients_wait_to_come_online_and_never_online_is_an_error() -> N
     )
     with pytest.raises(NobodyOnline):
         next(schedule(never, lambda p: 1.0, seed=0, buffer_size=1, concurrency=1))
+
+
+def test_a_users_async_strategy_comes_through_the_plug_in_door_with_its_params_checked() -> None:
+    scenario = parse_scenario(
+        '[strategy]\nname = "tests.async_plugin:Latest"\n[strategy.params]\nmax_concurrency = 3'
+    )
+    assert is_async(scenario) and not is_async(parse_scenario(""))
+    strategy = build_async(scenario, 10)
+    assert (strategy.buffer_size, strategy.max_concurrency) == (1, 3)
+    assert strategy.aggregate({"w": np.zeros(1)}, [update(4.0, 0.0, 2)])["w"][0] == 4.0
+    with pytest.raises(ScenarioError, match=r"strategy.params.concurrency: unknown"):
+        build_async(
+            parse_scenario(
+                '[strategy]\nname = "tests.async_plugin:Latest"\n[strategy.params]\nconcurrency = 3'
+            ),
+            10,
+        )
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ('privacy.mode = "local"', "privacy"),
+        ("strategy.round_deadline_s = 5.0", "strategy.round_deadline_s"),
+        ("faults.failure_rate = 0.1", "faults"),
+        ('resources.engine = "cohort"', "resources.engine"),
+    ],
+)
+def test_what_an_async_run_cannot_do_is_refused_naming_the_key(override: str, key: str) -> None:
+    scenario = parse_scenario('[strategy]\nname = "fedbuff"', (override.replace(" = ", "="),))
+    with pytest.raises(ScenarioError, match=rf"^{key}: "):
+        check_requirements(scenario)
