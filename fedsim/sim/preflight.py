@@ -23,6 +23,7 @@ from fedsim.models.build import build_model
 from fedsim.scenario import plugins, signatures
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import Params, ScenarioError
+from strategies.devices import draw
 from strategies.registry import check_requirements, make_strategy
 
 
@@ -52,6 +53,7 @@ def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     make_strategy(
         scenario, len(data.clients), parameters
     )  # built once and dropped: the server builds its own
+    draw(scenario.devices, scenario.seed, len(data.clients))  # a trace file read and checked here, not mid-run
     return Checked(scenario, data, root, model)
 
 
