@@ -53,7 +53,9 @@ def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     make_strategy(
         scenario, len(data.clients), parameters
     )  # built once and dropped: the server builds its own
-    draw(scenario.devices, scenario.seed, len(data.clients))  # a trace file read and checked here, not mid-run
+    draw(
+        scenario.devices, scenario.seed, len(data.clients)
+    )  # a trace file read and checked here, not mid-run
     return Checked(scenario, data, root, model)
 
 
