@@ -97,6 +97,7 @@ class RoundLoop:
     def run(self, server_round: int, arrays: ArrayRecord) -> tuple[ArrayRecord, RoundRecord]:
         started = time.perf_counter()
         attempts = self._train(server_round, arrays)
+        self.clock = round(self.clock, 3)  # as its row keeps it: a resumed run reads the row's back
         new_arrays, train_metrics = self.strategy.aggregate_train(server_round, attempts[-1].replies)
         if new_arrays is not None:
             arrays = in_dtypes_of(arrays, new_arrays)
@@ -127,7 +128,7 @@ class RoundLoop:
             stragglers=sum(a.plan.stragglers for a in attempts),
             retries=len(attempts) - 1,
             simulated_time_s=sum(a.simulated_time_s for a in attempts),
-            virtual_time_s=round(self.clock, 6),
+            virtual_time_s=self.clock,
             clients_late=sum(a.late for a in attempts),
             epsilon=self.budget.epsilon() if self.budget else None,
             delta=self.budget.delta if self.budget else None,
