@@ -280,6 +280,31 @@ class StragglersConfig:
     step_time_s: float = bounded(0.01, gt=0, le=3600)  # simulated time of one local step at speed 1
 
 
+# Each uplink codec's own keys and their defaults (strategies/compression.py: the codecs, papers).
+COMPRESSION_PARAMS: dict[str, dict[str, float]] = {
+    "none": {},
+    "fp16": {},
+    "int8": {},
+    "topk": {"fraction": 0.1},
+}
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """What travels compressed: the clients' updates (uplink), the global model (downlink)."""
+
+    uplink: Literal["none", "fp16", "int8", "topk"] = "none"
+    downlink: Literal["none", "fp16", "int8"] = "none"  # no topk: most of a model would read as 0
+    fraction: float | None = bounded(None, gt=0, le=1)  # topk: share of each tensor's entries kept
+
+    def __post_init__(self) -> None:
+        fill_choice_defaults(self, "compression", self.uplink, ("fraction",), COMPRESSION_PARAMS, "uplink ")
+
+    @property
+    def on(self) -> bool:
+        return self.uplink != "none" or self.downlink != "none"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str = "scenario"
@@ -300,6 +325,7 @@ class Scenario:
     compare: CompareConfig = CompareConfig()
     faults: FaultsConfig = FaultsConfig()
     stragglers: StragglersConfig = StragglersConfig()
+    compression: CompressionConfig = CompressionConfig()
 
     def __post_init__(self) -> None:
         if not self.name.strip() or os.sep in self.name:
@@ -310,6 +336,7 @@ class Scenario:
             )
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
+        _check_compression(self)
 
     def check_population(self, population: int) -> None:
         """The rules that depend on the number of clients (known at load, or once the data load)."""
@@ -389,4 +416,17 @@ def _check_stragglers(scenario: Scenario, population: int) -> None:
             "stragglers.fraction",
             f"policy 'drop' keeps {kept} of the {cohort} clients per round, fewer than "
             f"strategy.min_train_clients = {scenario.strategy.min_train_clients}",
+        )
+
+
+def _check_compression(scenario: Scenario) -> None:
+    """Central DP clipped on the client runs Flower's clipping mod around the train handler: it
+    would read the compressed model and clip the encoded update, not the update."""
+    privacy, compression = scenario.privacy, scenario.compression
+    if compression.on and privacy is not None and privacy.mode == "central" and privacy.where == "client":
+        key = "compression.uplink" if compression.uplink != "none" else "compression.downlink"
+        raise ScenarioError(
+            key,
+            "not with privacy.where = 'client' (its clipping mod reads uncompressed models); "
+            "clip on the server",
         )
