@@ -12,7 +12,7 @@ The server's half is fedsim/sim/channel.py.
 from __future__ import annotations
 
 import torch
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord, Message, RecordDict
 
 from clients.client_state import Records
 from fedsim import protocol as keys
@@ -33,7 +33,8 @@ def decode_downlink(msg: Message, model: torch.nn.Module, scenario: Scenario) ->
         for name, t in model.state_dict().items()
     }
     encoded = keys.to_numpy(msg.content.array_records[keys.ARRAYS])
-    msg.content[keys.ARRAYS] = keys.to_record(compression.decode(encoded, codec, original))
+    decoded = keys.to_record(compression.decode(encoded, codec, original))
+    msg.content = RecordDict({**dict(msg.content.items()), keys.ARRAYS: decoded})  # its records left as sent
 
 
 def encode_uplink(

@@ -53,9 +53,10 @@ def decode_replies(
     ``sent``: the model record the train messages carried (encoded by :func:`encode_downlink`,
     or not); ``model``: the global model, whose names, shapes and dtypes the decoded models
     take.  A client's model is the model it received (``sent`` decoded, as the client decoded
-    it) plus its decoded update.  Error replies, and replies that are not what the codec makes
-    (a misbehaving client), come back as they are: screening drops the latter, saying why.
-    The replies given are left unchanged (their bytes are what travelled); decoded ones are copies.
+    it) plus its decoded update.  Error replies come back as they are; a reply that is not what
+    the codec makes (a misbehaving client) comes back with its model record renamed to say why,
+    so screening drops it.  The replies given are left unchanged (their bytes are what
+    travelled): the others are copies.
     """
     cfg = scenario.compression
     if cfg.uplink == "none":  # clients send their models as they are
@@ -75,13 +76,15 @@ def _decoded(
     record = reply.content.array_records.get(keys.ARRAYS)
     if record is None:
         return reply
+    content = dict(reply.content.items())
     try:
         update = compression.decode(keys.to_numpy(record), codec, original)
-    except Exception:  # malformed bytes, names, shapes: NumPy's reader raises several kinds
-        return reply
-    model = keys.to_record(compression.model_of(received, update))
+        content[keys.ARRAYS] = keys.to_record(compression.model_of(received, update))
+    except Exception as error:  # malformed bytes, names, shapes: NumPy's reader raises several kinds
+        # Renamed, so screening drops it, naming why (even a plain model, which would pass it).
+        content[f"{keys.ARRAYS} (not {codec}: {error})"] = content.pop(keys.ARRAYS)
     decoded = copy.copy(reply)  # its metadata shared: the same reply, another content
-    decoded.content = RecordDict({**dict(reply.content.items()), keys.ARRAYS: model})
+    decoded.content = RecordDict(content)
     return decoded
 
 
