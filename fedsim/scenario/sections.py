@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import tomli_w
 
 from fedsim.scenario import plugins
+from fedsim.scenario.compression import CompressionConfig
 from fedsim.scenario.counts import cohort_size, expected_malicious, malicious_count, straggler_count
 from fedsim.scenario.privacy import PrivacyConfig
 from fedsim.scenario.tables import Params, ScenarioError, bounded, fill_choice_defaults, to_table
@@ -280,31 +281,6 @@ class StragglersConfig:
     step_time_s: float = bounded(0.01, gt=0, le=3600)  # simulated time of one local step at speed 1
 
 
-# Each uplink codec's own keys and their defaults (strategies/compression.py: the codecs, papers).
-COMPRESSION_PARAMS: dict[str, dict[str, float]] = {
-    "none": {},
-    "fp16": {},
-    "int8": {},
-    "topk": {"fraction": 0.1},
-}
-
-
-@dataclass(frozen=True)
-class CompressionConfig:
-    """What travels compressed: the clients' updates (uplink), the global model (downlink)."""
-
-    uplink: Literal["none", "fp16", "int8", "topk"] = "none"
-    downlink: Literal["none", "fp16", "int8"] = "none"  # no topk: most of a model would read as 0
-    fraction: float | None = bounded(None, gt=0, le=1)  # topk: share of each tensor's entries kept
-
-    def __post_init__(self) -> None:
-        fill_choice_defaults(self, "compression", self.uplink, ("fraction",), COMPRESSION_PARAMS, "uplink ")
-
-    @property
-    def on(self) -> bool:
-        return self.uplink != "none" or self.downlink != "none"
-
-
 @dataclass(frozen=True)
 class Scenario:
     name: str = "scenario"
@@ -322,12 +298,13 @@ class Scenario:
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
     privacy: PrivacyConfig | None = None  # no [privacy] table: no differential privacy
+    compression: CompressionConfig = CompressionConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     compare: CompareConfig = CompareConfig()
     faults: FaultsConfig = FaultsConfig()
     stragglers: StragglersConfig = StragglersConfig()
-    compression: CompressionConfig = CompressionConfig()
 
     def __post_init__(self) -> None:
+        _check_compression(self)
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
         if not self.name.isprintable() or len(self.name) > MAX_NAME_LENGTH:  # it names a folder
@@ -336,7 +313,6 @@ class Scenario:
             )
         if self.data.num_clients is not None:  # else the data decide: checked once they load
             self.check_population(self.data.num_clients)
-        _check_compression(self)
 
     def check_population(self, population: int) -> None:
         """The rules that depend on the number of clients (known at load, or once the data load)."""
