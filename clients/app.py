@@ -13,7 +13,7 @@ import sys
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients import client_state, gpu, local_round, node, privacy, training, workload
+from clients import channel, client_state, gpu, local_round, node, privacy, training, workload
 from fedsim import protocol as keys
 from fedsim.scenario import objects
 
@@ -32,6 +32,7 @@ def _setup(msg: Message, context: Context) -> tuple[workload.Workload, int, Conf
     data_copy = token if isinstance(token, bytes) and _in_simulation() else None
     allowed = None if _in_simulation() else allowed_plugins(context)  # None: any (a simulation)
     work = workload.load(keys.text(config, keys.SCENARIO), data_root, data_copy, allowed)
+    channel.decode_downlink(msg, work.model, work.scenario)  # [compression]: what every reader sees
     work.model.load_state_dict(msg.content.array_records[keys.ARRAYS].to_torch_state_dict())
     named = config.get(keys.PARTITION_ID)  # a pooled node's message names its client
     pid = named if isinstance(named, int) else context.node_config[keys.NODE_PARTITION_ID]

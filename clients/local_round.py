@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
-from clients import client_state, cohort_group, faults, update
+from clients import channel, client_state, cohort_group, faults, update
 from clients.client_state import Records
 from clients.cohort_schedule import Member
 from clients.workload import Workload
@@ -51,8 +51,9 @@ def train_client(msg: Message, context: Context, work: Workload, pid: int, confi
     own = update.metrics_of(scenario.client.update, returned)
     y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
     finished = _finish(work.algorithm, start, y, start.config.local_steps(len(data)))
-    content = _reply(work, x, y, pid, server_round, finished, own, len(data))
-    client_state.keep(context.state, _kept(work.algorithm, start, finished))
+    kept = context.state.array_records.get
+    content, compressed = _reply(work, x, y, pid, server_round, finished, own, len(data), kept)
+    client_state.keep(context.state, {**_kept(work.algorithm, start, finished), **compressed})
     return Message(content, reply_to=msg)
 
 
@@ -94,16 +95,19 @@ def _reply(
     finished: Finished,
     own: dict[str, float],
     examples: int,
-) -> RecordDict:
-    """The reply's model (as released: an algorithm's, an attacker's, under local DP), metrics and
-    the algorithm's arrays beside them."""
+    kept: Records,
+) -> tuple[RecordDict, dict[str, ArrayRecord]]:
+    """The reply's model (as released: an algorithm's, an attacker's, under local DP; then encoded
+    by [compression]), metrics and the algorithm's arrays beside them; and compression's new kept
+    state (``kept`` finds the old)."""
     sent = y if finished.model is None else finished.model
     released = work.release(x, sent, pid, server_round)
+    model, compressed = channel.encode_uplink(x, released, work.scenario, server_round, pid, kept)
     metrics = MetricRecord({**own, **finished.metrics, keys.NUM_EXAMPLES: float(examples)})
-    content = RecordDict({keys.ARRAYS: keys.to_record(released), keys.METRICS: metrics})
+    content = RecordDict({keys.ARRAYS: model, keys.METRICS: metrics})
     for name, record in client_state.records("replies", finished.replies, work.algorithm.replies).items():
         content[name] = record
-    return content
+    return content, compressed
 
 
 def train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: list[int]) -> Message:
@@ -146,8 +150,10 @@ def train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: 
         steps = scenario.client.local_steps(len(member.data), member.local_epochs)
         finished = _finish(algorithm, start, y, steps)
         loss = {keys.TRAIN_LOSS: result.loss}
-        own = _reply(work, x, y, pid, server_round, finished, loss, len(member.data))
-        kept = {keys.state_record(n): r for n, r in _kept(algorithm, start, finished).items()}
+        found = _members(msg, pid)
+        own, compressed = _reply(work, x, y, pid, server_round, finished, loss, len(member.data), found)
+        states = {**_kept(algorithm, start, finished), **compressed}
+        kept = {keys.state_record(n): r for n, r in states.items()}
         for name, record in [*own.items(), *kept.items()]:
             content[keys.member_record(name, pid)] = record
     return Message(content, reply_to=msg)

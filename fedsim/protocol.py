@@ -62,6 +62,9 @@ REPORT_IN_TURN = "in-turn"  # 1: the clients trained one after another (clients/
 # ArrayRecords named STATE + the state's name: in a SuperNode's Context.state; in simulation in the
 # messages of a pooled node, which keeps nothing (clients/client_state.py, fedsim/sim/client_store.py).
 STATE = "state:"
+# topk compression's error feedback (strategies/compression.py): what the client's last encoded
+# update left out, kept as one more state entry (never an algorithm's: strategies/algorithm.py).
+COMPRESSION_RESIDUAL = "compression-residual"
 
 # Central DP with client-side clipping (strategies/privacy.py, clients/privacy.py).
 DP_CLIENT_CLIPPING = "dp-client-clipping"  # server -> client: "fixed" or "adaptive", the mod to run

@@ -154,7 +154,7 @@ class Requires:
 
 Begin = Callable[[ClientStart], Local]
 Finish = Callable[[ClientStart, Arrays, int], Finished]  # (start, the trained model, its local steps)
-RESERVED = frozenset({keys.ARRAYS, keys.CONFIG, keys.METRICS})
+RESERVED = frozenset({keys.ARRAYS, keys.CONFIG, keys.METRICS, keys.COMPRESSION_RESIDUAL})
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,19 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
     assert a[0]["fed_accuracy"] is not None
 
 
+def test_int8_uplink_sends_a_quarter_of_the_bytes_and_still_learns(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary, _ = simulate(QUICKSTART, out, overrides=("rounds=2", 'compression.uplink="int8"'))
+    assert summary.final_accuracy is not None and summary.final_accuracy > 0.3  # chance: 0.1
+    model = build_model(ModelConfig("mlp"), (60,), 10, seed=0).state_dict()
+    # The model goes down in float32 (downlink "none"): what the same run sends up uncompressed.
+    fp32 = 10 * sum(128 + 4 * t.numel() + len(name) for name, t in model.items())
+    int8 = 10 * sum(128 + t.numel() + len(name) + 128 + 4 + len(f"{name}:scale") for name, t in model.items())
+    for row in read_metrics(out):
+        assert row["bytes_sent"] == fp32 and row["bytes_received"] == int8
+    assert 3.85 < fp32 / int8 < 4  # 218 450 / 56 090 = 3.89 per client: the headers weigh a little
+
+
 def test_mnist_mlp_iid_reaches_90_percent(tmp_path: Path, data_dir: Path) -> None:
     scenario = """
         name = "mnist-mlp"

@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import tomli_w
 
 from fedsim.scenario import plugins
+from fedsim.scenario.compression import CompressionConfig
 from fedsim.scenario.counts import cohort_size, expected_malicious, malicious_count, straggler_count
 from fedsim.scenario.devices import DevicesConfig
 from fedsim.scenario.privacy import PrivacyConfig
@@ -308,12 +309,14 @@ class Scenario:
     resources: ResourcesConfig = ResourcesConfig()
     attack: AttackConfig = AttackConfig()
     privacy: PrivacyConfig | None = None  # no [privacy] table: no differential privacy
+    compression: CompressionConfig = CompressionConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     compare: CompareConfig = CompareConfig()
     faults: FaultsConfig = FaultsConfig()
     stragglers: StragglersConfig = StragglersConfig()
     devices: DevicesConfig = DevicesConfig()
 
     def __post_init__(self) -> None:
+        _check_compression(self)
         if not self.name.strip() or os.sep in self.name:
             raise ScenarioError("name", f"expected a non-empty name without {os.sep!r}, got {self.name!r}")
         if not self.name.isprintable() or len(self.name) > MAX_NAME_LENGTH:  # it names a folder
@@ -413,4 +416,17 @@ def _check_stragglers(scenario: Scenario, population: int) -> None:
             "stragglers.fraction",
             f"policy 'drop' keeps {kept} of the {cohort} clients per round, fewer than "
             f"strategy.min_train_clients = {scenario.strategy.min_train_clients}",
+        )
+
+
+def _check_compression(scenario: Scenario) -> None:
+    """Central DP clipped on the client runs Flower's clipping mod around the train handler: it
+    would read the compressed model and clip the encoded update, not the update."""
+    privacy, compression = scenario.privacy, scenario.compression
+    if compression.on and privacy is not None and privacy.mode == "central" and privacy.where == "client":
+        key = "compression.uplink" if compression.uplink != "none" else "compression.downlink"
+        raise ScenarioError(
+            key,
+            "not with privacy.where = 'client' (its clipping mod reads uncompressed models); "
+            "clip on the server",
         )

@@ -25,6 +25,7 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from fedsim import protocol as keys
+from fedsim.sim.channel import residual_like
 from strategies.algorithm import Algorithm, ArraysLike, ArraySpec
 
 TRAIN_METRICS = frozenset({keys.NUM_EXAMPLES, keys.TRAIN_LOSS})
@@ -41,15 +42,18 @@ class Screened:
 
 
 def extras(
-    algorithm: Algorithm, model: ArrayRecord, parameters: Sequence[str], pooled: bool
+    algorithm: Algorithm, model: ArrayRecord, parameters: Sequence[str], pooled: bool, uplink: str = "none"
 ) -> dict[str, ArrayRecord]:
     """The ArrayRecords a train reply carries beside the model, by name, each as its arrays must
     look: those the algorithm declares (``replies``), and from a pooled node, which keeps nothing,
-    the client's state."""
+    the client's state (with ``uplink`` topk: its error-feedback residual too, fedsim/sim/channel.py)."""
     declared: dict[str, ArraySpec] = dict(algorithm.replies)
     if pooled:
         declared.update({keys.state_record(name): spec for name, spec in algorithm.state.items()})
-    return {name: shaped(spec, model, parameters) for name, spec in declared.items()}
+    out = {name: shaped(spec, model, parameters) for name, spec in declared.items()}
+    if pooled and uplink == "topk":
+        out[keys.state_record(keys.COMPRESSION_RESIDUAL)] = residual_like(model)
+    return out
 
 
 def shaped(spec: ArraySpec, model: ArrayRecord, parameters: Sequence[str]) -> ArrayRecord:

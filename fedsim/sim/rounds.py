@@ -23,7 +23,7 @@ from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
-from fedsim.sim import cohort_engine, failures, nodes
+from fedsim.sim import channel, cohort_engine, failures, nodes
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import uses_cohorts
 from fedsim.sim.divergence import check_finite
@@ -162,6 +162,7 @@ class RoundLoop:
         self._spend(server_round, attempt, plan.trains())
         config = ConfigRecord(dict(self.config))
         sent = list(self.strategy.configure_train(server_round, arrays, config, self.grid, plan))
+        sent = channel.encode_downlink(sent, self.scenario, server_round, "train")
         pooled = self.strategy.placement.pooled
         if pooled:  # a pooled node keeps no client's state: it travels along
             sent = self.clients.attach(sent, self.strategy.partition_of)
@@ -170,7 +171,9 @@ class RoundLoop:
         delivered = [m for m in sent if m.metadata.dst_node_id not in withheld]
         received = self._exchange_train(delivered, linger=bool(withheld))
         named = nodes.take(received)  # before screening: which node trained is no strategy's business
-        screened = self._screen(received, arrays, sent[0] if sent else None, pooled)
+        carried = sent[0].content.array_records[keys.ARRAYS] if sent else arrays
+        decoded = channel.decode_replies(received, carried, arrays, self.scenario)  # copies: bytes as sent
+        screened = self._screen(decoded, arrays, sent[0] if sent else None, pooled)
         for reason in screened.rejected:  # each one: the operator needs to know which node misbehaves
             self.reporter.warn(f"round {server_round}: dropped the reply of {reason}")
         missing = len(sent) - len(received)
@@ -204,7 +207,7 @@ class RoundLoop:
     ) -> Screened:
         """The replies fit to aggregate: the records the algorithm declares, shaped like the model."""
         parameters = [name for name, _ in self.model.named_parameters()]
-        extra = extras(self.algorithm, arrays, parameters, pooled)
+        extra = extras(self.algorithm, arrays, parameters, pooled, self.scenario.compression.uplink)
         if request is None:
             return screen_train(received, arrays, extra)
         builtin = self.scenario.client.update == "sgd"  # a user's update may add metrics of its own
@@ -249,6 +252,7 @@ class RoundLoop:
             loss, accuracy = evaluate(self.model, self.test)
         config = ConfigRecord(dict(self.config))
         asked = list(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
+        asked = channel.encode_downlink(asked, scenario, server_round, "evaluate")
         sent = received = 0
         if asked:
             timeout = scenario.resources.round_timeout_s

@@ -59,6 +59,15 @@ def test_overrides_are_typed_like_the_file() -> None:
         ),
         ("[evaluation]\ntarget_accuracy = 0", "evaluation.target_accuracy: expected a value > 0"),
         ("rounds = 3\nrounds = 4", "scenario: invalid TOML"),
+        (
+            '[compression]\nuplink = "int4"',
+            "compression.uplink: expected one of 'none', 'fp16', 'int8', 'topk'",
+        ),
+        ('[compression]\nuplink = "topk"\nfraction = 1.5', "compression.fraction: expected a value <= 1"),
+        (
+            '[compression]\ndownlink = "int8"\n[privacy]\nmode = "central"\nwhere = "client"',
+            "compression.downlink: not with privacy.where = 'client'",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_key(text: str, message: str) -> None:
