@@ -80,6 +80,8 @@ def test_compare_exits_1_when_a_run_failed_and_still_writes_everything(
     assert sorted(p.name for p in out.iterdir()) == [
         ".lock",
         "accuracy.png",
+        "accuracy_by_bytes.png",
+        "accuracy_by_time.png",
         "comparison.csv",
         "comparison.md",
         "fedavg-seed0",
