@@ -43,6 +43,9 @@ ASYNC = (
     "strategy.name=fedbuff",
     "strategy.params.buffer_size=3",
     "strategy.params.max_concurrency=6",
+    # Compressed both ways: each version's downlink from its own stream, topk's residual kept per client.
+    "compression.uplink=topk",
+    "compression.downlink=int8",
 )
 
 

@@ -32,12 +32,13 @@ from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
-from fedsim.sim import failures, nodes
+from fedsim.sim import channel, failures, nodes
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
-from fedsim.sim.replies import expected_metrics, screen_train
+from fedsim.sim.replies import expected_metrics, extras, screen_train
 from fedsim.sim.rounds import Reporter
+from strategies.algorithm import PLAIN
 from strategies.async_schedule import NobodyOnline, Step, Task, schedule
 from strategies.asynchronous import Arrays, AsyncStrategy, Update
 from strategies.clock import task_s
@@ -74,12 +75,15 @@ class AsyncLoop:
     clients: ClientStore
     placement: Placement
     examples: np.ndarray  # each partition's training examples: its steps, hence its time
-    model_bytes: int  # what a train message and its reply carry: the clock's transfers
+    task_bytes: tuple[int, int]  # a train message's model and its reply's, encoded (channel.task_bytes)
     versions: Versions = field(default_factory=Versions)
     devices: Devices = field(init=False)
     flight: dict[int, Task] = field(default_factory=dict)  # started, not yet applied, by number
     replies: dict[int, Message] = field(default_factory=dict)  # received, not yet applied
     sent: set[int] = field(default_factory=set)  # task numbers sent in this session
+    # A client's state from a reply not yet applied: stored only once applied, so a checkpoint
+    # never holds the state of a task still in flight (which a resume sends again).
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
     applied: list[Message] = field(default_factory=list)  # the last step's good replies
     steps: Any = field(init=False)
     clock: float = 0.0
@@ -96,7 +100,7 @@ class AsyncLoop:
         d = self.devices
         steps = self.scenario.client.local_steps(float(self.examples[partition]))
         compute, down, up = (float(x[partition]) for x in (d.compute, d.downlink_mbps, d.uplink_mbps))
-        return task_s(self.model_bytes, steps, self.model_bytes, compute, down, up)
+        return task_s(self.task_bytes[0], steps, self.task_bytes[1], compute, down, up)
 
     def replay(self, done: int) -> None:
         """Go through the schedule's first ``done`` steps without training: a resumed run's start.
@@ -165,17 +169,37 @@ class AsyncLoop:
             self.replies.pop(task.number, None)
 
     def _send(self, again: list[Task], step: Step) -> tuple[int, int]:
-        """Send the step's new tasks (and, after a resume, those in flight); keep their replies."""
-        tasks = [*again, *step.started]
+        """Send the step's new tasks (and, after a resume, those in flight); keep their replies.
+
+        In waves: a node stands in for one client at a time (a pool's size at most), and a client
+        that starts again within the step (a fast one) goes in a later wave than its first task,
+        whose reply brings the state its next task starts from.
+        """
         pool = len(self.placement.nodes)
-        if len(tasks) > pool:  # a node stands in for one client at a time: send in turns
-            first = self._send(tasks[:pool], dataclasses.replace(step, started=()))
-            rest = self._send(tasks[pool:], dataclasses.replace(step, started=()))
-            return first[0] + rest[0], first[1] + rest[1]
+        waves: list[list[Task]] = []
+        last: dict[int, int] = {}  # partition -> the last wave holding one of its tasks
+        for task in sorted([*again, *step.started], key=lambda t: t.number):
+            after = last.get(task.partition, -1) + 1
+            index = next((i for i in range(after, len(waves)) if len(waves[i]) < pool), len(waves))
+            if index == len(waves):
+                waves.append([])
+            waves[index].append(task)
+            last[task.partition] = index
+        sent = received = 0
+        for wave in waves:
+            out, came = self._send_wave(wave, step)
+            sent, received = sent + out, received + came
+        return sent, received
+
+    def _send_wave(self, tasks: list[Task], step: Step) -> tuple[int, int]:
         if not tasks:
             return 0, 0
+        for task in tasks:  # its previous task's reply is in: what the client kept since, it starts from
+            if (state := self.pending.pop(task.partition, None)) is not None:
+                self.clients.put(task.partition, state)
         placed = self.placement.place([t.partition for t in tasks])
-        messages = [self._message(t, n) for t, n in zip(tasks, placed, strict=True)]
+        carried = self._downlink({t.version for t in tasks})
+        messages = [self._message(t, n, carried[t.version]) for t, n in zip(tasks, placed, strict=True)]
         if self.placement.pooled:
             messages = self.clients.attach(messages, self.placement.partition_of)
         by_node = {n: t for t, n in zip(tasks, placed, strict=True)}
@@ -185,17 +209,34 @@ class AsyncLoop:
         nodes.take(replies)  # which Ray node trained: no concern of the strategy's
         reference = ArrayRecord({k: Array(v) for k, v in self.versions.models[step.version - 1].items()})
         builtin = self.scenario.client.update == "sgd"
-        screened = screen_train(replies, reference, {}, expected_metrics(messages[0], builtin), exact=builtin)
-        for reason in screened.rejected:
-            self.reporter.warn(f"round {step.version}: dropped the reply of {reason}")
-        for reply in screened.accepted:
-            task = by_node[reply.metadata.src_node_id]
-            self.replies[task.number] = reply
-            if not reply.has_error() and (state := self.clients.take(reply)) is not None:
-                self.clients.put(task.partition, state)
+        metrics = expected_metrics(messages[0], builtin)
+        # From a pooled node, the reply carries what the client keeps (topk's residual, if any).
+        extra = extras(PLAIN, reference, (), self.placement.pooled, self.scenario.compression.uplink)
+        for version, record in carried.items():  # each reply decoded against the model it was sent
+            mine = [r for r in replies if by_node[r.metadata.src_node_id].version == version]
+            decoded = channel.decode_replies(mine, record, reference, self.scenario)
+            screened = screen_train(decoded, reference, extra, metrics, exact=builtin)
+            for reason in screened.rejected:
+                self.reporter.warn(f"round {step.version}: dropped the reply of {reason}")
+            for reply in screened.accepted:
+                task = by_node[reply.metadata.src_node_id]
+                self.replies[task.number] = reply
+                if not reply.has_error() and (state := self.clients.take(reply)) is not None:
+                    self.pending[task.partition] = state  # the store's once applied (or the client restarts)
         return array_bytes(messages), array_bytes(replies)
 
-    def _message(self, task: Task, node: int) -> Message:
+    def _downlink(self, versions: set[int]) -> dict[int, ArrayRecord]:
+        """Each version's model as its messages carry it, encoded from the version's own stream,
+        so a task sent again after a resume gets the very bytes it got first."""
+        out = {}
+        for v in sorted(versions):
+            record = ArrayRecord({k: Array(a) for k, a in self.versions.models[v].items()})
+            probe = Message(RecordDict({keys.ARRAYS: record}), dst_node_id=0, message_type=MessageType.TRAIN)
+            (encoded,) = channel.encode_downlink([probe], self.scenario, v + 1, "train")
+            out[v] = encoded.content.array_records[keys.ARRAYS]
+        return out
+
+    def _message(self, task: Task, node: int, arrays: ArrayRecord) -> Message:
         config = ConfigRecord(
             {
                 **dict(self.config),
@@ -203,7 +244,6 @@ class AsyncLoop:
                 **({keys.PARTITION_ID: task.partition} if self.placement.pooled else {}),
             }
         )
-        arrays = ArrayRecord({k: Array(v) for k, v in self.versions.models[task.version].items()})
         content = RecordDict({keys.ARRAYS: arrays, keys.CONFIG: config})
         return Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
 
@@ -220,6 +260,8 @@ class AsyncLoop:
                 errors.append(reply.error.reason or f"error {reply.error.code}")
                 continue
             self.applied.append(reply)
+            if (state := self.pending.pop(task.partition, None)) is not None:
+                self.clients.put(task.partition, state)
             metrics = reply.content.metric_records[keys.METRICS]
             updates.append(
                 Update(

@@ -91,3 +91,15 @@ def _decoded(
 def residual_like(model: ArrayRecord) -> ArrayRecord:
     """What topk's kept residual looks like: the model's floating arrays (for screening)."""
     return ArrayRecord({name: a for name, a in model.items() if compression.floating(np.dtype(a.dtype))})
+
+
+def task_bytes(model: ArrayRecord, scenario: Scenario) -> tuple[int, int]:
+    """The bytes of one train message's model and of its reply's, encoded as ``[compression]``
+    says: the same for every client (each codec's size depends on the shapes alone), so an
+    asynchronous schedule knows every task's transfer time before it runs."""
+    cfg = scenario.compression
+    arrays = keys.to_numpy(model)
+    rng = generator(scenario.seed, "compress", "sizes")  # the values drawn do not change a size
+    down = keys.to_record(compression.encode(arrays, cfg.downlink, rng, 0.0))
+    up = keys.to_record(compression.encode(arrays, cfg.uplink, rng, cfg.fraction or 0.0))
+    return down.count_bytes(), up.count_bytes()

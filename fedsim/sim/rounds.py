@@ -180,7 +180,10 @@ class RoundLoop:
         to_node = {m.metadata.dst_node_id: m for m in delivered}
         partition_of = self.strategy.partition_of
         good = [r for r in screened.accepted if not r.has_error()]
-        timed = time_replies(self.scenario, self.devices, plan, good, to_node, partition_of, missing > 0)
+        came = {r.metadata.src_node_id: r for r in received}  # as they travelled: encoded
+        timed = time_replies(
+            self.scenario, self.devices, plan, good, to_node, came, partition_of, missing > 0
+        )
         self.clock += timed.duration_s
         late = {id(r) for r in good} - {id(r) for r in timed.kept}  # trained, but not aggregated
         good = [r for r in good if id(r) not in late]

@@ -29,8 +29,8 @@ from fedsim.results.statetree import sha256
 from fedsim.scenario import objects
 from fedsim.scenario.sections import Scenario
 from fedsim.scenario.tables import describe
+from fedsim.sim import channel, cohort_engine
 from fedsim.sim import checkpoint as ckpt
-from fedsim.sim import cohort_engine
 from fedsim.sim.async_rounds import AsyncLoop, Versions
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import engine_line
@@ -142,7 +142,7 @@ def serve(grid: Grid, job: Job, reporter: Reporter, abort: Abort, pool: Pool | N
                 clients,
                 placement,
                 examples,
-                arrays.count_bytes(),
+                channel.task_bytes(arrays, scenario),
             )
             versions: Versions | None = loop.versions
         else:

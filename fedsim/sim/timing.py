@@ -57,10 +57,12 @@ def time_replies(
     plan: RoundPlan,
     good: Sequence[Message],
     sent: Mapping[int, Message],
+    travelled: Mapping[int, Message],
     partition_of: Mapping[int, int],
     missing: bool,
 ) -> Timed:
-    """Each good reply's arrival from its client's task (``sent``: the train message by node);
+    """Each good reply's arrival from its client's task (``sent``: the train message by node,
+    ``travelled``: its reply as it came, encoded, where ``good`` holds it decoded);
     ``missing``: some client never answered, so the server waited until the deadline, or the
     whole ``round_timeout_s`` without one."""
     arrivals = []
@@ -69,7 +71,7 @@ def time_replies(
         partition = partition_of[node]
         examples = keys.number(reply.content.metric_records[keys.METRICS], keys.NUM_EXAMPLES)
         steps = scenario.client.local_steps(examples, plan.of(partition).epochs)
-        down, up = array_bytes([sent[node]]), array_bytes([reply])
+        down, up = array_bytes([sent[node]]), array_bytes([travelled[node]])
         arrivals.append(
             task_s(
                 down,

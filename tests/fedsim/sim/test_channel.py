@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 import clients.app as client_app
 from fedsim import protocol as keys
 from fedsim.models.build import build_model
 from fedsim.scenario.files import parse_scenario
-from fedsim.sim.channel import decode_replies, encode_downlink
+from fedsim.sim.channel import decode_replies, encode_downlink, task_bytes
 from fedsim.sim.replies import screen_train
 from strategies.compression import decode, like
 from tests.conftest import REPO
@@ -74,3 +74,15 @@ def test_a_reply_the_codec_did_not_make_is_dropped_saying_why() -> None:
     [reason] = screen_train([decoded], model).rejected
     assert "not topk" in reason
     assert np.array_equal(faker.content.array_records[keys.ARRAYS]["1.bias"].numpy(), model["1.bias"].numpy())
+
+
+def test_task_bytes_are_the_encoded_sizes_worked_out_by_hand() -> None:
+    model = ArrayRecord({"w": Array(np.zeros(100, np.float32)), "n": Array(np.zeros(1, np.int64))})
+    scenario = parse_scenario("[compression]\nuplink = 'topk'\nfraction = 0.1\ndownlink = 'int8'")
+    down, up = task_bytes(model, scenario)
+    # .npy files: a 128-byte header, then the data; Flower adds each key's length.
+    int64_n = 128 + 8 + len("n")
+    assert down == (128 + 100 + len("w")) + (128 + 4 + len("w:scale")) + int64_n
+    assert up == (128 + 10 * 4 + len("w")) + (128 + 10 * 4 + len("w:index")) + int64_n
+    plain = parse_scenario("")
+    assert task_bytes(model, plain) == (model.count_bytes(), model.count_bytes())
