@@ -350,6 +350,10 @@ class Scenario:
         cfg = self.strategy
         return cohort_size(cfg.fraction_train, population, cfg.min_train_clients)
 
+    def evaluates(self, server_round: int) -> bool:
+        """Whether ``server_round`` is evaluated: every ``evaluation.every`` rounds, and the last."""
+        return server_round % self.evaluation.every == 0 or server_round == self.rounds
+
     def train_sample_size(self, population: int) -> int:
         """Clients sampled to train each round: the cohort, and over-selection's extra share."""
         cohort = self.train_cohort(population)

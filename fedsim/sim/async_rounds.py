@@ -27,7 +27,6 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, Rec
 from flwr.serverapp import Grid
 from torch import nn
 
-from clients.training import evaluate
 from fedsim import protocol as keys
 from fedsim.data import Split
 from fedsim.results.records import RoundRecord
@@ -37,7 +36,7 @@ from fedsim.sim.client_store import ClientStore
 from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.sim.replies import expected_metrics, extras, screen_train
-from fedsim.sim.rounds import Reporter
+from fedsim.sim.rounds import Reporter, evaluate_global
 from strategies.algorithm import PLAIN
 from strategies.async_schedule import NobodyOnline, Step, Task, schedule
 from strategies.asynchronous import Arrays, AsyncStrategy, Update
@@ -279,13 +278,9 @@ class AsyncLoop:
         return updates, failures.count(errors, timed_out=missing, rejected=0)
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> tuple[float | None, float | None]:
-        evaluation = self.scenario.evaluation
-        if not evaluation.centralized or (
-            server_round % evaluation.every and server_round != self.scenario.rounds
-        ):
+        if not self.scenario.evaluation.centralized or not self.scenario.evaluates(server_round):
             return None, None
-        self.model.load_state_dict(arrays.to_torch_state_dict())
-        loss, accuracy = evaluate(self.model, self.test)
+        loss, accuracy = evaluate_global(self.model, arrays, self.test)
         return accuracy, loss
 
 

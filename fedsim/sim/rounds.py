@@ -246,13 +246,12 @@ class RoundLoop:
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> Evaluation:
         scenario = self.scenario
-        if server_round % scenario.evaluation.every and server_round != scenario.rounds:
+        if not scenario.evaluates(server_round):
             return Evaluation()
         accuracy = loss = fed_accuracy = fed_loss = None
         extra: dict[str, float] = {}
         if scenario.evaluation.centralized:
-            self.model.load_state_dict(arrays.to_torch_state_dict())
-            loss, accuracy = evaluate(self.model, self.test)
+            loss, accuracy = evaluate_global(self.model, arrays, self.test)
         config = ConfigRecord(dict(self.config))
         asked = list(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
         asked = channel.encode_downlink(asked, scenario, server_round, "evaluate")
@@ -270,6 +269,12 @@ class RoundLoop:
                 fed_accuracy = _number(fed.get(keys.EVAL_ACCURACY))
                 extra = strategy_metrics(fed, EVALUATE_OWN, "fed_")
         return Evaluation(accuracy, loss, fed_accuracy, fed_loss, sent, received, extra)
+
+
+def evaluate_global(model: nn.Module, arrays: ArrayRecord, test: Split) -> tuple[float, float]:
+    """(loss, accuracy) of the global model ``arrays`` on the centralized test set, in ``model``."""
+    model.load_state_dict(arrays.to_torch_state_dict())
+    return evaluate(model, test)
 
 
 def check_delivery(server_round: int, attempt: Attempt, scenario: Scenario, reporter: Reporter) -> str | None:
