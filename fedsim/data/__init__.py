@@ -8,14 +8,17 @@ and every Ray worker build the same partition independently instead of shipping 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fedsim.data.client_rows import DrawnRows
 from fedsim.data.dataset import Dataset, Tensors, materialize
 from fedsim.data.federated import FederatedData, Split
+from fedsim.data.local_test import hold_out, natural_tests
 from fedsim.data.partition import partition
 from fedsim.data.roots import candidate_roots
 from fedsim.data.vocab import Vocabulary
@@ -108,7 +111,32 @@ def federate(data: Tensors, spec: DataConfig, seed: int) -> FederatedData:
     found = len(np.unique(natural)) if natural is not None else None
     count = spec.num_clients or found or DEFAULT_NUM_CLIENTS
     clients = partition(labels, natural, spec, generator(seed, "partition"), count).remapped(rows)
-    return FederatedData(data.train, data.test, data.num_classes, clients, data.vocab)
+    federated = FederatedData(data.train, data.test, data.num_classes, clients, data.vocab)
+    return with_local_tests(federated, data, spec, seed, natural)
+
+
+def with_local_tests(
+    federated: FederatedData, data: Tensors, spec: DataConfig, seed: int, natural: np.ndarray | None
+) -> FederatedData:
+    """Each client's own test rows: ``data.client_test_fraction`` of its partition held out, or,
+    unset, the data set's per-client test samples of a natural client (fedsim/data/local_test.py)."""
+    if spec.client_test_fraction is not None:
+        if isinstance(federated.clients, DrawnRows):
+            raise ScenarioError(
+                "data.client_test_fraction",
+                "not with more clients than samples (data.samples_per_client): clients drawn "
+                "with replacement share samples, so one's test samples would train another",
+            )
+        window = int(data.train.x.shape[1]) if data.sequential else None
+        targets = data.train.y.numpy()
+        rng = generator(seed, "client_test")
+        train, held = hold_out(federated.clients, targets, spec.client_test_fraction, rng, window)
+        return dataclasses.replace(federated, clients=train, local_tests=held, local_source="train")
+    if spec.partition == "natural" and data.test_client_ids is not None and natural is not None:
+        ids = np.unique(natural)[: len(federated.clients)]  # client k: the k-th natural id
+        tests = natural_tests(ids, data.test_client_ids)
+        return dataclasses.replace(federated, local_tests=tests, local_source="test")
+    return federated
 
 
 def _describe(error: FileNotFoundError) -> str:

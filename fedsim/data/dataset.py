@@ -36,9 +36,12 @@ class Dataset:
     it from the largest target.
     ``client_ids``: one natural client id per training sample (a writer, a device, a
     speaker), which ``partition = "natural"`` splits by; a negative id leaves the sample
-    out of every client.  ``sequential``: the samples are positions in one stream (text),
-    so ``shards`` cuts it in reading order and ``dirichlet``, which splits by class, is
-    refused.  ``vocab``: for token ids, the characters they stand for (saved with the run).
+    out of every client.  ``test_client_ids``: one per test sample, where the data hold each
+    client's own test samples (LEAF's test files, Synthetic's): under ``partition = "natural"``
+    they are that client's local test data (per-client evaluation).  ``sequential``: the
+    samples are positions in one stream (text), so ``shards`` cuts it in reading order and
+    ``dirichlet``, which splits by class, is refused.  ``vocab``: for token ids, the
+    characters they stand for (saved with the run).
     """
 
     train: Any
@@ -47,6 +50,7 @@ class Dataset:
     client_ids: Any = None
     sequential: bool = False
     vocab: Vocabulary | None = None
+    test_client_ids: Any = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Tensors:
     client_ids: np.ndarray | None  # int64, one per training row
     sequential: bool
     vocab: Vocabulary | None
+    test_client_ids: np.ndarray | None = None  # int64, one per test row
 
 
 def materialize(dataset: object, name: str) -> Tensors:
@@ -80,6 +85,7 @@ def materialize(dataset: object, name: str) -> Tensors:
         _client_ids(dataset.client_ids, len(train), name),
         sequential,
         dataset.vocab,
+        _client_ids(dataset.test_client_ids, len(test), name, "test_client_ids", "test"),
     )
 
 
@@ -164,12 +170,14 @@ def _num_classes(given: int | None, train: Split, test: Split, name: str) -> int
     return given
 
 
-def _client_ids(given: Any, rows: int, name: str) -> np.ndarray | None:
+def _client_ids(
+    given: Any, rows: int, name: str, field: str = "client_ids", which: str = "training"
+) -> np.ndarray | None:
     if given is None:
         return None
     ids = np.asarray(given.numpy() if isinstance(given, torch.Tensor) else given)
     if ids.shape != (rows,) or not np.issubdtype(ids.dtype, np.integer):
         raise PluginError(
-            KEY, f"{name!r}: client_ids must be one integer per training sample ({rows}), got {ids.shape}"
+            KEY, f"{name!r}: {field} must be one integer per {which} sample ({rows}), got {ids.shape}"
         )
     return ids.astype(np.int64, copy=False)

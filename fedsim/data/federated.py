@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -52,7 +53,9 @@ class FederatedData:
     ``train`` holds every training row; ``clients[k]`` lists the rows of partition ``k``
     (built when asked: fedsim/data/client_rows.py; ``clients.sizes()`` counts them all).
     For text, ``train`` has a row per start position in the token stream, and the
-    clients list only the windows that stay inside one role or file.
+    clients list only the windows that stay inside one role or file.  ``local_tests[k]`` lists
+    client ``k``'s own test rows (fedsim/data/local_test.py), of ``train`` (held out of its
+    partition) or of ``test`` (a natural per-client test split), as ``local_source`` says.
     """
 
     train: Split
@@ -60,6 +63,8 @@ class FederatedData:
     num_classes: int
     clients: ClientRows  # training-sample indices of each partition id
     vocab: Vocabulary | None = None  # text: token id -> character
+    local_tests: ClientRows | None = None  # each client's test rows; None: the clients have none
+    local_source: Literal["train", "test"] = "train"
 
     def capped(self, max_samples: int) -> FederatedData:
         """Every client cut to its first ``max_samples`` rows (partitions list rows in order,
@@ -68,6 +73,12 @@ class FederatedData:
 
     def client(self, partition_id: int) -> Split:
         return self.train.subset(self.clients[partition_id])
+
+    def local_test(self, partition_id: int) -> Split:
+        """The client's own test samples (none where the data give clients none)."""
+        source = self.train if self.local_source == "train" else self.test
+        rows = self.local_tests[partition_id] if self.local_tests is not None else np.zeros(0, np.int64)
+        return source.subset(rows)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

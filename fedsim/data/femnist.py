@@ -43,8 +43,16 @@ HOW = (
 
 def load(root: Path | None) -> Dataset:
     """Images (N, 1, 28, 28) float32 and their classes; each training sample's writer as its client."""
-    (x, y, writers), (x_test, y_test, _) = (load_split(root, split) for split in ("train", "test"))
-    return Dataset(train=(x, y), test=(x_test, y_test), num_classes=NUM_CLASSES, client_ids=writers)
+    (x, y, writers), (x_test, y_test, test_writers) = (load_split(root, split) for split in ("train", "test"))
+    # LEAF splits each writer's samples into its train and test files, writers in the same
+    # order: a writer's number is the same in both, so its test samples are its local test data.
+    return Dataset(
+        train=(x, y),
+        test=(x_test, y_test),
+        num_classes=NUM_CLASSES,
+        client_ids=writers,
+        test_client_ids=test_writers,
+    )
 
 
 def find_files(root: Path | None, split: str) -> list[Path]:

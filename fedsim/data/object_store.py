@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ class _Packed:
     num_classes: int
     clients: ClientRows
     vocab: Vocabulary | None
+    local_tests: ClientRows | None
+    local_source: Literal["train", "test"]
 
 
 def put(data: FederatedData) -> bytes:
@@ -43,7 +46,15 @@ def put(data: FederatedData) -> bytes:
     the token :func:`receive` takes, for the clients' messages."""
     import ray
 
-    packed = _Packed(_arrays(data.train), _arrays(data.test), data.num_classes, data.clients, data.vocab)
+    packed = _Packed(
+        _arrays(data.train),
+        _arrays(data.test),
+        data.num_classes,
+        data.clients,
+        data.vocab,
+        data.local_tests,
+        data.local_source,
+    )
     token: bytes = ray.cloudpickle.dumps(ray.put(packed))
     return token
 
@@ -55,8 +66,16 @@ def fetch(token: bytes) -> FederatedData:
     packed: _Packed = ray.get(ray.cloudpickle.loads(token))
     # The object store's arrays are read-only, and torch expects to be able to write to its
     # tensors: each worker takes a copy (as it does where the cache cannot be written).
-    clients = copy.deepcopy(packed.clients)  # its arrays too
-    return FederatedData(_split(packed.train), _split(packed.test), packed.num_classes, clients, packed.vocab)
+    clients, tests = copy.deepcopy((packed.clients, packed.local_tests))  # their arrays too
+    return FederatedData(
+        _split(packed.train),
+        _split(packed.test),
+        packed.num_classes,
+        clients,
+        packed.vocab,
+        tests,
+        packed.local_source,
+    )
 
 
 def _arrays(split: Split) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,8 @@ def load(
 
     ``alpha``: how much local models differ; ``beta``: how much local data differ.  Each
     device keeps its first samples for training and the last ``test_fraction`` for the
-    test set.  Generated from the scenario's seed; ``root`` is not read.
+    test set, which are also its own test data (per-client evaluation).  Generated from the
+    scenario's seed; ``root`` is not read.
     """
     x, y, ids = generate(devices, alpha, beta, generator(seed, "synthetic"))
     _, starts, counts = np.unique(ids, return_index=True, return_counts=True)
@@ -47,6 +48,7 @@ def load(
         test=(tx[is_test], ty[is_test]),
         num_classes=NUM_CLASSES,
         client_ids=ids[~is_test],
+        test_client_ids=ids[is_test],  # each device's held-out samples: its local test data
     )
 
 

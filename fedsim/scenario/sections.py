@@ -46,7 +46,10 @@ class DataConfig:
     rounds, e.g. a benchmark's, on the same clients.  ``samples_per_client`` (``iid`` only)
     gives each client that many samples, disjoint while the data hold enough, else drawn
     per client with replacement across clients: more clients than samples, e.g. a million
-    on MNIST (fedsim/data/partition.py: ``per_client``).
+    on MNIST (fedsim/data/partition.py: ``per_client``).  ``client_test_fraction`` holds out
+    that share of each client's samples as its own test data (fedsim/data/local_test.py), which
+    never trains; unset, a data set with per-client test samples (FEMNIST's, Synthetic's) under
+    ``partition = "natural"`` gives its own.
     """
 
     dataset: str = "mnist"  # mnist, synthetic, shakespeare, text, ... or package.module:function
@@ -59,6 +62,7 @@ class DataConfig:
     min_partition_size: int = bounded(1, ge=0)  # partition = "dirichlet": resample below this
     max_samples: int | None = bounded(None, ge=1)  # per client: its first this many training samples
     samples_per_client: int | None = bounded(None, ge=1)  # partition = "iid": each client this many
+    client_test_fraction: float | None = bounded(None, gt=0, lt=1)  # each client's held-out share
 
     MOVED: ClassVar[dict[str, str]] = {
         "path": "params.path",
