@@ -71,8 +71,13 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """The global model on this client's local data."""
-    work, pid, _ = _setup(msg, context)
+    """The global model on this client's local data: its own test samples where the message asks
+    (per-client evaluation, with its personal model's too), else its training samples."""
+    work, pid, config = _setup(msg, context)
+    if config.get(keys.LOCAL_TEST):
+        return gpu.within_share(
+            work.share, [pid], lambda: local_round.evaluate_own(msg, context, work, pid, config)
+        )
     data = work.client(pid)
     loss, accuracy = gpu.within_share(work.share, [pid], lambda: training.evaluate(work.model, data))
     metrics = MetricRecord(

@@ -10,17 +10,20 @@ group's message and reply carry each member's under its own record names).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
-from clients import channel, client_state, cohort_group, faults, update
+from clients import channel, client_state, cohort_group, faults, training, update
 from clients.client_state import Records
 from clients.cohort_schedule import Member
 from clients.workload import Workload
 from fedsim import protocol as keys
+from fedsim.data import Split
 from fedsim.scenario.seeding import torch_generator
-from strategies.algorithm import Algorithm, Arrays, ClientStart, Finished, Local
+from strategies.algorithm import Algorithm, Arrays, ClientStart, Finished, Local, Trainer
 
 
 def train_client(msg: Message, context: Context, work: Workload, pid: int, config: ConfigRecord) -> Message:
@@ -32,7 +35,8 @@ def train_client(msg: Message, context: Context, work: Workload, pid: int, confi
     server_round = int(keys.number(config, keys.SERVER_ROUND))
     data = work.training_data(pid)
     x = keys.to_numpy(msg.content.array_records[keys.ARRAYS])
-    start = _start(work, config, x, epochs, msg.content.array_records.get, context.state.array_records.get)
+    found, kept_state = msg.content.array_records.get, context.state.array_records.get
+    start = _start(work, config, x, epochs, found, kept_state, pid, data)
     local = _begin(work.algorithm, start)
     ctx = update.UpdateContext(
         config=start.config,
@@ -58,9 +62,17 @@ def train_client(msg: Message, context: Context, work: Workload, pid: int, confi
 
 
 def _start(
-    work: Workload, config: ConfigRecord, x: Arrays, epochs: int, sent: Records, kept: Records
+    work: Workload,
+    config: ConfigRecord,
+    x: Arrays,
+    epochs: int,
+    sent: Records,
+    kept: Records,
+    pid: int,
+    data: Split,
 ) -> ClientStart:
     """The round as the client starts it: ``sent`` finds the strategy's arrays, ``kept`` its state."""
+    server_round = int(keys.number(config, keys.SERVER_ROUND))
     return ClientStart(
         model=work.model,
         global_weights=x,
@@ -69,7 +81,49 @@ def _start(
         config=dataclasses.replace(work.scenario.client, local_epochs=epochs),
         server_config=dict(config),
         device=work.device,
+        data=data,
+        strategy=dict(work.scenario.strategy.params),
+        trainer=trainer(work, data, torch_generator(work.scenario.seed, "personal", server_round, pid)),
     )
+
+
+def trainer(work: Workload, data: Split, generator: torch.Generator) -> Trainer:
+    """:meth:`ClientStart.train`: the built-in local steps on the worker's model, from given weights."""
+
+    def train(weights: Mapping[str, np.ndarray], local: Local, epochs: int) -> Arrays:
+        work.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})
+        cfg = dataclasses.replace(work.scenario.client, local_epochs=epochs)
+        training.train(work.model, data, cfg, generator, local.terms, local.objective)
+        return {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
+
+    return train
+
+
+def evaluate_own(msg: Message, context: Context, work: Workload, pid: int, config: ConfigRecord) -> Message:
+    """Per-client evaluation (fedsim/sim/client_eval.py): the global model on the client's own test
+    samples, and the algorithm's personal model (``personalize``) on the same, if it has one."""
+    test = work.local_test(pid)
+    metrics = MetricRecord({keys.NUM_EXAMPLES: float(len(test))})
+    if len(test):
+        metrics[keys.EVAL_LOSS], metrics[keys.EVAL_ACCURACY] = training.evaluate(work.model, test)
+    else:  # too small a client to hold any sample out: the server leaves it out of the statistics
+        metrics[keys.EVAL_LOSS] = metrics[keys.EVAL_ACCURACY] = 0.0
+    personalize = work.algorithm.personalize
+    if personalize is not None:
+        x = keys.to_numpy(msg.content.array_records[keys.ARRAYS])
+        own = msg.content.array_records.get  # a pooled node's message carries the client's state
+
+        def kept(name: str) -> ArrayRecord | None:
+            return own(name) or context.state.array_records.get(name)
+
+        epochs = work.scenario.client.local_epochs
+        start = _start(work, config, x, epochs, lambda _: None, kept, pid, work.training_data(pid))
+        start = dataclasses.replace(start, received={})  # an evaluation brings no strategy arrays
+        personal = personalize(start)
+        work.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in personal.items()})
+        loss, accuracy = training.evaluate(work.model, test) if len(test) else (0.0, 0.0)
+        metrics[keys.PERSONAL_LOSS], metrics[keys.PERSONAL_ACCURACY] = loss, accuracy
+    return Message(RecordDict({keys.METRICS: metrics}), reply_to=msg)
 
 
 def _begin(algorithm: Algorithm, start: ClientStart) -> Local:
@@ -129,7 +183,8 @@ def train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: 
     starts, members = [], []
     for pid, own_epochs in zip(partitions, epochs, strict=True):
         found = _members(msg, pid)  # its arrays and its state alike: its own names, or the shared
-        start = _start(work, config, x, own_epochs, found, found)
+        data = work.training_data(pid)
+        start = _start(work, config, x, own_epochs, found, found, pid, data)
         local = _begin(algorithm, start)
         if local.objective is not None:
             raise ValueError(
@@ -137,7 +192,7 @@ def train_group(msg: Message, work: Workload, config: ConfigRecord, partitions: 
             )
         generator_ = torch_generator(scenario.seed, "train", server_round, pid)
         starts.append(start)
-        members.append(Member(work.training_data(pid), generator_, own_epochs, local.terms))
+        members.append(Member(data, generator_, own_epochs, local.terms))
     res = scenario.resources
     # Capture unset: on where it pays, a CUDA worker (clients/capture.py).
     captured = res.capture if res.capture is not None else work.device.type == "cuda"

@@ -63,6 +63,11 @@ class Workload:
             keep_within(self._splits, len(self.data.train))
         return self._splits[partition_id]
 
+    def local_test(self, partition_id: int) -> Split:
+        """The client's own test samples (per-client evaluation), on the training device."""
+        split = self.data.local_test(partition_id)
+        return split if self.device.type == "cpu" else Split(split.x.to(self.device), split.y.to(self.device))
+
     def training_data(self, partition_id: int) -> Split:
         """The partition's samples; a label-flipping attacker's with its labels flipped."""
         data = self.client(partition_id)

@@ -36,6 +36,7 @@ FAULT = "fault"  # an injected fault to act out: "fail" (raise) or "crash" (the 
 # A simulated node of a pool stands in for any client (strategies/placement.py): its messages
 # name the client (PARTITION_ID) and carry the client's kept state (records named STATE + name).
 PARTITION_ID = "partition-id"  # also the query reply's metric: the partition a SuperNode holds
+LOCAL_TEST = "local-test"  # an evaluate message asking for the client's own test data (per-client)
 # The cohort engine (fedsim/sim/cohort_engine.py): one train message per group of clients, to the
 # group's first node, naming the partitions to train; what differs between its clients (their
 # state) is under member_record(name, pid), and the reply holds each one's records so too.
@@ -82,6 +83,10 @@ NUM_EXAMPLES = "num-examples"  # Flower's strategies weight by this
 TRAIN_LOSS = "train_loss"
 EVAL_LOSS = "loss"
 EVAL_ACCURACY = "accuracy"
+# A per-client evaluation's reply (fedsim/sim/client_eval.py): the client's own model on the same
+# samples, under a personalization algorithm.
+PERSONAL_LOSS = "personal_loss"
+PERSONAL_ACCURACY = "personal_accuracy"
 
 # Error replies carry only a reason text: a client that outgrew its GPU share says this
 # phrase (clients/gpu.py), and the server counts it as out of memory (fedsim/sim/failures.py).

@@ -18,6 +18,10 @@ names none of them:
   the client's new state and metrics of its own.
 - ``sends`` and ``replies``: the arrays the strategy's messages and the clients' replies carry
   beside the model; the server screens them as it screens the model.
+- ``personalize(start)``, at per-client evaluation ([evaluation] clients): the client's own
+  model, which fedsim evaluates on the client's test data beside the global model
+  (``personal_acc_*``).  It reads the client's state (a kept personal model, a kept head) or
+  trains one now (:meth:`ClientStart.train`, e.g. fine-tuning); it changes no state.
 - ``requires``: what it assumes of the rest of the scenario, checked before a run starts.
 
 Arrays are NumPy arrays by name (``Arrays``), as messages carry them; terms hold torch tensors on
@@ -35,12 +39,15 @@ import torch
 from torch import nn
 
 from fedsim import protocol as keys
+from fedsim.data import Split
 from fedsim.scenario.sections import ClientConfig
 
 Arrays = dict[str, np.ndarray]  # by state-dict name: one per model parameter, or per model entry
 Tensors = dict[str, torch.Tensor]
 # (model, inputs, targets) -> (the loss to differentiate, the loss to report as train_loss)
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# (weights, the step's terms, epochs) -> the trained weights: clients/local_round.py gives one
+Trainer = Callable[[Mapping[str, np.ndarray], "Local", int], Arrays]
 
 
 class ArraySpec(Protocol):
@@ -123,6 +130,18 @@ class ClientStart:
     config: ClientConfig  # [client], with this client's epochs (a straggler's are fewer)
     server_config: Mapping[str, Any]  # what the strategy sent in the round's config
     device: torch.device
+    # The client's training samples (a label-flipper's flipped), on ``device``.
+    data: Split = field(default_factory=lambda: Split(torch.zeros(0), torch.zeros(0, dtype=torch.int64)))
+    strategy: Mapping[str, Any] = field(default_factory=dict)  # [strategy.params], defaults filled
+    trainer: Trainer | None = None  # :meth:`train`'s steps, on this client's data and random stream
+
+    def train(self, weights: Mapping[str, np.ndarray], local: Local | None = None, epochs: int = 1) -> Arrays:
+        """``epochs`` of the client's local SGD ([client]'s batch size and learning rate, the
+        built-in steps with ``local``'s terms) on its training data from ``weights``; the
+        trained model by state-dict name.  It trains ``model`` in place: read it first."""
+        if self.trainer is None:
+            raise RuntimeError("this ClientStart was made without a trainer")
+        return self.trainer(weights, local or Local(), epochs)
 
     def parameters(self) -> list[str]:
         """The model's parameter names (those of ``ArraysLike("parameters")``), in its order."""
@@ -153,6 +172,7 @@ class Requires:
 
 
 Begin = Callable[[ClientStart], Local]
+Personalize = Callable[[ClientStart], Arrays]  # the client's own model, by state-dict name
 Finish = Callable[[ClientStart, Arrays, int], Finished]  # (start, the trained model, its local steps)
 RESERVED = frozenset({keys.ARRAYS, keys.CONFIG, keys.METRICS, keys.COMPRESSION_RESIDUAL})
 
@@ -163,6 +183,7 @@ class Algorithm:
 
     begin: Begin | None = None
     finish: Finish | None = None
+    personalize: Personalize | None = None
     state: Mapping[str, ArraySpec] = field(default_factory=dict)
     sends: Mapping[str, ArraySpec] = field(default_factory=dict)
     replies: Mapping[str, ArraySpec] = field(default_factory=dict)

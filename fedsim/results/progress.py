@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from fedsim.data import FederatedData
+from fedsim.results.per_client import GLOBAL, PERSONAL
 from fedsim.results.records import RoundRecord, Summary
 from fedsim.results.tensorboard import TensorBoardLog
 from fedsim.scenario.describe import guarantee
@@ -36,6 +37,7 @@ def describe(record: RoundRecord) -> str:
     more = []
     if record.fed_accuracy is not None:
         more.append(f"fed acc {record.fed_accuracy:.4f}")
+    more.extend(_per_client(record.extra))
     if record.clients_failed:
         more.append(f"{record.clients_failed} failed")
     if record.stragglers:
@@ -53,6 +55,16 @@ def describe(record: RoundRecord) -> str:
         return line
     joined = _fit([line, *more])
     return joined if len(joined) <= WIDTH else line + "\n" + _fit(["         ", *more])
+
+
+def _per_client(extra: dict[str, float]) -> list[str]:
+    """Per-client evaluation's mean and worst 10 %: the global model's, then the personal models'."""
+    parts = []
+    for prefix, name in ((GLOBAL, "clients"), (PERSONAL, "personal")):
+        mean, worst = extra.get(f"{prefix}_mean"), extra.get(f"{prefix}_worst10")
+        if mean is not None and worst is not None:
+            parts.append(f"{name} {mean:.4f} (worst 10% {worst:.4f})")
+    return parts
 
 
 def _short(value: float) -> str:
@@ -194,6 +206,11 @@ def print_summary(console: Console, summary: Summary, out_dir: str) -> None:
     if summary.target_accuracy is not None:
         table.add_row(f"round reaching {summary.target_accuracy:g}", show(summary.round_reached_target, "{}"))
         table.add_row(f"seconds to {summary.target_accuracy:g}", show(summary.time_to_target_s, "{:.1f}"))
+    for prefix, name in ((GLOBAL, "client"), (PERSONAL, "personal")):
+        stats = summary.clients or {}
+        if f"{prefix}_mean" in stats:
+            shown = f"{stats[f'{prefix}_mean']:.4f} (worst 10 % {stats[f'{prefix}_worst10']:.4f})"
+            table.add_row(f"{name} accuracy, mean over clients", shown)
     if summary.epsilon is not None and summary.delta is not None:
         table.add_row(f"privacy spent (delta {summary.delta:.3g})", f"epsilon {summary.epsilon:.4g}")
     if summary.privacy_stop is not None:

@@ -3,10 +3,13 @@ the :class:`Summary` of them all (``summary.json``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from fedsim.results import per_client
+from fedsim.results.per_client import ClientOutcome
 from fedsim.scenario.sections import Scenario
 
 
@@ -52,15 +55,19 @@ class RoundRecord:
     # Other metrics the strategy's aggregates returned (fedsim/sim/rounds.py: strategy_metrics),
     # written as keys of the row beside these fields.
     extra: dict[str, float] = field(default_factory=dict)
+    # Per-client evaluation's outcomes ([evaluation] clients): a line of clients.jsonl, not of
+    # metrics.jsonl, which gets their statistics (``extra``'s client_acc_*, fedsim/results/per_client.py).
+    clients: tuple[ClientOutcome, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
+        return frozenset(f.name for f in fields(cls)) - {"clients"}
 
     def row(self) -> dict[str, Any]:
         """The record as one line of ``metrics.jsonl``: its fields, then ``extra``'s keys."""
-        row = asdict(self)
+        row = asdict(dataclasses.replace(self, clients=()))
         extra = row.pop("extra")
+        del row["clients"]
         return {**row, **extra}
 
     @classmethod
@@ -94,6 +101,8 @@ class Summary:
     delta: float | None = None
     noise_multiplier: float | None = None  # as used (calibrated, for noise_multiplier = "auto")
     privacy_stop: str | None = None  # why training stopped early to stay within target_epsilon
+    # The last per-client evaluation's statistics (client_acc_*, personal_acc_*, clients_evaluated).
+    clients: dict[str, float] | None = None
 
 
 def summarize(
@@ -127,6 +136,7 @@ def summarize(
         simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
         virtual_time_s=records[-1].virtual_time_s if records else 0.0,
         virtual_time_to_target_s=reached.virtual_time_s if reached else None,
+        clients=per_client.final([r.row() for r in records]),
         **_privacy(scenario, records, privacy_stop, epsilon),
     )
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 import torch
 
 from fedsim.data.vocab import Vocabulary
+from fedsim.results import per_client
 from fedsim.results import rows as metrics_rows
 from fedsim.results.records import RoundRecord, Summary, summarize
 from fedsim.results.runlock import LOCK_FILE, RunLock
@@ -102,6 +103,7 @@ class RunDirectory:
         lock = lock or RunLock.take(path, "--resume")
         try:
             records = _cut_rows(path / METRICS_FILE, metrics_bytes, rounds)
+            per_client.cut(path / per_client.CLIENTS_FILE, rounds)
             directory = cls.__new__(cls)
             directory._attach(path, scenario, records, lock)
         except BaseException:
@@ -119,6 +121,11 @@ class RunDirectory:
         write_atomic(self.path / VOCAB_FILE, vocab.to_json().encode())
 
     def append(self, record: RoundRecord) -> None:
+        """The round's row into ``metrics.jsonl`` (and its clients' outcomes into ``clients.jsonl``)."""
+        if record.clients:  # first: a resume cuts clients.jsonl back to the rows metrics.jsonl kept
+            self._append_line(
+                self.path / per_client.CLIENTS_FILE, per_client.line(record.round, record.clients)
+            )
         row = _rounded(record.row())
         try:  # one write, then fsync: a kill leaves at most this row cut short (metrics_rows.py)
             self._metrics.write(json.dumps(row) + "\n")
@@ -129,6 +136,16 @@ class RunDirectory:
         # Kept as written: a resumed run reads its earlier rows back rounded, and its
         # summary must add up the same values as one that ran through.
         self.records.append(RoundRecord.from_row(row))
+
+    @staticmethod
+    def _append_line(path: Path, text: str) -> None:
+        try:
+            with open(path, "a", encoding="utf-8") as stream:
+                stream.write(text + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(path)) from None
 
     def close(self) -> None:
         """Let go of the folder without writing results, as a process that stops here would."""

@@ -193,6 +193,11 @@ class CompareConfig:
 class EvaluationConfig:
     centralized: bool = True  # evaluate the global model on the held-out test set
     every: int = bounded(1, ge=1)  # rounds between evaluations; the last round always is
+    # Per-client evaluation (fedsim/sim/client_eval.py): the global model (and a personalization
+    # algorithm's own models) on each chosen client's own test data ("all", or that fraction of
+    # the clients, sampled per round from the seed), every ``clients_every`` rounds (unset: ``every``).
+    clients: float | Literal["all"] | None = bounded(None, gt=0, le=1)
+    clients_every: int | None = bounded(None, ge=1)
     target_accuracy: float | None = bounded(None, gt=0, le=1)
     # End the run at the first evaluation reaching target_accuracy: rounds (and seconds) to a
     # target are how McMahan et al. 2017 compare methods, and what a user waits for.
@@ -206,6 +211,12 @@ class EvaluationConfig:
                 "evaluation.stop_at_target",
                 "stops on the centralized accuracy: evaluation.centralized must be true",
             )
+
+    def client_count(self, population: int) -> int:
+        """How many clients per-client evaluation evaluates (0: it is off)."""
+        if self.clients is None:
+            return 0
+        return population if self.clients == "all" else max(1, math.ceil(self.clients * population))
 
     def reached(self, accuracy: float | None) -> bool:
         """Whether an evaluation's accuracy reaches ``target_accuracy``."""
@@ -357,6 +368,14 @@ class Scenario:
     def evaluates(self, server_round: int) -> bool:
         """Whether ``server_round`` is evaluated: every ``evaluation.every`` rounds, and the last."""
         return server_round % self.evaluation.every == 0 or server_round == self.rounds
+
+    def evaluates_clients(self, server_round: int) -> bool:
+        """Whether ``server_round`` evaluates clients on their own test data ([evaluation] clients)."""
+        evaluation = self.evaluation
+        if evaluation.clients is None:
+            return False
+        every = evaluation.clients_every or evaluation.every
+        return server_round % every == 0 or server_round == self.rounds
 
     def train_sample_size(self, population: int) -> int:
         """Clients sampled to train each round: the cohort, and over-selection's extra share."""

@@ -29,14 +29,16 @@ from torch import nn
 
 from fedsim import protocol as keys
 from fedsim.data import Split
+from fedsim.results.per_client import statistics
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
 from fedsim.sim import channel, failures, nodes
+from fedsim.sim.client_eval import ClientEvaluation, evaluate_clients
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.sim.replies import expected_metrics, extras, screen_train
-from fedsim.sim.rounds import Reporter, evaluate_global
+from fedsim.sim.rounds import Reporter, evaluate_global, warn_missing
 from strategies.algorithm import PLAIN
 from strategies.async_schedule import NobodyOnline, Step, Task, schedule
 from strategies.asynchronous import Arrays, AsyncStrategy, Update
@@ -131,6 +133,7 @@ class AsyncLoop:
         round_time = time.perf_counter() - started
         began_eval = time.perf_counter()
         accuracy, loss = self._evaluate(server_round, new)
+        own = self._evaluate_clients(server_round, new)
         staleness = [u.staleness for u in updates]
         record = RoundRecord(
             round=server_round,
@@ -143,8 +146,8 @@ class AsyncLoop:
             clients_failed=failed.total,
             round_time_s=round_time,
             eval_time_s=time.perf_counter() - began_eval,
-            bytes_sent=sent,
-            bytes_received=received,
+            bytes_sent=sent + (own.bytes_sent if own else 0),
+            bytes_received=received + (own.bytes_received if own else 0),
             clients_raised=failed.raised,
             clients_crashed=failed.crashed,
             clients_out_of_memory=failed.out_of_memory,
@@ -155,7 +158,9 @@ class AsyncLoop:
             extra={
                 "staleness_mean": float(np.mean(staleness)) if staleness else 0.0,
                 "staleness_max": float(max(staleness, default=0)),
+                **(statistics(own.outcomes) if own else {}),
             },
+            clients=tuple(own.outcomes) if own else (),
         )
         return new, record
 
@@ -276,6 +281,18 @@ class AsyncLoop:
                 f"round {step.version}: {len(errors) + missing} of {len(step.applied)} updates failed"
             )
         return updates, failures.count(errors, timed_out=missing, rejected=0)
+
+    def _evaluate_clients(self, server_round: int, arrays: ArrayRecord) -> ClientEvaluation | None:
+        """Every chosen client's own test data ([evaluation] clients), its nodes shared with the
+        tasks in flight (their messages are waited for in turn)."""
+        if not self.scenario.evaluates_clients(server_round):
+            return None
+        s = self.scenario
+        own = evaluate_clients(
+            self.grid, s, self.placement, self.clients, self.config, arrays, server_round, self.abort, False
+        )
+        warn_missing(self.reporter, server_round, own)
+        return own
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> tuple[float | None, float | None]:
         if not self.scenario.evaluation.centralized or not self.scenario.evaluates(server_round):

@@ -47,6 +47,12 @@ def check(scenario: Scenario, data_dir: str | None = None) -> Checked:
     data, root = find_federated(scenario.data, scenario.seed, data_dir, paths)
     scenario = resolved(scenario, len(data.clients))
     scenario.check_population(len(data.clients))
+    if scenario.evaluation.clients is not None and data.local_tests is None:
+        raise ScenarioError(
+            "evaluation.clients",
+            f"needs each client's own test data, and {scenario.data.dataset!r} under partition "
+            f"{scenario.data.partition!r} has none: set data.client_test_fraction (e.g. 0.2)",
+        )
     model = build_model(scenario.model, data.input_shape, data.num_classes, scenario.seed, paths)
     check_forward(scenario.model.name, model, data)
     parameters = [name for name, _ in model.named_parameters()]

@@ -88,8 +88,9 @@ def screen_train(
     return _screen(replies, lambda m: train_problem(m, model, extra, metrics, exact))
 
 
-def screen_evaluate(replies: Iterable[Message]) -> Screened:
-    return _screen(replies, evaluate_problem)
+def screen_evaluate(replies: Iterable[Message], metrics: frozenset[str] = EVALUATE_METRICS) -> Screened:
+    """Keep the evaluation replies that carry exactly ``metrics``, finite (error replies pass)."""
+    return _screen(replies, lambda m: evaluate_problem(m, metrics))
 
 
 def train_problem(
@@ -111,11 +112,11 @@ def train_problem(
     return _metrics_problem(reply, metrics, exact)
 
 
-def evaluate_problem(reply: Message) -> str | None:
+def evaluate_problem(reply: Message, metrics: frozenset[str] = EVALUATE_METRICS) -> str | None:
     content = reply.content
     if content.array_records or content.config_records:
         return f"expected only MetricRecord {keys.METRICS!r}, got records {sorted(content.keys())}"
-    return _metrics_problem(reply, EVALUATE_METRICS)
+    return _metrics_problem(reply, metrics)
 
 
 def arrays_problem(arrays: ArrayRecord, reference: ArrayRecord) -> str | None:

@@ -8,6 +8,7 @@ The strategy keeps Flower's four-method interface.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from torch import nn
 from clients.training import evaluate
 from fedsim import protocol as keys
 from fedsim.data import Split
+from fedsim.results.per_client import ClientOutcome, statistics
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
 from fedsim.sim import channel, cohort_engine, failures, nodes
+from fedsim.sim.client_eval import ClientEvaluation, evaluate_clients
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import uses_cohorts
 from fedsim.sim.divergence import check_finite
@@ -71,6 +74,7 @@ class Evaluation:
     bytes_sent: int = 0
     bytes_received: int = 0
     extra: dict[str, float] = field(default_factory=dict)  # the strategy's other evaluation metrics
+    clients: tuple[ClientOutcome, ...] = ()  # per-client evaluation's ([evaluation] clients)
 
 
 @dataclass
@@ -134,6 +138,7 @@ class RoundLoop:
             delta=self.budget.delta if self.budget else None,
             client_nodes=nodes.total(a.client_nodes for a in attempts),
             extra={**strategy_metrics(train_metrics, TRAIN_OWN, ""), **ev.extra},
+            clients=ev.clients,
         )
         return arrays, record
 
@@ -245,6 +250,31 @@ class RoundLoop:
         self.budget.spend(cohort)
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> Evaluation:
+        """The round's evaluations: centralized and federated, then every client's own."""
+        ev = self._evaluate_global(server_round, arrays)
+        if not self.scenario.evaluates_clients(server_round):
+            return ev
+        own = evaluate_clients(
+            self.grid,
+            self.scenario,
+            self.strategy.placement,
+            self.clients,
+            self.config,
+            arrays,
+            server_round,
+            self.abort,
+            personal=self.algorithm.personalize is not None,
+        )
+        warn_missing(self.reporter, server_round, own)
+        return dataclasses.replace(
+            ev,
+            bytes_sent=ev.bytes_sent + own.bytes_sent,
+            bytes_received=ev.bytes_received + own.bytes_received,
+            extra={**ev.extra, **statistics(own.outcomes)},
+            clients=tuple(own.outcomes),
+        )
+
+    def _evaluate_global(self, server_round: int, arrays: ArrayRecord) -> Evaluation:
         scenario = self.scenario
         if not scenario.evaluates(server_round):
             return Evaluation()
@@ -269,6 +299,14 @@ class RoundLoop:
                 fed_accuracy = _number(fed.get(keys.EVAL_ACCURACY))
                 extra = strategy_metrics(fed, EVALUATE_OWN, "fed_")
         return Evaluation(accuracy, loss, fed_accuracy, fed_loss, sent, received, extra)
+
+
+def warn_missing(reporter: Reporter, server_round: int, own: ClientEvaluation) -> None:
+    if own.missing:
+        reporter.warn(
+            f"round {server_round}: {own.missing} of {own.asked} clients gave no per-client evaluation "
+            "(failed, or no reply before resources.round_timeout_s): left out of client_acc_*"
+        )
 
 
 def evaluate_global(model: nn.Module, arrays: ArrayRecord, test: Split) -> tuple[float, float]:
