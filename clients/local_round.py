@@ -53,7 +53,9 @@ def train_client(msg: Message, context: Context, work: Workload, pid: int, confi
     )
     returned = work.update(work.model, data, ctx, **work.update_params)
     own = update.metrics_of(scenario.client.update, returned)
-    y = {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
+    # Copies: on the CPU a tensor's numpy() shares its memory, and finish may train the model on
+    # (start.train: Ditto's personal steps).
+    y = {k: np.array(v.detach().cpu()) for k, v in work.model.state_dict().items()}
     finished = _finish(work.algorithm, start, y, start.config.local_steps(len(data)))
     kept = context.state.array_records.get
     content, compressed = _reply(work, x, y, pid, server_round, finished, own, len(data), kept)

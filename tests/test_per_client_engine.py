@@ -74,3 +74,24 @@ def test_held_out_samples_never_train(tmp_path: Path) -> None:
         assert a["train_loss"] == b["train_loss"] and a["accuracy"] == b["accuracy"]
         assert b["client_acc_mean"] < a["client_acc_mean"] - 0.1  # tested on the poisoned samples
     assert (tmp_path / "clean" / "model.pt").read_bytes() == (tmp_path / "poisoned" / "model.pt").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["fine_tune", "ditto"])
+def test_personal_models_leave_the_global_model_fedavgs_and_report_their_accuracy(
+    tmp_path: Path, name: str
+) -> None:
+    """Fine-tuning happens at evaluation only; Ditto's personal steps after the global update:
+    the global model is FedAvg's, bit for bit, in both."""
+    settings = ("rounds=2", 'evaluation.clients="all"')
+    simulate(QUICKSTART, tmp_path / "fedavg", overrides=settings)
+    simulate(QUICKSTART, tmp_path / "tuned", overrides=(*settings, f'strategy.name="{name}"'))
+    plain, tuned = read_metrics(tmp_path / "fedavg"), read_metrics(tmp_path / "tuned")
+    for a, b in zip(plain, tuned, strict=True):
+        assert (a["train_loss"], a["accuracy"], a["client_acc_mean"]) == (
+            b["train_loss"],
+            b["accuracy"],
+            b["client_acc_mean"],
+        )
+        assert "personal_acc_mean" not in a and b["personal_acc_mean"] != b["client_acc_mean"]
+    outcomes = per_client.read(tmp_path / "tuned")[-1][1]
+    assert all(o.personal_accuracy is not None for o in outcomes)

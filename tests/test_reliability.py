@@ -16,6 +16,7 @@ import psutil
 import pytest
 import torch
 
+from fedsim.results import per_client
 from fedsim.results.records import RoundRecord
 from fedsim.results.run_dir import read_metrics
 from fedsim.scenario import plugins
@@ -117,6 +118,8 @@ class StopAfter(RecordingReporter):
 STATEFUL = [
     *(f"strategy.name={name}" for name in plugins.REGISTRY["strategy"] if algorithm_of_name(name).state),
     f"strategy.name=topk:TopK python_path=['{REPO / 'examples' / 'error_feedback'}']",
+    # Personal models, evaluated per client every round: clients.jsonl resumes too.
+    'strategy.name=ditto evaluation.clients="all"',
 ]
 
 
@@ -135,6 +138,7 @@ def test_each_clients_state_survives_a_sigkill_and_the_resume_ends_as_an_uninter
     assert [r["round"] for r in read_metrics(killed_dir)] == [1, 2, 3, 4]
     assert comparable(killed_dir) == comparable(tmp_path / "whole")
     assert same_model(killed_dir, tmp_path / "whole")
+    assert per_client.read(killed_dir) == per_client.read(tmp_path / "whole")
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,8 @@ REGISTRY: dict[str, dict[str, str]] = {
         "fednova": "strategies.fednova:FedNova",
         "feddyn": "strategies.feddyn:FedDyn",
         "moon": "strategies.moon:Moon",
+        "fine_tune": "strategies.fine_tune:fine_tune",
+        "ditto": "strategies.ditto:ditto",
         # Asynchronous ones (strategies/asynchronous.py), one file each.
         "fedbuff": "strategies.fedbuff:FedBuff",
         "fedasync": "strategies.fedasync:FedAsync",

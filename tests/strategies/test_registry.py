@@ -56,6 +56,8 @@ def test_the_registry_names_every_built_in_by_its_import_path() -> None:
 FLOWER_CLASSES = {
     "fedavg": FedAvg,
     "fedprox": FedProx,
+    "fine_tune": FedAvg,  # personalization on FedAvg's server half
+    "ditto": FedAvg,
     "fedavgm": FedAvgM,
     "fedadam": FedAdam,
     "fedyogi": FedYogi,
