@@ -5,7 +5,8 @@ Final accuracy is over completed runs, best accuracy over every run that evaluat
 single seed).  Rounds to target are over the runs that reached
 ``evaluation.target_accuracy``, shown with how many did.  Wall time and bytes are
 per run.  Accuracy is the centralized test accuracy, or the federated one when the
-scenario evaluates on clients only.
+scenario evaluates on clients only.  Under per-client evaluation the table adds the last
+distribution's mean and worst 10 % over clients, of the global model and of personal models.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import json
 import math
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedsim.results import per_client
 from fedsim.results import rows as metrics_rows
 from fedsim.results.records import RoundRecord
 from fedsim.results.run_dir import METRICS_FILE, SCENARIO_FILE, SUMMARY_FILE, to_records
@@ -62,6 +64,18 @@ class Row:
     bytes_sent: Stat | None
     bytes_received: Stat | None
     errors: tuple[str, ...]  # "seed 1: why", one per failed run
+    # Per-client evaluation's last distribution over the completed runs, by statistic
+    # (fedsim/results/per_client.py: client_acc_mean, client_acc_worst10, personal_acc_*).
+    clients: dict[str, Stat] = field(default_factory=dict)
+
+
+# The per-client statistics a table shows, with their column headers.
+CLIENT_COLUMNS = {
+    "client_acc_mean": "client mean",
+    "client_acc_worst10": "client worst 10 %",
+    "personal_acc_mean": "personal mean",
+    "personal_acc_worst10": "personal worst 10 %",
+}
 
 
 def mean_std(values: Sequence[float]) -> Stat | None:
@@ -120,7 +134,23 @@ def variant_row(label: str, runs: Sequence[RunResult], target: float | None) -> 
         bytes_sent=mean_std([float(sum(x.bytes_sent for x in r.records)) for r in done]),
         bytes_received=mean_std([float(sum(x.bytes_received for x in r.records)) for r in done]),
         errors=tuple(f"seed {r.seed}: {r.error}" for r in runs if r.error is not None),
+        clients=_client_stats(done),
     )
+
+
+def _client_stats(done: Sequence[RunResult]) -> dict[str, Stat]:
+    finals = [per_client.final([r.row() for r in run.records]) or {} for run in done]
+    out = {}
+    for key in CLIENT_COLUMNS:
+        stat = mean_std([f[key] for f in finals if key in f])
+        if stat is not None:
+            out[key] = stat
+    return out
+
+
+def _client_keys(rows: Sequence[Row]) -> list[str]:
+    """The per-client statistics some row has, in the table's order."""
+    return [k for k in CLIENT_COLUMNS if any(k in row.clients for row in rows)]
 
 
 def comparison(results: Sequence[RunResult], target: float | None) -> list[Row]:
@@ -133,6 +163,8 @@ def cells(rows: Sequence[Row], target: float | None) -> tuple[list[str], list[li
     """The table as text: headers and one list of cells per row."""
     headers = ["variant", "runs", "final accuracy", "best accuracy"]
     headers += [f"rounds to {target:g}", f"virtual s to {target:g}"] if target is not None else []
+    shown = _client_keys(rows)
+    headers += [CLIENT_COLUMNS[k] for k in shown]
     headers += ["wall time (s)", "sent (MB)", "received (MB)", "status"]
     body = []
     for row in rows:
@@ -140,6 +172,7 @@ def cells(rows: Sequence[Row], target: float | None) -> tuple[list[str], list[li
         if target is not None:
             line.append(f"{_show(row.rounds_to_target, 1)} ({row.reached}/{row.completed})")
             line.append(_show(row.virtual_time_to_target_s, 1))
+        line += [_show(row.clients.get(k)) for k in shown]
         line += [_show(row.wall_time_s, 1), _megabytes(row.bytes_sent), _megabytes(row.bytes_received)]
         line.append("; ".join("failed: " + e for e in row.errors) or "ok")
         body.append(line)
@@ -164,10 +197,12 @@ def to_csv(rows: Sequence[Row], target: float | None) -> str:
         "bytes_sent",
         "bytes_received",
     )
+    shown = _client_keys(rows)
     writer.writerow(
         ["variant", "runs", "completed", "target_accuracy", "reached_target"]
         + [f"{s}_{part}" for s in stats for part in ("mean", "std")]
         + ["errors"]
+        + [f"{k}_{part}" for k in shown for part in ("mean", "std")]
     )
     for row in rows:
         values: list[object] = [
@@ -180,7 +215,11 @@ def to_csv(rows: Sequence[Row], target: float | None) -> str:
         for name in stats:
             stat: Stat | None = getattr(row, name)
             values += ["", ""] if stat is None else [stat.mean, stat.std]
-        writer.writerow([*values, "; ".join(row.errors)])
+        own: list[object] = []
+        for key in shown:
+            client = row.clients.get(key)
+            own += ["", ""] if client is None else [client.mean, client.std]
+        writer.writerow([*values, "; ".join(row.errors), *own])
     return stream.getvalue()
 
 

@@ -133,3 +133,26 @@ def test_load_run_reads_a_run_folder(tmp_path: Path) -> None:
     assert result.records == tuple(dataclasses.replace(r, extra={"tau": 1.0}) for r in rows)
     (tmp_path / "summary.json").unlink()
     assert load_run(tmp_path).error == "did not finish (no summary.json)"
+
+
+def test_per_client_means_and_worst_tenths_show_over_seeds_where_runs_have_them() -> None:
+    def evaluated(label: str, seed: int, mean: float, worst: float, personal: float | None) -> RunResult:
+        stats = {"clients_evaluated": 10.0, "client_acc_mean": mean, "client_acc_worst10": worst}
+        if personal is not None:
+            stats |= {"personal_acc_mean": personal, "personal_acc_worst10": personal - 0.2}
+        last = dataclasses.replace(record(2, 0.5), extra=stats)
+        return RunResult(label, seed, (record(1, 0.4), last), wall_time_s=1.0)
+
+    runs = [evaluated("g", 0, 0.6, 0.2, None), evaluated("g", 1, 0.8, 0.4, None)]
+    runs += [evaluated("p", 0, 0.6, 0.2, 0.9)]
+    rows = comparison(runs, None)
+    assert rows[0].clients["client_acc_mean"] == mean_std([0.6, 0.8])
+    assert "personal_acc_mean" not in rows[0].clients
+    table = to_markdown(rows, None)
+    assert "| client mean | client worst 10 % | personal mean | personal worst 10 % |" in table
+    assert "| 0.7000 ± 0.1414 | 0.3000 ± 0.1414 | - | - |" in table
+    assert "| 0.6000 | 0.2000 | 0.9000 | 0.7000 |" in table
+    header = next(csv.reader([to_csv(rows, None).splitlines()[0]]))
+    assert header[-2:] == ["personal_acc_worst10_mean", "personal_acc_worst10_std"]
+    plain = to_markdown(comparison([run("a", 0, [0.5])], None), None)
+    assert "client mean" not in plain  # no per-client evaluation: no such columns
