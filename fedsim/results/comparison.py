@@ -36,6 +36,7 @@ class RunResult:
     wall_time_s: float | None
     error: str | None = None  # None: the run completed
     note: str | None = None  # what reading it left out (a killed run's last row, cut short)
+    clients: tuple[per_client.ClientOutcome, ...] = ()  # the last per-client evaluation's (clients.jsonl)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,9 @@ def load_run(
         wall_time_s = summary.get("wall_time_s")
     except (TypeError, ValueError, AttributeError) as problem:
         raise ScenarioError(str(path), f"not a fedsim run folder ({problem})") from None
-    return RunResult(label, seed, records, wall_time_s, error, note)
+    evaluated = per_client.read(path)
+    clients = tuple(evaluated[-1][1]) if evaluated else ()
+    return RunResult(label, seed, records, wall_time_s, error, note, clients)
 
 
 def _read(path: Path, parse: Callable[[str], Any], missing: Any = None) -> Any:

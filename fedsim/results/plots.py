@@ -1,5 +1,6 @@
 """Figures of a comparison: accuracy and loss by round, one line per variant, and accuracy
-against the virtual clock and against the bytes moved.
+against the virtual clock and against the bytes moved; under per-client evaluation, the
+distribution of the clients' accuracies at the last evaluation (``client_accuracy_cdf.png``).
 
 By round, the line is the mean over seeds at each evaluated round; the shaded band spans the
 seeds' minimum to maximum (drawn when there are two or more seeds).  Against time or bytes the
@@ -135,10 +136,50 @@ def figure_against(results: Sequence[RunResult], axis: Axis, title: str) -> Figu
     return fig
 
 
+CDF_FIGURE = "client_accuracy_cdf.png"
+
+
+def client_cdf(results: Sequence[RunResult], title: str) -> Figure:
+    """Per variant (its seeds' clients together), the share of clients at or below each accuracy
+    at the last per-client evaluation: the global model's solid, personal models' dashed."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    labels = list(dict.fromkeys(r.label for r in results))
+    for index, label in enumerate(labels):
+        outcomes = [o for r in results if r.label == label for o in r.clients]
+        colour = f"C{index % 10}"
+        for values, style, name in (
+            ([o.accuracy for o in outcomes], "-", label),
+            (
+                [o.personal_accuracy for o in outcomes if o.personal_accuracy is not None],
+                "--",
+                f"{label} (personal)",
+            ),
+        ):
+            if values:
+                xs = sorted(values)
+                ax.step(
+                    xs,
+                    [(i + 1) / len(xs) for i in range(len(xs))],
+                    style,
+                    color=colour,
+                    where="post",
+                    label=name,
+                )
+    ax.set_title(f"{title}: client accuracies at the last per-client evaluation")
+    ax.set_xlabel("a client's accuracy on its own test data")
+    ax.set_ylabel("share of clients at or below")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
 def write_figures(results: Sequence[RunResult], out: Path, title: str) -> list[Path]:
-    """``accuracy.png``, ``loss.png``, ``accuracy_by_time.png`` and ``accuracy_by_bytes.png`` in ``out``."""
+    """``accuracy.png``, ``loss.png``, ``accuracy_by_time.png`` and ``accuracy_by_bytes.png`` in ``out``;
+    ``client_accuracy_cdf.png`` too where the runs evaluated clients."""
     figures = [(figure(results, m, title), name) for m, name in FIGURES.items()]
     figures += [(figure_against(results, axis, title), name) for axis, (name, _) in AGAINST.items()]
+    if any(r.clients for r in results):
+        figures.append((client_cdf(results, title), CDF_FIGURE))
     paths = []
     for fig, name in figures:
         image = io.BytesIO()

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from fedsim.results.comparison import RunResult
+from fedsim.results.per_client import ClientOutcome
 from fedsim.results.plots import band, bands, curve, figure, points, write_figures
 from fedsim.results.records import RoundRecord
 
@@ -74,3 +75,12 @@ def test_accuracy_against_bytes_counts_both_directions_cumulatively() -> None:
     ]
     assert curve(records, "bytes") == ([3.0, 9.0], [0.5, 0.75])  # MB after rounds 1 and 3
     assert curve(records, "virtual_time_s") == ([5.0, 15.0], [0.5, 0.75])
+
+
+def test_runs_that_evaluated_clients_get_the_client_accuracy_distribution(tmp_path: Path) -> None:
+    outcomes = tuple(ClientOutcome(k, k / 10, 1.0, 5, personal_accuracy=1 - k / 20) for k in range(10))
+    evaluated = [dataclasses.replace(r, clients=outcomes) for r in RESULTS]
+    names = [p.name for p in write_figures(evaluated, tmp_path, "clients")]
+    assert names[-1] == "client_accuracy_cdf.png" and (tmp_path / names[-1]).read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "none").mkdir()
+    assert "client_accuracy_cdf.png" not in [p.name for p in write_figures(RESULTS, tmp_path / "none", "x")]
