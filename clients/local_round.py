@@ -53,9 +53,7 @@ def train_client(msg: Message, context: Context, work: Workload, pid: int, confi
     )
     returned = work.update(work.model, data, ctx, **work.update_params)
     own = update.metrics_of(scenario.client.update, returned)
-    # Copies: on the CPU a tensor's numpy() shares its memory, and finish may train the model on
-    # (start.train: Ditto's personal steps).
-    y = {k: np.array(v.detach().cpu()) for k, v in work.model.state_dict().items()}
+    y = weights_of(work)  # a copy: finish may train the model on (start.train, Ditto's personal steps)
     finished = _finish(work.algorithm, start, y, start.config.local_steps(len(data)))
     kept = context.state.array_records.get
     content, compressed = _reply(work, x, y, pid, server_round, finished, own, len(data), kept)
@@ -85,20 +83,34 @@ def _start(
         device=work.device,
         data=data,
         strategy=dict(work.scenario.strategy.params),
-        trainer=trainer(work, data, torch_generator(work.scenario.seed, "personal", server_round, pid)),
+        trainer=trainer(work, data, (work.scenario.seed, "personal", server_round, pid)),
     )
 
 
-def trainer(work: Workload, data: Split, generator: torch.Generator) -> Trainer:
-    """:meth:`ClientStart.train`: the built-in local steps on the worker's model, from given weights."""
+def trainer(work: Workload, data: Split, stream: tuple[int, str, int, int]) -> Trainer:
+    """:meth:`ClientStart.train`: the built-in local steps on the worker's model, from given
+    weights, shuffled from random ``stream`` (made when first asked: most rounds never train so)."""
+    generators: list[torch.Generator] = []
 
     def train(weights: Mapping[str, np.ndarray], local: Local, epochs: int) -> Arrays:
-        work.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})
+        if not generators:
+            generators.append(torch_generator(*stream))
+        load(work, weights)
         cfg = dataclasses.replace(work.scenario.client, local_epochs=epochs)
-        training.train(work.model, data, cfg, generator, local.terms, local.objective)
-        return {k: v.detach().cpu().numpy() for k, v in work.model.state_dict().items()}
+        training.train(work.model, data, cfg, generators[0], local.terms, local.objective)
+        return weights_of(work)
 
     return train
+
+
+def load(work: Workload, weights: Mapping[str, np.ndarray]) -> None:
+    work.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})
+
+
+def weights_of(work: Workload) -> Arrays:
+    """The worker's model by state-dict name, copied: on the CPU a tensor's ``numpy()`` shares its
+    memory, and the model trains on (an algorithm's ``finish``, the next client)."""
+    return {k: np.array(v.detach().cpu()) for k, v in work.model.state_dict().items()}
 
 
 def evaluate_own(msg: Message, context: Context, work: Workload, pid: int, config: ConfigRecord) -> Message:
@@ -122,7 +134,7 @@ def evaluate_own(msg: Message, context: Context, work: Workload, pid: int, confi
         start = _start(work, config, x, epochs, lambda _: None, kept, pid, work.training_data(pid))
         start = dataclasses.replace(start, received={})  # an evaluation brings no strategy arrays
         personal = personalize(start)
-        work.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in personal.items()})
+        load(work, personal)
         loss, accuracy = training.evaluate(work.model, test) if len(test) else (0.0, 0.0)
         metrics[keys.PERSONAL_LOSS], metrics[keys.PERSONAL_ACCURACY] = loss, accuracy
     return Message(RecordDict({keys.METRICS: metrics}), reply_to=msg)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fedsim.data.client_rows import DrawnRows
+from fedsim.data.client_rows import PackedRows
 from fedsim.data.dataset import Dataset, Tensors, materialize
 from fedsim.data.federated import FederatedData, Split
 from fedsim.data.local_test import hold_out, natural_tests
@@ -121,7 +121,7 @@ def with_local_tests(
     """Each client's own test rows: ``data.client_test_fraction`` of its partition held out, or,
     unset, the data set's per-client test samples of a natural client (fedsim/data/local_test.py)."""
     if spec.client_test_fraction is not None:
-        if isinstance(federated.clients, DrawnRows):
+        if not isinstance(federated.clients, PackedRows):  # DrawnRows
             raise ScenarioError(
                 "data.client_test_fraction",
                 "not with more clients than samples (data.samples_per_client): clients drawn "

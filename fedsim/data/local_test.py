@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedsim.data.client_rows import ClientRows, PackedRows
+from fedsim.data.client_rows import PackedRows
 
 
 def hold_out(
-    clients: ClientRows,
+    clients: PackedRows,
     labels: np.ndarray,
     fraction: float,
     rng: np.random.Generator,
@@ -35,9 +35,7 @@ def hold_out(
     ``window``: the data are windows of this many tokens (text): hold out each client's last
     rows, and drop its training rows within ``window`` of them.
     """
-    sizes = clients.sizes()
-    flat = np.concatenate([clients[k] for k in range(len(clients))]) if len(clients) else np.zeros(0)
-    flat = flat.astype(np.int64, copy=False)
+    sizes, flat = clients.sizes(), clients.flat  # each client's rows, one after another
     owner = np.repeat(np.arange(len(sizes)), sizes)
     starts = np.repeat(np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
     held_counts = np.floor(sizes * fraction).astype(np.int64)

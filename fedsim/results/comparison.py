@@ -140,7 +140,7 @@ def variant_row(label: str, runs: Sequence[RunResult], target: float | None) -> 
 
 
 def _client_stats(done: Sequence[RunResult]) -> dict[str, Stat]:
-    finals = [per_client.final([r.row() for r in run.records]) or {} for run in done]
+    finals = [per_client.final([r.extra for r in run.records]) or {} for run in done]
     out = {}
     for key in CLIENT_COLUMNS:
         stat = mean_std([f[key] for f in finals if key in f])

@@ -76,7 +76,8 @@ def statistics(outcomes: Sequence[ClientOutcome]) -> dict[str, float]:
 
 
 def final(rows: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
-    """The last evaluated round's statistics (of rows as ``metrics.jsonl`` holds them); None if none."""
+    """The last evaluated round's statistics, of rows (``metrics.jsonl``'s, or records' ``extra``,
+    which holds them); None if no round evaluated clients."""
     for row in reversed(rows):
         if row.get(COUNT):
             return {k: float(v) for k, v in row.items() if k == COUNT or _is_statistic(k)}

@@ -136,7 +136,7 @@ def summarize(
         simulated_time_s=round(sum(r.simulated_time_s for r in records), 3),
         virtual_time_s=records[-1].virtual_time_s if records else 0.0,
         virtual_time_to_target_s=reached.virtual_time_s if reached else None,
-        clients=per_client.final([r.row() for r in records]),
+        clients=per_client.final([r.extra for r in records]),
         **_privacy(scenario, records, privacy_stop, epsilon),
     )
 

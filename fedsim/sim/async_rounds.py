@@ -38,7 +38,7 @@ from fedsim.sim.client_store import ClientStore
 from fedsim.sim.divergence import check_finite
 from fedsim.sim.exchange import Abort, RunError, array_bytes, exchange
 from fedsim.sim.replies import expected_metrics, extras, screen_train
-from fedsim.sim.rounds import Reporter, evaluate_global, warn_missing
+from fedsim.sim.rounds import Reporter, evaluate_global
 from strategies.algorithm import PLAIN
 from strategies.async_schedule import NobodyOnline, Step, Task, schedule
 from strategies.asynchronous import Arrays, AsyncStrategy, Update
@@ -287,12 +287,19 @@ class AsyncLoop:
         tasks in flight (their messages are waited for in turn)."""
         if not self.scenario.evaluates_clients(server_round):
             return None
-        s = self.scenario
-        own = evaluate_clients(
-            self.grid, s, self.placement, self.clients, self.config, arrays, server_round, self.abort, False
+        s, warn = self.scenario, self.reporter.warn
+        return evaluate_clients(
+            self.grid,
+            s,
+            self.placement,
+            self.clients,
+            self.config,
+            arrays,
+            server_round,
+            self.abort,
+            False,
+            warn,
         )
-        warn_missing(self.reporter, server_round, own)
-        return own
 
     def _evaluate(self, server_round: int, arrays: ArrayRecord) -> tuple[float | None, float | None]:
         if not self.scenario.evaluation.centralized or not self.scenario.evaluates(server_round):

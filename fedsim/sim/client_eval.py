@@ -14,7 +14,7 @@ fails or does not answer is left out of the round's statistics, and the warning 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
@@ -67,10 +67,13 @@ def evaluate_clients(
     server_round: int,
     abort: Abort,
     personal: bool,
+    warn: Callable[[str], None],
 ) -> ClientEvaluation:
-    """Every chosen client's outcome; ``personal``: the algorithm evaluates a personal model too."""
+    """Every chosen client's outcome; ``personal``: the algorithm evaluates a personal model too.
+    ``warn`` is told how many clients gave none."""
     partitions = chosen(scenario, server_round, placement.population)
     wave = len(placement.nodes) if placement.pooled else len(partitions)
+    expected = EVALUATE_METRICS | (PERSONAL_METRICS if personal else frozenset())
     outcomes: list[ClientOutcome] = []
     sent = received = empty = 0
     for first in range(0, len(partitions), max(wave, 1)):
@@ -82,7 +85,6 @@ def evaluate_clients(
             messages = store.attach(messages, {node_of[p]: p for p in batch})
         replies = exchange(grid, messages, scenario.resources.round_timeout_s, abort)
         sent, received = sent + array_bytes(messages), received + array_bytes(replies)
-        expected = EVALUATE_METRICS | (PERSONAL_METRICS if personal else frozenset())
         partition_of = {node_of[p]: p for p in batch}
         for reply in screen_evaluate(replies, expected).accepted:
             outcome = _outcome(partition_of[reply.metadata.src_node_id], reply, personal)
@@ -90,7 +92,13 @@ def evaluate_clients(
                 outcomes.append(outcome)
             else:
                 empty += 1
-    return ClientEvaluation(outcomes, len(partitions), empty, sent, received)
+    evaluation = ClientEvaluation(outcomes, len(partitions), empty, sent, received)
+    if evaluation.missing:
+        warn(
+            f"round {server_round}: {evaluation.missing} of {evaluation.asked} clients gave no per-client "
+            "evaluation (failed, or no reply before resources.round_timeout_s): left out of client_acc_*"
+        )
+    return evaluation
 
 
 def _message(

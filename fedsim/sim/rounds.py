@@ -26,7 +26,7 @@ from fedsim.results.per_client import ClientOutcome, statistics
 from fedsim.results.records import RoundRecord
 from fedsim.scenario.sections import Scenario
 from fedsim.sim import channel, cohort_engine, failures, nodes
-from fedsim.sim.client_eval import ClientEvaluation, evaluate_clients
+from fedsim.sim.client_eval import evaluate_clients
 from fedsim.sim.client_store import ClientStore
 from fedsim.sim.cohort_choice import uses_cohorts
 from fedsim.sim.divergence import check_finite
@@ -264,8 +264,8 @@ class RoundLoop:
             server_round,
             self.abort,
             personal=self.algorithm.personalize is not None,
+            warn=self.reporter.warn,
         )
-        warn_missing(self.reporter, server_round, own)
         return dataclasses.replace(
             ev,
             bytes_sent=ev.bytes_sent + own.bytes_sent,
@@ -299,14 +299,6 @@ class RoundLoop:
                 fed_accuracy = _number(fed.get(keys.EVAL_ACCURACY))
                 extra = strategy_metrics(fed, EVALUATE_OWN, "fed_")
         return Evaluation(accuracy, loss, fed_accuracy, fed_loss, sent, received, extra)
-
-
-def warn_missing(reporter: Reporter, server_round: int, own: ClientEvaluation) -> None:
-    if own.missing:
-        reporter.warn(
-            f"round {server_round}: {own.missing} of {own.asked} clients gave no per-client evaluation "
-            "(failed, or no reply before resources.round_timeout_s): left out of client_acc_*"
-        )
 
 
 def evaluate_global(model: nn.Module, arrays: ArrayRecord, test: Split) -> tuple[float, float]:
